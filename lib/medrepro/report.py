@@ -113,7 +113,7 @@ def build_index(out_root=None, profile=None) -> Path:
     with atomic_write(dest) as tmp: tmp.write_text('\n'.join(parts), encoding='utf-8')
     return dest
 
-# %% ../../nbs/05_report.ipynb #c013
+# %% ../../nbs/05_report.ipynb #c014
 @call_parse
 def main(profile:str='smoke', # parameter profile in params/
          only:str=None, # only notebooks matching these globs (comma-separated), e.g. '3*'
