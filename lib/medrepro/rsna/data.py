@@ -17,7 +17,8 @@ from .dicom import CTSeries, read_series, window, multi_window, resize_inplane, 
 
 # %% auto #0
 __all__ = ['VERTEBRAE', 'LABEL_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample',
-           'rsna_sample']
+           'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'presence_frame',
+           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'study_presence', 'vertebra_crops']
 
 # %% ../../../nbs/11_rsna_data.ipynb #c006
 VERTEBRAE = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
@@ -214,3 +215,182 @@ def write_sample(dest, n=12, seed=0, size=128, n_slices=64, compress=('none', 'j
 def rsna_sample(dest, n, seed):
     "RSNA 2022 cervical spine: DICOM studies (128x128, 64 slices), train.csv, boxes, NIfTI segmentations."
     write_sample(dest, n=n, seed=seed)
+
+# %% ../../../nbs/11_rsna_data.ipynb #c017
+def _csv(path, cols, what):
+    path = Path(path)
+    if not path.is_file(): raise DataError(path, f'{what} not found')
+    try: df = pd.read_csv(path)
+    except Exception as e: raise DataError(path, f'cannot parse {what} as CSV: {type(e).__name__}: {e}') from None
+    df.columns = [str(c).strip() for c in df.columns]
+    miss = [c for c in cols if c not in df.columns]
+    if miss: raise DataError(path, f"missing column(s) {', '.join(miss)}; expected {','.join(cols)}, found {','.join(df.columns)}")
+    return df
+
+def read_labels(root) -> pd.DataFrame:
+    "`train.csv` of an RSNA data set folder (or the CSV itself): StudyInstanceUID, patient_overall, C1..C7 as 0/1 ints."
+    path = Path(root); path = path if path.suffix == '.csv' else path/'train.csv'
+    df = _csv(path, ['StudyInstanceUID'] + LABEL_COLS, 'labels file train.csv')
+    df = df[['StudyInstanceUID'] + LABEL_COLS].copy()
+    df['StudyInstanceUID'] = df['StudyInstanceUID'].astype(str).str.strip()
+    for c in LABEL_COLS:
+        v = pd.to_numeric(df[c], errors='coerce')
+        bad = ~v.isin([0, 1])
+        if bad.any():
+            i = int(np.argmax(bad.values))
+            raise DataError(path, f"column {c} must be 0 or 1; row {i + 2} ({df['StudyInstanceUID'].iloc[i]}) has {df[c].iloc[i]!r}")
+        df[c] = v.astype(int)
+    dup = df['StudyInstanceUID'].duplicated()
+    if dup.any(): raise DataError(path, f"study {df['StudyInstanceUID'][dup].iloc[0]} appears more than once")
+    return df.reset_index(drop=True)
+
+def read_boxes(root) -> pd.DataFrame:
+    "`train_bounding_boxes.csv` (StudyInstanceUID, x, y, width, height, slice_number); empty when the file is absent."
+    path = Path(root); path = path if path.suffix == '.csv' else path/'train_bounding_boxes.csv'
+    if not path.exists(): return pd.DataFrame({c: pd.Series(dtype=float if c in 'x y width height' else object) for c in BOX_COLS})
+    df = _csv(path, BOX_COLS, 'bounding boxes file')[BOX_COLS].copy()
+    for c in ['x', 'y', 'width', 'height', 'slice_number']:
+        v = pd.to_numeric(df[c], errors='coerce')
+        if v.isna().any(): raise DataError(path, f'column {c} has a non-numeric value in row {int(np.argmax(v.isna().values)) + 2}')
+        df[c] = v
+    df['slice_number'] = df['slice_number'].astype(int)
+    return df
+
+def study_dirs(root) -> list:
+    "The study folders `train_images/<StudyInstanceUID>` of a data set, sorted."
+    d = Path(root)/'train_images'
+    if not d.is_dir(): raise DataError(d, 'no train_images folder: is this an RSNA data set folder?')
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+def seg_file(root, uid):
+    "Path of the segmentation `segmentations/<uid>.nii` (or .nii.gz), or None if the study has none."
+    for ext in ('.nii', '.nii.gz'):
+        p = Path(root)/'segmentations'/f'{uid}{ext}'
+        if p.exists(): return p
+    return None
+
+# %% ../../../nbs/11_rsna_data.ipynb #c021
+_LPS2RAS = np.diag([-1.0, -1.0, 1.0])
+
+def _load_seg(seg):
+    import nibabel as nib
+    if isinstance(seg, (str, Path)):
+        try: img = nib.load(str(seg))
+        except Exception as e: raise DataError(seg, f'cannot read NIfTI: {type(e).__name__}: {e}') from None
+    else: img = seg
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1: data = data[..., 0]
+    if data.ndim != 3: raise DataError(getattr(img, 'get_filename', lambda: seg)() or 'segmentation', f'expected a 3D label volume, got shape {data.shape}')
+    return data, img.affine
+
+def seg_to_series(seg, series: CTSeries) -> np.ndarray:
+    "Labels of NIfTI `seg` (path or image) on the CT grid of `series`: uint8 (n_slices, rows, cols), nearest voxel."
+    data, A = _load_seg(seg)
+    M = np.linalg.inv(A)[:3] @ np.vstack([np.hstack([_LPS2RAS, np.zeros((3, 1))]), [0, 0, 0, 1]])   # LPS -> NIfTI voxel
+    n, R, C = series.hu.shape
+    dy, dx = series.spacing[1], series.spacing[2]
+    X, Y = series.orientation[:3], series.orientation[3:]
+    ii, jj = np.meshgrid(np.arange(R), np.arange(C), indexing='ij')
+    plane = (ii.reshape(-1, 1)*dy)*Y + (jj.reshape(-1, 1)*dx)*X                       # (R*C, 3) LPS offsets in a slice
+    vplane = plane @ M[:, :3].T                                                         # their voxel-space offsets
+    shp = np.array(data.shape)
+    lo, hi = vplane.min(0), vplane.max(0)
+    out = np.zeros((n, R, C), np.uint8)
+    for k in range(n):
+        o = M[:, :3] @ series.positions[k] + M[:, 3]
+        if np.any(o + hi < -0.5) or np.any(o + lo > shp - 0.5): continue               # slice outside the volume
+        v = np.rint(vplane + o).astype(np.int64)
+        ok = np.all((v >= 0) & (v < shp), axis=1)
+        lab = np.zeros(R*C, data.dtype)
+        lab[ok] = data[v[ok, 0], v[ok, 1], v[ok, 2]]
+        out[k] = lab.reshape(R, C)
+    return out
+
+# %% ../../../nbs/11_rsna_data.ipynb #c023
+def _boxes(lab_or_mask, k_idx):
+    "Bounding box (y0, x0, y1, x1) of a 2D mask."
+    ys, xs = np.nonzero(lab_or_mask)
+    return (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1) if len(ys) else None
+
+def presence_frame(pres: np.ndarray, series: CTSeries, boxes=None, source='nifti') -> pd.DataFrame:
+    "DataFrame (one row per CTSeries slice) with C1..C7 0/1 columns, `slice_number`, `z`; boxes/source in `.attrs`."
+    df = pd.DataFrame(np.asarray(pres, dtype=int), columns=VERTEBRAE)
+    df['slice_number'], df['z'] = np.asarray(series.slice_numbers), np.asarray(series.z)
+    df.index.name = 'slice'
+    df.attrs['boxes'], df.attrs['source'] = dict(boxes or {}), source
+    return df
+
+def vertebra_presence(seg_path, series: CTSeries, labels=None) -> pd.DataFrame:
+    "Which of C1..C7 the segmentation puts on each slice of `series` (rows in CTSeries order), with per-vertebra boxes."
+    lab = seg_to_series(seg_path, series) if labels is None else labels
+    pres = np.zeros((len(series), 7), int)
+    boxes = {}
+    for i, v in enumerate(VERTEBRAE):
+        m = lab == i + 1
+        on = m.any(axis=(1, 2))
+        pres[:, i] = on
+        if on.any(): boxes[v] = _boxes(m[on].any(0), None)
+    return presence_frame(pres, series, boxes, 'nifti')
+
+def vertebra_slices(presence: pd.DataFrame) -> dict:
+    "{'C1': [slice indices (CTSeries order) where C1 is present], ...}"
+    return {v: presence.index[presence[v] > 0].tolist() for v in VERTEBRAE}
+
+# %% ../../../nbs/11_rsna_data.ipynb #c028
+def estimate_presence(series: CTSeries, bone_hu=250, min_area_mm2=40.0) -> pd.DataFrame:
+    "Crude C1..C7 presence without segmentation: the bone-containing z range split uniformly in 7 (see the notebook for its accuracy)."
+    from scipy import ndimage
+    bone = series.hu > bone_hu
+    area = bone.sum(axis=(1, 2))*series.spacing[1]*series.spacing[2]
+    ks = np.nonzero(area >= min_area_mm2)[0]
+    pres = np.zeros((len(series), 7), int)
+    boxes = {}
+    if len(ks) == 0: return presence_frame(pres, series, boxes, 'estimate')
+    edges = np.linspace(ks[0], ks[-1] + 1, 8)
+    for i, v in enumerate(VERTEBRAE):
+        a, b = int(round(edges[i])), max(int(round(edges[i + 1])), int(round(edges[i])) + 1)
+        pres[a:b, i] = 1
+        m = bone[a:b].any(0)
+        lab, nl = ndimage.label(m)
+        if nl:
+            big = 1 + int(np.argmax(ndimage.sum_labels(m, lab, range(1, nl + 1))))
+            boxes[v] = _boxes(lab == big, None)
+    return presence_frame(pres, series, boxes, 'estimate')
+
+def study_presence(root, series: CTSeries) -> pd.DataFrame:
+    "Presence from the study's segmentation when there is one, else `estimate_presence` (`.attrs['source']` says which)."
+    p = seg_file(root, series.uid)
+    return vertebra_presence(p, series) if p is not None else estimate_presence(series)
+
+# %% ../../../nbs/11_rsna_data.ipynb #c031
+def _square_box(box, shape, margin):
+    y0, x0, y1, x1 = box
+    cy, cx, half = (y0 + y1)/2, (x0 + x1)/2, max(y1 - y0, x1 - x0)*(1 + 2*margin)/2
+    half = max(half, 4)
+    return int(np.floor(cy - half)), int(np.floor(cx - half)), int(np.ceil(cy + half)), int(np.ceil(cx + half))
+
+def _crop(vol, box, fill):
+    "vol[..., y0:y1, x0:x1], padded with `fill` where the box leaves the image."
+    y0, x0, y1, x1 = box
+    H, W = vol.shape[-2:]
+    out = np.full(vol.shape[:-2] + (y1 - y0, x1 - x0), fill, dtype=vol.dtype)
+    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y1, H), min(x1, W)
+    if sy1 > sy0 and sx1 > sx0: out[..., sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = vol[..., sy0:sy1, sx0:sx1]
+    return out
+
+def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=None, size=64, windows=('bone',),
+                   context=1, margin=0.15, box=None) -> np.ndarray:
+    "2.5D crops of `vertebra`: `(n_slices, len(windows)*(2*context+1), size, size)` float32, channels window-major."
+    if vertebra not in VERTEBRAE: raise KeyError(f'unknown vertebra {vertebra!r}; expected one of {VERTEBRAE}')
+    idx = vertebra_slices(presence)[vertebra]
+    if not idx: raise DataError(series.files[0].parent if series.files else series.uid, f'{vertebra} is on no slice of this presence table')
+    if n_slices is not None: idx = [idx[int(round(t))] for t in np.linspace(0, len(idx) - 1, int(n_slices))]
+    if box is None: box = presence.attrs.get('boxes', {}).get(vertebra)
+    if box is None:                                   # no box known: the bone on those slices
+        box = _boxes((series.hu[idx] > 250).any(0), None) or (0, 0, *series.hu.shape[1:])
+    sq = _square_box(box, series.hu.shape[1:], margin)
+    nb = np.clip(np.asarray(idx)[:, None] + np.arange(-context, context + 1)[None], 0, len(series) - 1)   # (n, 2c+1)
+    crops = _crop(series.hu[nb], sq, -1024)                                                             # (n, 2c+1, h, w) HU
+    crops = resize_inplane(crops, size)                                                                  # float32
+    x = multi_window(crops, windows)                                                                     # (W, n, 2c+1, S, S)
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3, 4).reshape(len(idx), len(windows)*(2*context + 1), size, size))

@@ -1,0 +1,257 @@
+"RSNA DICOM layer: reading real and generated series, ordering, HU, bad inputs, windows, resampling, preprocessing cache."
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
+
+from medrepro.core import DataError
+from medrepro.rsna.dicom import (WINDOWS, CTSeries, decoder_hint, dicom_files, multi_window, preprocess_series,
+                                 read_series, resample_depth, resize_inplane, window)
+from medrepro.rsna.data import NeckPhantom, write_study
+
+
+def _phantom(size=32, n=12, seed=1, fractures=('C3',)):
+    return NeckPhantom(size=size, n_slices=n, fractures=fractures, seed=seed)
+
+
+@pytest.fixture(scope='module')
+def studies(tmp_path_factory):
+    "Small generated studies: one per compression, one reversed, one signed."
+    root = tmp_path_factory.mktemp('rsna_dicom')
+    ph = _phantom()
+    out = {}
+    for name, kw in {'none': {}, 'j2k': dict(compress='j2k'), 'rle': dict(compress='rle'),
+                     'reversed': dict(reverse=True), 'signed_j2k': dict(compress='j2k', signed=True)}.items():
+        write_study(root/name, ph, '1.2.3.4', **kw)
+        out[name] = root/name
+    return ph, out
+
+
+# ---------------------------------------------------------------- real files
+
+def test_real_j2k_series_ordered_by_position(shared_data):
+    s = read_series(shared_data/'ct_series_j2k')
+    assert s.hu.shape == (20, 512, 512)
+    assert np.all(np.diff(s.z) < 0), 'z must be strictly descending (head first)'
+    assert s.spacing[0] == pytest.approx(2.0) and s.spacing[1] == pytest.approx(0.9765625)
+    assert s.hu.min() <= -900 and s.hu.min() >= -1100           # air
+    assert 1000 <= s.hu.max() <= 4000                           # dense bone present
+    assert 'JPEG 2000' in s.meta['transfer_syntax']
+    # file names are SOP UIDs: the order must come from IPP, and agree with the z of each file
+    for k in (0, 7, 19):
+        assert float(pydicom.dcmread(s.files[k], stop_before_pixels=True).ImagePositionPatient[2]) == pytest.approx(s.z[k])
+    assert len(set(s.slice_numbers)) == 20                       # InstanceNumber (names are not numbers)
+    serial = read_series(shared_data/'ct_series_j2k', workers=1)
+    assert np.array_equal(serial.hu, s.hu) and np.array_equal(serial.z, s.z)
+
+
+def test_real_j2k_affine_matches_ipp(shared_data):
+    s = read_series(shared_data/'ct_series_j2k')
+    A = s.affine
+    for k in (0, 10, 19):
+        assert np.allclose(A @ [k, 0, 0, 1], [*s.positions[k], 1], atol=1e-3)
+    # one pixel step along a row = PixelSpacing[1] along IOP's first vector
+    assert np.allclose((A @ [0, 0, 1, 1])[:3] - s.origin, s.orientation[:3]*s.spacing[2])
+
+
+def test_jpeg_lossless_ct_from_pydicom_data(tmp_path):
+    from pydicom.data import get_testdata_file
+    f = get_testdata_file('bad_sequence.dcm')        # CT, MONOCHROME2, JPEG Lossless SV1, 512x512, in pydicom-data
+    if f is None: pytest.skip('pydicom-data is not installed')
+    ds = pydicom.dcmread(f, stop_before_pixels=True)
+    assert ds.file_meta.TransferSyntaxUID == JPEGLosslessSV1 and ds.Modality == 'CT'
+    shutil.copy(f, tmp_path/'1.dcm')
+    s = read_series(tmp_path)
+    assert s.hu.shape == (1, 512, 512)
+    assert -1100 <= s.hu.min() <= -900 and 500 < s.hu.max() < 3000
+    assert s.slice_numbers.tolist() == [1]
+    assert s.spacing[0] > 0
+
+
+# ---------------------------------------------------------------- generated files: exact round trip
+
+@pytest.mark.parametrize('name', ['none', 'j2k', 'rle', 'reversed', 'signed_j2k'])
+def test_roundtrip_hu_exact_and_head_first(studies, name):
+    ph, dirs = studies
+    s = read_series(dirs[name])
+    assert isinstance(s, CTSeries) and len(s) == ph.n
+    assert np.all(np.diff(s.z) < 0)
+    for k in (0, ph.n//2, ph.n - 1):
+        assert np.array_equal(s.hu[k], ph.slice(k)[0]), f'slice {k} HU differ'
+    expected = list(range(ph.n, 0, -1)) if name == 'reversed' else list(range(1, ph.n + 1))
+    assert s.slice_numbers.tolist() == expected
+    assert s.spacing == pytest.approx((ph.dz, ph.ps, ph.ps))
+    assert s.uid == '1.2.3.4'
+
+
+def test_order_ignores_file_names(studies, tmp_path):
+    ph, dirs = studies
+    rng = np.random.default_rng(0)
+    files = sorted(dirs['none'].glob('*.dcm'))
+    for f, name in zip(files, rng.permutation(len(files))):
+        shutil.copy(f, tmp_path/f'CT.{name*7919 % 1000:04d}')    # no extension, names unrelated to position
+    s = read_series(tmp_path)
+    ref = read_series(dirs['none'])
+    assert np.array_equal(s.hu, ref.hu) and np.array_equal(s.z, ref.z)
+    assert s.slice_numbers.tolist() == list(range(1, ph.n + 1))   # names are not numbers: InstanceNumber
+
+
+# ---------------------------------------------------------------- bad inputs
+
+def _copy(studies, dest, n):
+    "Copy slices 1..n of the uncompressed study into `dest`."
+    for i in range(1, n + 1): shutil.copy(studies[1]['none']/f'{i}.dcm', dest/f'{i}.dcm')
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(DataError, match='no DICOM files'): read_series(tmp_path)
+
+
+def test_not_a_folder(tmp_path):
+    with pytest.raises(DataError, match='not a folder'): read_series(tmp_path/'missing')
+
+
+def test_not_dicom(studies, tmp_path):
+    shutil.copy(studies[1]['none']/'1.dcm', tmp_path/'1.dcm')
+    (tmp_path/'2.dcm').write_bytes(b'\x89PNG\r\n this is not a DICOM file')
+    with pytest.raises(DataError, match=r'2\.dcm: not a DICOM file'): read_series(tmp_path)
+
+
+def test_missing_pixel_data(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    ds = pydicom.dcmread(tmp_path/'2.dcm'); del ds.PixelData; ds.save_as(tmp_path/'2.dcm')
+    with pytest.raises(DataError, match=r'2\.dcm: no pixel data'): read_series(tmp_path)
+
+
+def test_two_series_mixed(tmp_path):
+    write_study(tmp_path, _phantom(n=4), '1.2.3', series_uid='1.2.3.1')
+    write_study(tmp_path, _phantom(n=4, seed=2), '1.2.3', series_uid='1.2.3.2', numbers=[11, 12, 13, 14])
+    with pytest.raises(DataError, match='2 series mixed.*SeriesInstanceUID'): read_series(tmp_path)
+
+
+def test_inconsistent_slice_size(tmp_path):
+    write_study(tmp_path, _phantom(size=32, n=4), '1.2.3', series_uid='1.2.3.1')
+    write_study(tmp_path/'x', _phantom(size=24, n=4, seed=2), '1.2.3', series_uid='1.2.3.1')
+    shutil.copy(tmp_path/'x'/'1.dcm', tmp_path/'9.dcm')
+    with pytest.raises(DataError, match=r'9\.dcm: slice is 24x24 .*inconsistent slice size'): read_series(tmp_path)
+
+
+def test_duplicate_position(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    ds = pydicom.dcmread(tmp_path/'3.dcm'); ds.ImagePositionPatient = pydicom.dcmread(tmp_path/'2.dcm').ImagePositionPatient
+    ds.save_as(tmp_path/'3.dcm')
+    with pytest.raises(DataError, match='same position'): read_series(tmp_path)
+
+
+def test_missing_position(studies, tmp_path):
+    _copy(studies, tmp_path, 2)
+    ds = pydicom.dcmread(tmp_path/'2.dcm'); del ds.ImagePositionPatient; ds.save_as(tmp_path/'2.dcm')
+    with pytest.raises(DataError, match=r'2\.dcm: missing ImagePositionPatient'): read_series(tmp_path)
+
+
+def _hide_plugins(monkeypatch, ts):
+    "Make every decoding plugin of `ts` look uninstalled."
+    from pydicom.pixels import get_decoder
+    dec = get_decoder(ts)
+    monkeypatch.setattr(dec, '_available', {})
+    monkeypatch.setattr(dec, '_unavailable', {'pylibjpeg': ('pylibjpeg (test: hidden)',)})
+    assert not dec.is_available
+
+
+def test_missing_j2k_decoder(studies, monkeypatch):
+    _hide_plugins(monkeypatch, JPEG2000Lossless)
+    with pytest.raises(DataError, match=r'1\.dcm: compressed as JPEG 2000.*install pylibjpeg and pylibjpeg-openjpeg'):
+        read_series(studies[1]['j2k'])
+    read_series(studies[1]['none'])                 # uncompressed still reads
+
+
+def test_missing_jpeg_lossless_decoder(tmp_path, monkeypatch):
+    from pydicom.data import get_testdata_file
+    f = get_testdata_file('bad_sequence.dcm')
+    if f is None: pytest.skip('pydicom-data is not installed')
+    shutil.copy(f, tmp_path/'1.dcm')
+    _hide_plugins(monkeypatch, JPEGLosslessSV1)
+    with pytest.raises(DataError, match='JPEG Lossless.*pylibjpeg-libjpeg'): read_series(tmp_path)
+
+
+def test_missing_rle_decoder(studies, monkeypatch):
+    _hide_plugins(monkeypatch, RLELossless)
+    with pytest.raises(DataError, match='RLE Lossless.*pylibjpeg-rle'): read_series(studies[1]['rle'])
+
+
+def test_decoder_hints():
+    assert 'pylibjpeg-openjpeg' in decoder_hint(JPEG2000Lossless)
+    assert 'pylibjpeg-libjpeg' in decoder_hint(JPEGLosslessSV1)
+    assert 'pylibjpeg-rle' in decoder_hint(RLELossless)
+
+
+def test_dicom_files_prefers_dcm_and_skips_hidden(studies, tmp_path):
+    shutil.copy(studies[1]['none']/'1.dcm', tmp_path/'1.dcm')
+    (tmp_path/'notes.txt').write_text('x'); (tmp_path/'.DS_Store').write_text('x')
+    assert [f.name for f in dicom_files(tmp_path)] == ['1.dcm']
+
+
+# ---------------------------------------------------------------- windows, resampling
+
+def test_window_maps_range_to_unit_interval():
+    c, w = WINDOWS['bone']
+    x = window(np.array([c - w/2 - 100, c - w/2, c, c + w/2, c + w/2 + 100]), 'bone')
+    assert x.dtype == np.float32 and np.allclose(x, [0, 0, 0.5, 1, 1])
+    assert np.allclose(window(np.array([0, 50, 100]), (50, 100)), [0, 0.5, 1])
+    with pytest.raises(KeyError, match='unknown window'): window(np.zeros(2), 'nope')
+    with pytest.raises(ValueError): window(np.zeros(2), (0, 0))
+
+
+def test_multi_window_shape():
+    hu = np.linspace(-1000, 2000, 2*3*4, dtype=np.float32).reshape(2, 3, 4)
+    m = multi_window(hu, ('bone', 'soft', 'brain'))
+    assert m.shape == (3, 2, 3, 4) and m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
+    assert np.array_equal(m[1], window(hu, 'soft'))
+
+
+def test_resample_depth_linear_and_endpoints():
+    vol = np.stack([np.full((2, 3), v, np.float32) for v in (0, 10, 20)])   # (3, 2, 3)
+    r = resample_depth(vol, 5)
+    assert r.shape == (5, 2, 3) and r.dtype == np.float32
+    assert np.allclose(r[:, 0, 0], [0, 5, 10, 15, 20])
+    rc = resample_depth(np.stack([vol, -vol]), 5)                        # channels first
+    assert rc.shape == (2, 5, 2, 3) and np.allclose(rc[1], -r)
+    assert resample_depth(vol[:1], 4).shape == (4, 2, 3)
+
+
+def test_resize_inplane():
+    vol = np.random.default_rng(0).normal(size=(4, 32, 48)).astype(np.float32)
+    assert resize_inplane(vol, 16).shape == (4, 16, 16)
+    assert resize_inplane(vol, (8, 12)).shape == (4, 8, 12)
+    const = resize_inplane(np.full((2, 20, 20), 7, np.int16), 10)
+    assert np.allclose(const, 7)
+
+
+# ---------------------------------------------------------------- preprocess_series + cache
+
+def test_preprocess_series_shape_and_cache(studies, tmp_path, monkeypatch):
+    ph, dirs = studies
+    x = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'soft'), cache_dir=tmp_path)
+    assert x.shape == (2, 8, 16, 16) and x.dtype == np.float16 and 0 <= x.min() and x.max() <= 1
+    cached = list(tmp_path.glob('*.npy'))
+    assert len(cached) == 1 and not list(tmp_path.glob('.tmp*'))
+    import medrepro.rsna.dicom as D
+    monkeypatch.setattr(D, 'read_series', lambda *a, **k: (_ for _ in ()).throw(AssertionError('cache not used')))
+    assert np.array_equal(preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'soft'), cache_dir=tmp_path), x)
+    monkeypatch.undo()
+    # any setting change is a new key
+    y = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'brain'), cache_dir=tmp_path)
+    z = preprocess_series(dirs['j2k'], depth=6, size=16, windows=('bone', 'soft'), cache_dir=tmp_path, dtype=np.float32)
+    assert len(list(tmp_path.glob('*.npy'))) == 3 and z.dtype == np.float32 and y.shape == (2, 8, 16, 16)
+    assert np.array_equal(y[0], x[0])
+
+
+def test_preprocess_series_head_first(studies):
+    ph, dirs = studies
+    a = preprocess_series(dirs['none'], depth=ph.n, size=ph.size, windows=('bone',), dtype=np.float32)
+    b = preprocess_series(dirs['reversed'], depth=ph.n, size=ph.size, windows=('bone',), dtype=np.float32)
+    assert np.array_equal(a, b)                         # numbering does not change the volume
+    assert np.allclose(a[0, 0], window(ph.slice(0)[0], 'bone'))
