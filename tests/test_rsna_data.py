@@ -1,0 +1,235 @@
+"RSNA data layer: sample generator (format, determinism), labels/boxes loaders, NIfTI->DICOM mapping, presence, crops."
+import hashlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pydicom.uid import CTImageStorage
+
+from medrepro.core import DataError
+from medrepro.rsna.dicom import read_series, window
+from medrepro.rsna.data import (BOX_COLS, LABEL_COLS, VERTEBRAE, estimate_presence, phantom_nifti, read_boxes,
+                                read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
+                                vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
+
+SIZE, NS = 48, 32
+
+
+@pytest.fixture(scope='module')
+def sample(tmp_path_factory):
+    "A small sample (6 studies, 48x48, 32 slices)."
+    return write_sample(tmp_path_factory.mktemp('rsna')/'rsna', n=6, seed=0, size=SIZE, n_slices=NS)
+
+
+def _hashes(root):
+    return {str(f.relative_to(root)): hashlib.sha1(f.read_bytes()).hexdigest() for f in sorted(Path(root).rglob('*')) if f.is_file()}
+
+
+# ---------------------------------------------------------------- generator
+
+def test_registered_generator_is_deterministic(tmp_path):
+    from medrepro.sample import generate, generators
+    assert 'rsna' in generators() and generators()['rsna'].n >= 10
+    a = generate('rsna', tmp_path/'a', n=2, seed=3)
+    b = generate('rsna', tmp_path/'b', n=2, seed=3)
+    c = generate('rsna', tmp_path/'c', n=2, seed=4)
+    ha, hb = _hashes(a), _hashes(b)
+    assert ha == hb and len(ha) > 2*60
+    assert ha != _hashes(c)
+    s = read_series(study_dirs(a)[0])
+    assert s.hu.shape == (64, 128, 128)           # the default sample geometry
+
+
+def test_sample_layout_and_consistency(sample):
+    lab = read_labels(sample)
+    assert list(lab.columns) == ['StudyInstanceUID'] + LABEL_COLS and len(lab) == 6
+    assert (lab.patient_overall == lab[VERTEBRAE].max(axis=1)).all()
+    assert 0 < lab.patient_overall.sum() < 6
+    dirs = study_dirs(sample)
+    assert [d.name for d in dirs] == sorted(lab.StudyInstanceUID)
+    segs = [d.name for d in dirs if seg_file(sample, d.name)]
+    assert 0 < len(segs) < len(dirs)
+    tss, firsts = set(), []
+    for d in dirs:
+        files = list(d.glob('*.dcm'))
+        assert sorted(int(f.stem) for f in files) == list(range(1, NS + 1))
+        ds = pydicom.dcmread(d/'1.dcm')
+        assert ds.SOPClassUID == CTImageStorage and ds.file_meta.MediaStorageSOPClassUID == CTImageStorage
+        assert ds.StudyInstanceUID == d.name and ds.Modality == 'CT' and ds.InstanceNumber == 1
+        for tag in ('SeriesInstanceUID', 'SOPInstanceUID', 'ImagePositionPatient', 'ImageOrientationPatient', 'PixelSpacing',
+                    'SliceThickness', 'RescaleSlope', 'RescaleIntercept', 'BitsStored', 'PixelRepresentation'):
+            assert tag in ds, tag
+        tss.add(ds.file_meta.TransferSyntaxUID.name)
+        firsts.append(float(ds.ImagePositionPatient[2]) > float(pydicom.dcmread(d/f'{NS}.dcm').ImagePositionPatient[2]))
+    assert any('JPEG 2000' in t for t in tss) and any('RLE' in t for t in tss) and any('Explicit' in t for t in tss)
+    assert any(firsts) and not all(firsts)          # some studies are numbered bottom-up
+
+
+def test_boxes_point_at_cracks_of_fractured_vertebrae(sample):
+    lab, bx = read_labels(sample).set_index('StudyInstanceUID'), read_boxes(sample)
+    assert list(bx.columns) == BOX_COLS and len(bx) > 0
+    assert set(bx.StudyInstanceUID) <= set(lab.index[lab.patient_overall == 1])
+    for uid, g in bx.groupby('StudyInstanceUID'):
+        s = read_series(Path(sample)/'train_images'/uid)
+        i = list(lab.index).index(uid)
+        truth = study_phantom(0, i, SIZE, NS).labels()
+        fractured = {VERTEBRAE.index(v) + 1 for v in VERTEBRAE if lab.loc[uid, v]}
+        for _, b in g.iterrows():
+            k = int(np.nonzero(s.slice_numbers == b.slice_number)[0][0])
+            win = np.s_[int(b.y):int(b.y + b.height), int(b.x):int(b.x + b.width)]
+            patch, hu = truth[k][win], s.hu[k][win]
+            assert set(np.unique(patch)) & fractured, f'box on {b.slice_number}.dcm misses the fractured vertebra'
+            # inside the box the vertebra has bone (> 500 HU) AND the crack (soft-tissue HU): the fracture is visible
+            bone = np.isin(patch, list(fractured))
+            assert hu[bone].max() > 500 and hu[bone].min() < 200
+
+
+# ---------------------------------------------------------------- loaders
+
+def _write(tmp_path, text, name='train.csv'):
+    (tmp_path/name).write_text(text); return tmp_path
+
+
+HDR = 'StudyInstanceUID,patient_overall,C1,C2,C3,C4,C5,C6,C7\n'
+
+
+def test_read_labels_ok(tmp_path):
+    df = read_labels(_write(tmp_path, HDR + '1.2,1,0,1,0,0,0,0,0\n1.3,0,0,0,0,0,0,0,0\n'))
+    assert df.C2.tolist() == [1, 0] and df.dtypes['C2'].kind == 'i'
+
+
+@pytest.mark.parametrize('text,match', [
+    ('StudyInstanceUID,patient_overall,C1,C2\n1.2,1,0,1\n', 'missing column.*C3'),
+    (HDR + '1.2,1,0,2,0,0,0,0,0\n', 'C2 must be 0 or 1; row 2'),
+    (HDR + '1.2,1,0,x,0,0,0,0,0\n', 'C2 must be 0 or 1'),
+    (HDR + '1.2,1,0,1,0,0,0,0,0\n1.2,1,0,1,0,0,0,0,0\n', 'more than once'),
+    ('', 'cannot parse'),
+])
+def test_read_labels_bad(tmp_path, text, match):
+    with pytest.raises(DataError, match=match) as e: read_labels(_write(tmp_path, text))
+    assert 'train.csv' in str(e.value)
+
+
+def test_read_labels_missing_file(tmp_path):
+    with pytest.raises(DataError, match='train.csv: labels file train.csv not found'): read_labels(tmp_path)
+
+
+def test_read_boxes(tmp_path):
+    assert list(read_boxes(tmp_path).columns) == BOX_COLS and len(read_boxes(tmp_path)) == 0
+    _write(tmp_path, ','.join(BOX_COLS) + '\n1.2,10.5,20,5,6,33\n', 'train_bounding_boxes.csv')
+    b = read_boxes(tmp_path)
+    assert b.slice_number.tolist() == [33] and b.x.tolist() == [10.5]
+    _write(tmp_path, 'StudyInstanceUID,x,y\n1.2,1,2\n', 'train_bounding_boxes.csv')
+    with pytest.raises(DataError, match='missing column'): read_boxes(tmp_path)
+
+
+def test_study_dirs_missing(tmp_path):
+    with pytest.raises(DataError, match='no train_images folder'): study_dirs(tmp_path)
+
+
+# ---------------------------------------------------------------- NIfTI -> DICOM mapping
+
+def _seg_studies(sample):
+    for i, d in enumerate(study_dirs(sample)):
+        if seg_file(sample, d.name): yield i, d
+
+
+def test_seg_to_series_recovers_the_generator_geometry(sample):
+    n = 0
+    for i, d in _seg_studies(sample):
+        s = read_series(d)
+        truth = study_phantom(0, i, SIZE, NS).labels()          # known labels, (k, i, j) head first
+        raw = np.asanyarray(nib.load(seg_file(sample, d.name)).dataobj)
+        assert raw.shape == (SIZE, SIZE, NS)                    # stored in another orientation
+        assert np.array_equal(seg_to_series(seg_file(sample, d.name), s), truth)
+        n += 1
+    assert n >= 2
+
+
+def test_mapping_depends_on_the_affine_not_on_the_layout(sample, tmp_path):
+    i, d = next(_seg_studies(sample))
+    s, ph = read_series(d), study_phantom(0, i, SIZE, NS)
+    truth = ph.labels()
+    # the same labels stored in DICOM order with an LPS->RAS affine built from the series: same result
+    A = np.diag([-1.0, -1.0, 1.0, 1.0]) @ s.affine
+    nib.save(nib.Nifti1Image(truth.astype(np.uint8), A), tmp_path/'dicom_order.nii.gz')
+    assert np.array_equal(seg_to_series(tmp_path/'dicom_order.nii.gz', s), truth)
+    # forgetting the LPS/RAS sign flip misplaces the labels: the test can fail
+    bad = nib.Nifti1Image(truth.astype(np.uint8), s.affine)
+    assert not np.array_equal(seg_to_series(bad, s), truth)
+
+
+def test_vertebra_presence_and_slices(sample):
+    i, d = next(_seg_studies(sample))
+    s, truth = read_series(d), study_phantom(0, i, SIZE, NS).labels()
+    p = vertebra_presence(seg_file(sample, d.name), s)
+    assert list(p.columns) == VERTEBRAE + ['slice_number', 'z'] and len(p) == len(s)
+    assert np.array_equal(p.slice_number.values, s.slice_numbers) and np.array_equal(p.z.values, s.z)
+    for j, v in enumerate(VERTEBRAE):
+        assert np.array_equal(p[v].values, (truth == j + 1).any(axis=(1, 2)).astype(int))
+    sl = vertebra_slices(p)
+    assert set(sl) == set(VERTEBRAE) and all(sl[v] for v in VERTEBRAE)
+    assert np.mean(sl['C1']) < np.mean(sl['C4']) < np.mean(sl['C7'])         # head first
+    y0, x0, y1, x1 = p.attrs['boxes']['C5']
+    ys, xs = np.nonzero((truth == 5).any(0))
+    assert (y0, x0, y1, x1) == (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+
+
+def test_bad_segmentation(sample, tmp_path):
+    s = read_series(study_dirs(sample)[0])
+    (tmp_path/'x.nii').write_bytes(b'garbage')
+    with pytest.raises(DataError, match=r'x\.nii: cannot read NIfTI'): seg_to_series(tmp_path/'x.nii', s)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4), np.uint8), np.eye(4)), tmp_path/'flat.nii')
+    with pytest.raises(DataError, match='3D label volume'): seg_to_series(tmp_path/'flat.nii', s)
+
+
+def test_estimate_presence_baseline(sample):
+    accs = []
+    for i, d in _seg_studies(sample):
+        s = read_series(d)
+        e, t = estimate_presence(s), vertebra_presence(seg_file(sample, d.name), s)
+        assert e.attrs['source'] == 'estimate' and t.attrs['source'] == 'nifti'
+        sl = vertebra_slices(e)
+        assert all(sl[v] == list(range(sl[v][0], sl[v][-1] + 1)) for v in VERTEBRAE)     # contiguous blocks
+        assert [sl[v][0] for v in VERTEBRAE] == sorted(sl[v][0] for v in VERTEBRAE)       # C1 first
+        accs.append((e[VERTEBRAE].values == t[VERTEBRAE].values).mean())
+    assert np.mean(accs) > 0.8                         # the documented crude baseline (~0.9 per slice and vertebra)
+    assert study_presence(sample, s).attrs['source'] == 'nifti'
+
+
+def test_study_presence_without_segmentation(sample):
+    d = next(d for d in study_dirs(sample) if seg_file(sample, d.name) is None)
+    assert study_presence(sample, read_series(d)).attrs['source'] == 'estimate'
+
+
+# ---------------------------------------------------------------- crops
+
+def test_vertebra_crops_contract(sample):
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    p = vertebra_presence(seg_file(sample, d.name), s)
+    x = vertebra_crops(s, p, 'C3', size=24, windows=('bone',), context=1)
+    assert x.shape == (len(vertebra_slices(p)['C3']), 3, 24, 24) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.5          # bone in the crop
+    y = vertebra_crops(s, p, 'C3', n_slices=5, size=16, windows=('bone', 'soft'), context=2)
+    assert y.shape == (5, 10, 16, 16)
+    # window-major channels: channel `context` = bone window of the slice itself, `5 + context` = soft window of it
+    one = vertebra_crops(s, p, 'C3', n_slices=1, size=16, windows=('bone', 'soft'), context=0)
+    assert np.allclose(one[0, 0], vertebra_crops(s, p, 'C3', n_slices=1, size=16, windows=('bone',), context=2)[0, 2])
+    k = vertebra_slices(p)['C3'][0]
+    box = (0, 0, SIZE, SIZE)
+    full = vertebra_crops(s, p, 'C3', n_slices=1, size=SIZE, windows=('soft',), context=0, margin=0, box=box)
+    assert np.allclose(full[0, 0], window(s.hu[k], 'soft'), atol=1e-5)
+    with pytest.raises(KeyError): vertebra_crops(s, p, 'T1')
+    empty = p.copy(); empty['C7'] = 0
+    with pytest.raises(DataError, match='C7 is on no slice'): vertebra_crops(s, empty, 'C7')
+
+
+def test_vertebra_crops_from_estimate(sample):
+    d = next(d for d in study_dirs(sample) if seg_file(sample, d.name) is None)
+    s = read_series(d)
+    x = vertebra_crops(s, estimate_presence(s), 'C7', n_slices=4, size=32)
+    assert x.shape == (4, 3, 32, 32) and np.isfinite(x).all()
