@@ -159,8 +159,10 @@ def write_study(folder, phantom, uid, series_uid=None, compress='none', reverse=
         ds.save_as(folder/f'{num}.dcm', enforce_file_format=True)
         if crack.any():
             ys, xs = np.nonzero(crack)
-            boxes.append(dict(StudyInstanceUID=uid, x=float(xs.min()), y=float(ys.min()), width=float(xs.max() - xs.min() + 1),
-                              height=float(ys.max() - ys.min() + 1), slice_number=num))
+            pad = max(1, int(round(3.0/ph.ps)))                        # boxes enclose the crack with ~3 mm margin
+            y0, x0 = max(ys.min() - pad, 0), max(xs.min() - pad, 0)
+            y1, x1 = min(ys.max() + 1 + pad, ph.size), min(xs.max() + 1 + pad, ph.size)
+            boxes.append(dict(StudyInstanceUID=uid, x=float(x0), y=float(y0), width=float(x1 - x0), height=float(y1 - y0), slice_number=num))
     return pd.DataFrame(boxes, columns=BOX_COLS), np.stack(labels)
 
 # %% ../../../nbs/11_rsna_data.ipynb #c012
