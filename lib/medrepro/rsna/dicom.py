@@ -213,16 +213,18 @@ def resample_depth(vol, n) -> np.ndarray:
     else: r = F.interpolate(t, size=(n, H*W), mode='bilinear', align_corners=True)
     return r.reshape(*lead, n, H, W).numpy()
 
-def resize_inplane(vol, size) -> np.ndarray:
+def resize_inplane(vol, size, chunk=32) -> np.ndarray:
     "Resize the last two axes of `vol` to `size` (int or (h, w)), bilinear with antialiasing; float32."
     import torch.nn.functional as F
     vol = np.asarray(vol)
     h, w = (size, size) if np.isscalar(size) else tuple(size)
     if vol.shape[-2:] == (h, w): return vol.astype(np.float32, copy=False)
-    lead = vol.shape[:-2]
-    t = _torch_vol(vol).reshape(-1, 1, *vol.shape[-2:])
-    r = F.interpolate(t, size=(h, w), mode='bilinear', align_corners=False, antialias=True)
-    return r.reshape(*lead, h, w).numpy()
+    lead, flat = vol.shape[:-2], vol.reshape(-1, *vol.shape[-2:])
+    out = np.empty((len(flat), h, w), np.float32)
+    for i in range(0, len(flat), chunk):             # chunks: never a float32 copy of a whole 512x512x600 study
+        t = _torch_vol(flat[i:i + chunk])[:, None]
+        out[i:i + chunk] = F.interpolate(t, size=(h, w), mode='bilinear', align_corners=False, antialias=True)[:, 0].numpy()
+    return out.reshape(*lead, h, w)
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c026
 PREPROCESS_VERSION = 1   # bump when the preprocessing code changes, to invalidate caches
