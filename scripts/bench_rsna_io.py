@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """RSNA I/O benchmark: reading a CT study (default 300 slices of 512x512) with plain serial pydicom versus
-`medrepro.rsna.dicom.read_series` (thread pool), uncompressed and JPEG 2000, plus the peak memory of
+`medrepro.rsna.dicom.read_series` (thread pool, or process pool), uncompressed and JPEG 2000, plus the peak memory of
 `preprocess_series` on one study. Prints figures; it asserts nothing about timings.
 
     .venv/bin/python scripts/bench_rsna_io.py                       # 300 x 512 x 512, none + j2k
@@ -53,6 +53,7 @@ def main():
     ap.add_argument('--size', type=int, default=512)
     ap.add_argument('--compress', default='none,j2k', help='comma list of none, j2k, rle')
     ap.add_argument('--workers', default='1,0', help='comma list of read_series workers (0: default, up to 8)')
+    ap.add_argument('--executors', default='thread,process', help="read_series executors: thread (default), process")
     ap.add_argument('--repeat', type=int, default=2)
     ap.add_argument('--depth', type=int, default=64, help='preprocess_series depth for the memory measurement')
     ap.add_argument('--out-size', type=int, default=128, help='preprocess_series size for the memory measurement')
@@ -72,17 +73,19 @@ def main():
             print(f'generated {comp}: {mb:.0f} MB in {time.perf_counter() - t:.1f}s')
             tb, ref = best_of(lambda: plain_pydicom(folder), a.repeat)
             rows.append(dict(compression=comp, reader='plain pydicom, serial', workers=1, seconds=tb, slices_per_s=n/tb, speedup=1.0))
-            for w in [int(x) for x in a.workers.split(',')]:
-                ts, s = best_of(lambda: read_series(folder, workers=w or None), a.repeat)
-                assert np.array_equal(s.hu.astype(np.float32), ref), 'read_series and plain pydicom disagree'
-                nw = w or min(8, cpus)
-                rows.append(dict(compression=comp, reader='read_series', workers=nw, seconds=ts, slices_per_s=n/ts, speedup=tb/ts))
+            for ex in a.executors.split(','):
+                for w in [int(x) for x in a.workers.split(',')]:
+                    nw = w or min(8, cpus)
+                    if ex == 'process' and nw == 1: continue
+                    ts, s = best_of(lambda: read_series(folder, workers=nw, executor=ex), a.repeat)
+                    assert np.array_equal(s.hu.astype(np.float32), ref), 'read_series and plain pydicom disagree'
+                    rows.append(dict(compression=comp, reader=f'read_series ({ex})', workers=nw, seconds=ts, slices_per_s=n/ts, speedup=tb/ts))
             del ref, s
         df = pd.DataFrame(rows)
         print()
         print(df.to_string(index=False, float_format=lambda v: f'{v:.2f}'))
         for comp, g in df.groupby('compression', sort=False):
-            best = g[g.reader == 'read_series'].slices_per_s.max()
+            best = g[g.reader.str.startswith('read_series')].slices_per_s.max()
             print(f'{comp}: read_series (best) {best:.0f} slices/s vs plain pydicom {g.slices_per_s.iloc[0]:.0f} slices/s '
                   f'-> x{best/g.slices_per_s.iloc[0]:.2f}')
 

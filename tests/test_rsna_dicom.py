@@ -255,3 +255,20 @@ def test_preprocess_series_head_first(studies):
     b = preprocess_series(dirs['reversed'], depth=ph.n, size=ph.size, windows=('bone',), dtype=np.float32)
     assert np.array_equal(a, b)                         # numbering does not change the volume
     assert np.allclose(a[0, 0], window(ph.slice(0)[0], 'bone'))
+
+
+def test_process_executor_gives_the_same_volume(studies):
+    from concurrent.futures import ProcessPoolExecutor
+    ph, dirs = studies
+    ref = read_series(dirs['j2k'], workers=1)
+    assert np.array_equal(read_series(dirs['j2k'], workers=2, executor='process').hu, ref.hu)
+    with ProcessPoolExecutor(2) as pool:
+        assert np.array_equal(read_series(dirs['reversed'], executor=pool).hu, ref.hu)
+    with pytest.raises(ValueError, match='executor'): read_series(dirs['j2k'], executor='gpu')
+
+
+def test_decode_error_in_worker_names_the_file(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    raw = (tmp_path/'2.dcm').read_bytes()
+    (tmp_path/'2.dcm').write_bytes(raw[:len(raw) - 500])          # truncated pixel data
+    with pytest.raises(DataError, match=r'2\.dcm'): read_series(tmp_path, workers=2, executor='process')

@@ -111,13 +111,32 @@ def _hu_dtype(hdrs):
         if min(vals) < -32768 or max(vals) > 32767: return np.float32
     return np.int16
 
-def read_series(folder, workers=None) -> CTSeries:
-    "Read a folder of axial CT slices into a `CTSeries` (HU, head first), decoding in parallel threads."
+def _decode_file(f, r0, c0, int_hu):
+    "HU of one slice file (int16 or float32), or ('error', path, problem): picklable for process pools."
+    try: ds = pydicom.dcmread(f)
+    except Exception as e: return ('error', f, f'cannot read DICOM: {type(e).__name__}: {e}')
+    if 'PixelData' not in ds and 'FloatPixelData' not in ds: return ('error', f, 'no pixel data (7FE0,0010)')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            a = ds.pixel_array
+    except Exception as e:
+        ts = ds.file_meta.TransferSyntaxUID
+        return ('error', f, f'cannot decode pixel data ({ts.name}): {type(e).__name__}: {e}. If a decoder is missing: {decoder_hint(ts)}')
+    if a.shape != (r0, c0): return ('error', f, f'pixel data is {a.shape}, header says {r0}x{c0}')
+    slope, icpt = float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
+    if int_hu: return (a.astype(np.int32)*int(slope) + int(icpt)).astype(np.int16)
+    return a.astype(np.float32)*np.float32(slope) + np.float32(icpt)
+
+def read_series(folder, workers=None, executor=None) -> CTSeries:
+    "Read a folder of axial CT slices into a `CTSeries` (HU, head first), decoding in parallel (threads, or `executor`)."
+    from concurrent.futures import Executor, ProcessPoolExecutor
     folder = Path(folder)
     files = dicom_files(folder)
     nw = workers or min(8, os.cpu_count() or 1)
     pool = ThreadPoolExecutor(nw) if nw > 1 and len(files) > 1 else None
     _map = pool.map if pool else map
+    own = None
     try:
         hdrs = list(_map(_read_header, files))
         # one series, one size, known geometry
@@ -148,25 +167,20 @@ def read_series(folder, workers=None) -> CTSeries:
         files, hdrs, pos, z = [files[i] for i in order], [hdrs[i] for i in order], pos[order], z[order]
         dtype = _hu_dtype(hdrs)
         hu = np.empty((len(files), r0, c0), dtype)
-        def _decode(k):
-            f = files[k]
-            try: ds = pydicom.dcmread(f)
-            except Exception as e: raise DataError(f, f'cannot read DICOM: {type(e).__name__}: {e}') from None
-            if 'PixelData' not in ds and 'FloatPixelData' not in ds: raise DataError(f, 'no pixel data (7FE0,0010)')
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    a = ds.pixel_array
-            except Exception as e:
-                ts = ds.file_meta.TransferSyntaxUID
-                raise DataError(f, f'cannot decode pixel data ({ts.name}): {type(e).__name__}: {e}. If a decoder is missing: {decoder_hint(ts)}') from None
-            if a.shape != (r0, c0): raise DataError(f, f'pixel data is {a.shape}, header says {r0}x{c0}')
-            slope, icpt = float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
-            if dtype == np.int16: hu[k] = a.astype(np.int32)*int(slope) + int(icpt)
-            else: hu[k] = a.astype(np.float32)*np.float32(slope) + np.float32(icpt)
-        list(_map(_decode, range(len(files))))
+        # decode: threads by default; a process pool when asked ('process' or an Executor you keep for many studies)
+        if executor == 'process' and nw > 1 and len(files) > 1:
+            own = ProcessPoolExecutor(nw)
+            dmap = lambda fn, *its: own.map(fn, *its, chunksize=max(1, len(files)//(4*nw)))
+        elif isinstance(executor, Executor): dmap = lambda fn, *its: executor.map(fn, *its, chunksize=max(1, len(files)//32))
+        elif executor in (None, 'thread', 'process'): dmap = _map
+        else: raise ValueError(f"executor must be None, 'thread', 'process' or a concurrent.futures.Executor, got {executor!r}")
+        n = len(files)
+        for k, a in enumerate(dmap(_decode_file, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)):
+            if isinstance(a, tuple): raise DataError(a[1], a[2])
+            hu[k] = a
     finally:
         if pool: pool.shutdown()
+        if own: own.shutdown()
     ps = [float(v) for v in hdrs[0].PixelSpacing]
     dz = float(np.median(-np.diff(z))) if len(z) > 1 else float(hdrs[0].get('SpacingBetweenSlices') or hdrs[0].get('SliceThickness') or 1.0)
     h = hdrs[0]
@@ -179,7 +193,7 @@ def read_series(folder, workers=None) -> CTSeries:
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
 
-# %% ../../../nbs/10_rsna_dicom.ipynb #c018
+# %% ../../../nbs/10_rsna_dicom.ipynb #c016
 WINDOWS = {'bone': (400, 1800), 'soft': (40, 400), 'brain': (40, 80), 'spine': (300, 1500), 'lung': (-600, 1500)}
 
 def window(hu, preset='bone') -> np.ndarray:
@@ -196,7 +210,7 @@ def multi_window(hu, presets=('bone', 'soft', 'brain')) -> np.ndarray:
     "Stack several windows of `hu` as channels: `(len(presets), *hu.shape)` float32 in [0, 1]."
     return np.stack([window(hu, p) for p in presets])
 
-# %% ../../../nbs/10_rsna_dicom.ipynb #c023
+# %% ../../../nbs/10_rsna_dicom.ipynb #c025
 def _torch_vol(vol):
     import torch
     return torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))
@@ -226,7 +240,7 @@ def resize_inplane(vol, size, chunk=32) -> np.ndarray:
         out[i:i + chunk] = F.interpolate(t, size=(h, w), mode='bilinear', align_corners=False, antialias=True)[:, 0].numpy()
     return out.reshape(*lead, h, w)
 
-# %% ../../../nbs/10_rsna_dicom.ipynb #c026
+# %% ../../../nbs/10_rsna_dicom.ipynb #c028
 PREPROCESS_VERSION = 1   # bump when the preprocessing code changes, to invalidate caches
 
 def preprocess_key(folder, depth, size, windows, dtype) -> str:
