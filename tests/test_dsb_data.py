@@ -1,0 +1,188 @@
+"DSB 2018 loaders: both layouts, the sample generator, bad inputs, split, DataLoaders, and the real Kaggle files."
+import re, shutil
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from medrepro.core import DataError
+from medrepro.sample import generate
+from medrepro.dsb import data as D
+
+
+@pytest.fixture(scope='module')
+def sample(tmp_path_factory):
+    return generate('dsb2018', tmp_path_factory.mktemp('dsb')/'dsb2018', n=8, seed=3)
+
+
+def _copy(sample, tmp_path):
+    dst = tmp_path/'copy'
+    shutil.copytree(sample, dst)
+    return dst
+
+
+def test_generator_writes_exact_kaggle_layout(sample):
+    ids = sorted(p.name for p in (sample/'stage1_train').iterdir())
+    assert len(ids) == 8 and all(re.fullmatch(r'[0-9a-f]{64}', i) for i in ids)
+    sizes, brightness = set(), []
+    for i in ids:
+        d = sample/'stage1_train'/i
+        assert [p.name for p in (d/'images').iterdir()] == [f'{i}.png']
+        im = Image.open(d/'images'/f'{i}.png')
+        assert im.mode == 'RGBA' and np.all(np.asarray(im)[..., 3] == 255)
+        sizes.add(im.size); brightness.append(np.asarray(im)[..., :3].mean())
+        masks = sorted((d/'masks').glob('*.png'))
+        assert len(masks) >= 5 and all(re.fullmatch(r'[0-9a-f]{64}\.png', m.name) for m in masks)
+        total = np.zeros(im.size[::-1], int)
+        for m in masks:
+            a = np.asarray(Image.open(m))
+            assert Image.open(m).mode == 'L' and set(np.unique(a)) == {0, 255} and a.shape == im.size[::-1]
+            total += a > 0
+        assert total.max() == 1   # nuclei never overlap
+    assert len(sizes) >= 3
+    assert min(brightness) < 60 and max(brightness) > 150   # dark fluorescence and light brightfield images
+
+
+def test_generator_is_deterministic(sample, tmp_path):
+    again = generate('dsb2018', tmp_path/'again', n=8, seed=3)
+    a = sorted(p.relative_to(sample) for p in sample.rglob('*.png'))
+    assert a == sorted(p.relative_to(again) for p in again.rglob('*.png'))
+    f = a[0]
+    assert (sample/f).read_bytes() == (again/f).read_bytes()
+
+
+def test_sample_has_touching_nuclei(sample):
+    from skimage.measure import label
+    touching = 0
+    for it in D.dsb_items(sample):
+        _, lab = D.load_item(it)
+        touching += lab.max() - label(lab > 0, connectivity=1).max()
+    assert touching > 0
+
+
+@pytest.mark.parametrize('sub', ['', 'stage1_train'])
+def test_kaggle_layout_from_parent_or_stage1_train(sample, sub):
+    layout, root = D.detect_layout(sample/sub if sub else sample)
+    assert (layout, root) == ('kaggle', sample/'stage1_train')
+    items = D.dsb_items(sample/sub if sub else sample)
+    assert len(items) == 8 and items[0].layout == 'kaggle'
+    img, lab = D.load_item(items[0])
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert lab.shape == img.shape[:2] and lab.max() == len(list(items[0].masks.glob('*.png')))
+
+
+def test_processed_layout_jpg(sample, tmp_path):
+    root = tmp_path/'processed'; (root/'images').mkdir(parents=True); (root/'masks').mkdir()
+    for it in D.dsb_items(sample)[:3]:
+        img, lab = D.load_item(it)
+        Image.fromarray(img).save(root/'images'/f'{it.id[:8]}.jpg', quality=90)
+        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(root/'masks'/f'{it.id[:8]}.jpg', quality=90)
+    assert D.detect_layout(root) == ('processed', root)
+    items = D.dsb_items(root)
+    assert [it.layout for it in items] == ['processed'] * 3
+    orig = D.load_item(D.dsb_items(sample)[0])[1] > 0
+    img, lab = D.load_item(items[0])
+    assert img.shape[:2] == lab.shape == orig.shape
+    assert ((lab > 0) == orig).mean() > 0.99   # JPEG artefacts removed by the threshold
+    assert lab.max() >= 1
+
+
+def test_no_masks_folder(sample, tmp_path):
+    d = _copy(sample, tmp_path)
+    victim = sorted((d/'stage1_train').iterdir())[2]
+    shutil.rmtree(victim/'masks')
+    with pytest.raises(DataError, match='no masks folder') as e:
+        D.dsb_items(d)
+    assert victim.name in str(e.value)
+
+
+def test_mask_size_differs(sample, tmp_path):
+    d = _copy(sample, tmp_path)
+    it = D.dsb_items(d)[1]
+    bad = sorted(it.masks.glob('*.png'))[0]
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(bad)
+    with pytest.raises(DataError, match='mask is 12x10 but its image') as e:
+        D.load_item(it)
+    assert bad.name in str(e.value)
+
+
+@pytest.mark.parametrize('which', ['image', 'mask'])
+def test_unreadable_png(sample, tmp_path, which):
+    d = _copy(sample, tmp_path)
+    it = D.dsb_items(d)[0]
+    bad = it.image if which == 'image' else sorted(it.masks.glob('*.png'))[0]
+    bad.write_bytes(b'\x89PNG\r\n\x1a\n this is not a png')
+    with pytest.raises(DataError, match=f'unreadable {which}') as e:
+        D.load_item(it)
+    assert str(bad) in str(e.value)
+
+
+def test_not_a_dsb_folder(tmp_path):
+    (tmp_path/'x').mkdir(); (tmp_path/'x'/'notes.txt').write_text('hi')
+    with pytest.raises(DataError, match='no DSB layout'): D.dsb_items(tmp_path/'x')
+    with pytest.raises(DataError, match='not a folder'): D.dsb_items(tmp_path/'missing')
+
+
+def test_processed_image_without_mask(tmp_path):
+    (tmp_path/'images').mkdir(); (tmp_path/'masks').mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path/'images'/'a.jpg')
+    with pytest.raises(DataError, match='no mask with the same name') as e:
+        D.dsb_items(tmp_path)
+    assert 'a.jpg' in str(e.value)
+
+
+def test_split_matches_report():
+    ids = [f'{i:03d}' for i in range(670)]
+    s = D.split_ids(ids, seed=42)
+    assert [len(s[k]) for k in ('train', 'valid', 'test')] == [402, 134, 134]
+    assert set(s['train']) | set(s['valid']) | set(s['test']) == set(ids)
+    assert not (set(s['train']) & set(s['test'])) and not (set(s['valid']) & set(s['test']))
+    assert s == D.split_ids(ids, seed=42) and s != D.split_ids(ids, seed=1)
+    with pytest.raises(ValueError, match='too few'): D.split_ids(['a', 'b'], seed=0)
+
+
+def test_resolve_data_dir_relative_to_project_root(sample, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert D.resolve_data_dir(sample) == sample
+    with pytest.raises(DataError, match='does not exist'): D.resolve_data_dir('no/such/dsb')
+    from medrepro.core import project_root
+    monkeypatch.setattr(D, 'project_root', lambda: sample.parent)
+    assert D.resolve_data_dir(sample.name) == sample.parent/sample.name
+
+
+def test_dataloaders_shapes_and_aligned_augmentation(sample):
+    ds = D.load_set(sample, 32)
+    assert ds.x.shape == (8, 32, 32, 3) and ds.y.shape == (8, 32, 32) and set(np.unique(ds.y)) <= {0, 1}
+    # make the image carry its mask, so a flip applied to only one of them would show
+    ds.x[:] = (ds.y[..., None] * 255).astype(np.uint8)
+    split = D.split_ids(ds.ids, seed=0)
+    dls = D.dsb_dataloaders(ds, split, bs=4, augment=True, seed=0, device='cpu')
+    assert len(dls.train_ds) == len(split['train']) and len(dls.valid_ds) == len(split['valid'])
+    for _ in range(3):
+        xb, yb = dls.one_batch()
+        assert xb.shape == (4, 3, 32, 32) and yb.shape == (4, 32, 32)
+        assert set(yb.unique().tolist()) <= {0, 1}
+        assert ((xb[:, 0] > 0.5).long() == yb).float().mean() > 0.97   # jitter changes intensities, not geometry
+
+
+def test_crops_keep_split_by_image(sample):
+    items = D.dsb_items(sample)
+    split = D.split_ids([it.id for it in items], seed=0)
+    cs = D.load_crops(items, 48, per_image=3, seed=0)
+    assert cs.x.shape == (24, 48, 48, 3) and cs.y.shape == (24, 48, 48)
+    dls = D.dsb_dataloaders(cs, split, bs=4, device='cpu')
+    assert len(dls.train_ds) == 3 * len(split['train']) and len(dls.valid_ds) == 3 * len(split['valid'])
+    assert cs.y.mean() > 0.02   # crops prefer nuclei
+
+
+@pytest.mark.realdata
+def test_real_kaggle_files(shared_data):
+    path = shared_data/'dsb2018'
+    items = D.dsb_items(path)
+    assert len(items) == 208 and D.detect_layout(path)[0] == 'kaggle'
+    big = max(items[:40], key=lambda it: Image.open(it.image).size[0])
+    for it in [items[0], big]:
+        assert Image.open(it.image).mode == 'RGBA'
+        img, lab = D.load_item(it)
+        assert img.shape[2] == 3 and img.dtype == np.uint8 and lab.shape == img.shape[:2]
+        assert lab.max() == len(list(it.masks.glob('*.png'))) > 0
+        assert 256 <= img.shape[1] <= 1388 and 256 <= img.shape[0] <= 1040
