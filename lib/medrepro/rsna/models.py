@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.data.core import DataLoaders
+import fastai.callback.schedule  # Learner.fit_one_cycle
 from fastai.metrics import AccumMetric, ActivationType
 from sklearn.model_selection import train_test_split
 from sklearn.metrics import f1_score
@@ -19,7 +20,7 @@ from ..train import make_learner, save_weights
 # %% auto #0
 __all__ = ['VERTEBRAE', 'rsna_weight_tensor', 'RsnaLoss', 'patient_logit', 'with_patient', 'vertebra_accuracy', 'vertebra_f1',
            'weighted_log_loss', 'rsna_metrics', 'split_studies', 'Cnn3d', 'VolumeDataset', 'volume_dls', 'rsna_learner',
-           'study_labels', 'load_volumes', 'save_model']
+           'rsna_root', 'study_labels', 'load_volumes', 'save_model']
 
 # %% ../../../nbs/14_rsna_cnn3d.ipynb #c006
 VERTEBRAE = RSNA_LABELS[:7]
@@ -131,6 +132,15 @@ def rsna_learner(dls, model, out_dir, lr=1e-3, **kw):
     return make_learner(dls, model, RsnaLoss(), metrics=rsna_metrics(), lr=lr, out_dir=out_dir, **kw)
 
 # %% ../../../nbs/14_rsna_cnn3d.ipynb #c027
+def rsna_root(data_dir=None, source='sample', n_studies=None) -> Path:
+    "RSNA data folder: `data_dir`, else the sample set ('rsna', or 'rsna_n<N>' with `n_studies` generated studies)."
+    from medrepro.core import dataset_path, data_root
+    if data_dir is not None or source != 'sample' or n_studies is None: return dataset_path('rsna', data_dir, source=source)
+    import medrepro.rsna.data                       # registers the 'rsna' generator
+    from medrepro.sample import generate
+    return generate('rsna', data_root()/'sample'/f'rsna_n{int(n_studies)}', n=int(n_studies), seed=0)
+
+# %% ../../../nbs/14_rsna_cnn3d.ipynb #c029
 def study_labels(root, uids=None):
     "train.csv as an (n, 8) float array in RSNA_LABELS order (rows in the order of `uids` when given)."
     from medrepro.rsna.data import read_labels
@@ -147,7 +157,7 @@ def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_
             for u in uids]
     return np.stack([np.asarray(v, np.float16) for v in vols])
 
-# %% ../../../nbs/14_rsna_cnn3d.ipynb #c032
+# %% ../../../nbs/14_rsna_cnn3d.ipynb #c034
 def save_model(learn_or_model, out_dir, config:dict, name='model.pth'):
     "Save weights and a `config.json` (the settings that rebuild the model and its inputs) into `out_dir`."
     out_dir = Path(out_dir)
