@@ -20,13 +20,12 @@ def image_stats(item, img=None, lab=None) -> dict:
                 saturation=float((f.max(-1) - f.min(-1)).mean()), n_nuclei=int(len(areas)),
                 fg_fraction=float((lab > 0).mean()), median_area=float(np.median(areas)) if len(areas) else np.nan)
 
-def nucleus_areas(items) -> pd.DataFrame:
-    "One row per nucleus: image id and area in pixels."
+def nucleus_areas(labels:dict) -> pd.DataFrame:
+    "One row per nucleus: image id and area in pixels, from {id: instance label image}."
     rows = []
-    for it in items:
-        _, lab = load_item(it)
+    for i, lab in labels.items():
         a = np.bincount(lab.ravel())[1:]
-        rows += [dict(id=it.id, area=int(v)) for v in a if v > 0]
+        rows += [dict(id=i, area=int(v)) for v in a if v > 0]
     return pd.DataFrame(rows, columns=['id', 'area'])
 
 # %% ../../../nbs/31_dsb_eda.ipynb #c009
