@@ -56,6 +56,9 @@ def test_device_and_seed():
     assert torch.equal(a, b)
 
 
-def test_data_error_message():
+def test_data_error_message_and_pickling():
+    import pickle
     e = DataError('x/y.png', 'truncated')
     assert str(e) == 'x/y.png: truncated' and isinstance(e, ValueError)
+    e2 = pickle.loads(pickle.dumps(e))      # raised inside a process pool, re-raised in the parent
+    assert str(e2) == str(e) and e2.path == e.path and e2.problem == 'truncated'

@@ -17,6 +17,7 @@ class DataError(ValueError):
     def __init__(self, path, problem):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
+    def __reduce__(self): return (DataError, (self.path, self.problem))   # survives a process pool
 
 # %% ../../nbs/00_core.ipynb #c007
 def project_root() -> Path:

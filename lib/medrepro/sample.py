@@ -44,7 +44,9 @@ def _discover():
 def generators() -> dict:
     "All registered generators, by data set name."
     _discover()
-    return dict(sorted(_REGISTRY.items()))
+    # the canonical module's registry: under `python -m medrepro.sample` this file also runs as `__main__`
+    canon = importlib.import_module('medrepro.sample')
+    return dict(sorted({**_REGISTRY, **canon._REGISTRY}.items()))
 
 # %% ../../nbs/01_sample.ipynb #c006
 def generate(dataset, dest, n=None, seed=0, overwrite=False) -> Path:
