@@ -4,15 +4,17 @@
 
 # %% ../../../nbs/15_rsna_effnet_gru.ipynb #c003
 from __future__ import annotations
+import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..core import DataError
+from ..core import DataError, atomic_write
 from .models import VERTEBRAE, with_patient, _np
 from sklearn.metrics import f1_score
 
 # %% auto #0
-__all__ = ['effnet_b0', 'EffNetGRU', 'WeightedBCE', 'binary_accuracy', 'binary_f1', 'binary_metrics', 'small_encoder', 'CropGRU']
+__all__ = ['effnet_b0', 'EffNetGRU', 'WeightedBCE', 'binary_accuracy', 'binary_f1', 'binary_metrics', 'small_encoder', 'CropGRU',
+           'vertebra_sequences', 'vertebra_crop_stack', 'study_inputs', 'load_inputs', 'per_vertebra_data']
 
 # %% ../../../nbs/15_rsna_effnet_gru.ipynb #c006
 def effnet_b0(pretrained=False, in_ch=3) -> nn.Module:
@@ -93,11 +95,74 @@ class CropGRU(nn.Module):
         elif encoder == 'effnet_b0': self.encoder, feat = effnet_b0(pretrained, in_ch), 1280
         else: raise ValueError(f"encoder must be 'small' or 'effnet_b0', not {encoder!r}")
         self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, 1))
-        self.level_bias = nn.Parameter(torch.zeros(7))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden + feat, 1))
+        self.level_bias = nn.Parameter(torch.full((7,), -2.))   # start near p = 0.12 per vertebra, not 0.5
         self.patient = patient
     def forward(self, x):
         if x.ndim != 6 or x.shape[1] != 7: raise ValueError(f'CropGRU expects (n, 7, T, K, S, S), got {tuple(x.shape)}')
-        n = x.shape[0]
-        v = self.head(_seq_forward(self.encoder, self.gru, x.flatten(0, 1))).reshape(n, 7).float() + self.level_bias
+        n, t = x.shape[:3:2]
+        f = self.encoder(x.flatten(0, 2)).reshape(n * 7, t, -1)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h, _ = self.gru(f.float())
+        z = torch.cat([h.mean(1), h.amax(1), f.float().amax(1)], dim=1)   # GRU summary + strongest slice feature
+        v = self.head(z).reshape(n, 7).float() + self.level_bias
         return with_patient(v, self.patient)
+
+# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c019
+def vertebra_sequences(series, presence, n_slices=8, size=64, windows=('bone', 'soft', 'brain')) -> np.ndarray:
+    "The paper's input: per vertebra `n_slices` whole slices from its slice list, windowed: (7, T, C, size, size) float32."
+    from medrepro.rsna.data import vertebra_slices
+    from medrepro.rsna.dicom import multi_window, resize_inplane
+    out = np.zeros((7, n_slices, len(windows), size, size), np.float32)
+    for i, (v, idx) in enumerate(vertebra_slices(presence).items()):
+        if not idx: continue
+        pick = [idx[int(round(t))] for t in np.linspace(0, len(idx) - 1, n_slices)]
+        out[i] = multi_window(resize_inplane(series.hu[pick], size), windows).transpose(1, 0, 2, 3)
+    return out
+
+def vertebra_crop_stack(series, presence, n_slices=8, size=32, window='bone', context=1) -> np.ndarray:
+    "The localised input: per vertebra `n_slices` 2.5D crops: (7, T, 2*context+1, size, size) float32 (zeros if absent)."
+    from medrepro.rsna.data import vertebra_crops, vertebra_slices
+    out = np.zeros((7, n_slices, 2 * context + 1, size, size), np.float32)
+    present = vertebra_slices(presence)
+    for i, v in enumerate(VERTEBRAE):
+        if present[v]: out[i] = vertebra_crops(series, presence, v, n_slices=n_slices, size=size, windows=(window,), context=context)
+    return out
+
+def study_inputs(root, uid, n_slices=8, img_size=64, crop_size=32, windows=('bone', 'soft', 'brain'), crop_window='bone',
+                 context=1, cache_dir=None) -> dict:
+    "{'seq': (7, T, C, img, img), 'crops': (7, T, K, crop, crop), 'presence_source': 'nifti'|'estimate'} of one study, cached."
+    from medrepro.rsna.dicom import read_series, dicom_files
+    from medrepro.rsna.data import study_presence, seg_file
+    folder = Path(root)/'train_images'/str(uid)
+    path = None
+    if cache_dir is not None:
+        seg = seg_file(root, uid)
+        files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in dicom_files(folder)]
+        key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=files, seg=str(seg) if seg else None, n=n_slices,
+                              img=img_size, crop=crop_size, w=list(windows), cw=crop_window, c=context), sort_keys=True)
+        path = Path(cache_dir)/f'{uid}_inputs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+        if path.exists():
+            try:
+                with np.load(path) as z: return {'seq': z['seq'], 'crops': z['crops'], 'presence_source': str(z['src'])}
+            except Exception: path.unlink()
+    s = read_series(folder)
+    pres = study_presence(root, s)
+    seq = vertebra_sequences(s, pres, n_slices, img_size, windows).astype(np.float16)
+    crops = vertebra_crop_stack(s, pres, n_slices, crop_size, crop_window, context).astype(np.float16)
+    src = pres.attrs.get('source', '?')
+    if path is not None:
+        with atomic_write(path) as tmp:
+            with open(tmp, 'wb') as f: np.savez(f, seq=seq, crops=crops, src=np.array(src))
+    return {'seq': seq, 'crops': crops, 'presence_source': src}
+
+def load_inputs(root, uids, cache_dir=None, **kw):
+    "Stacked `study_inputs` of studies `uids`: (seq (n, 7, T, C, S, S), crops (n, 7, T, K, s, s), presence sources)."
+    r = [study_inputs(root, u, cache_dir=cache_dir, **kw) for u in uids]
+    return np.stack([d['seq'] for d in r]), np.stack([d['crops'] for d in r]), [d['presence_source'] for d in r]
+
+# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c024
+def per_vertebra_data(seq, y, vertebra):
+    "Inputs (n, T, C, S, S) and (n, 1) labels of one vertebra from stacked sequences and (n, 8) labels."
+    i = VERTEBRAE.index(vertebra)
+    return seq[:, i], np.asarray(y)[:, i:i + 1]
