@@ -29,8 +29,8 @@ def build_model(cfg) -> torch.nn.Module:
     "An untrained model with the architecture described by a training config."
     from medrepro.rsna.seq import EffNetGRU, CropGRU
     kind = cfg.get('model')
-    if kind == 'cnn3d': return Cnn3d(cfg['in_ch'], widths=tuple(cfg['widths']), patient=cfg.get('patient', 'head'))
-    if kind == 'effnet_gru': return EffNetGRU(n_out=1, in_ch=cfg['in_ch'])
+    if kind == 'cnn3d': return Cnn3d(cfg['in_ch'], widths=tuple(cfg['widths']), hidden=cfg.get('hidden', 512), patient=cfg.get('patient', 'head'))
+    if kind == 'effnet_gru': return EffNetGRU(n_out=1, in_ch=cfg['in_ch'], hidden=cfg.get('hidden', 128))
     if kind == 'crop_gru': return CropGRU(cfg['in_ch'], encoder=cfg['encoder'], widths=tuple(cfg['widths']), hidden=cfg['hidden'])
     raise ValueError(f'unknown model kind {kind!r} in config')
 
