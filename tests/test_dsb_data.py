@@ -140,6 +140,17 @@ def test_split_matches_report():
     with pytest.raises(ValueError, match='too few'): D.split_ids(['a', 'b'], seed=0)
 
 
+def test_stratified_split_shares_out_rare_modalities():
+    ids = [f'{i:03d}' for i in range(200)]
+    strata = ['fluo'] * 170 + ['histo'] * 25 + ['bright'] * 5
+    s = D.split_ids(ids, seed=42, strata=strata)
+    kind = dict(zip(ids, strata))
+    for part, n in (('test', 40), ('valid', 40)):
+        assert len(s[part]) == n
+        assert sum(kind[i] == 'bright' for i in s[part]) >= 1 and sum(kind[i] == 'histo' for i in s[part]) >= 4
+    assert s == D.split_ids(ids, seed=42, strata=strata)
+
+
 def test_resolve_data_dir_relative_to_project_root(sample, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert D.resolve_data_dir(sample) == sample
@@ -172,6 +183,11 @@ def test_crops_keep_split_by_image(sample):
     dls = D.dsb_dataloaders(cs, split, bs=4, device='cpu')
     assert len(dls.train_ds) == 3 * len(split['train']) and len(dls.valid_ds) == 3 * len(split['valid'])
     assert cs.y.mean() > 0.02   # crops prefer nuclei
+    by_area = D.load_crops(items, 48, per_image=2, seed=0, by_area=True)
+    n = {it.id: sum(c.id == it.id for c in by_area.items) for it in items}
+    areas = {it.id: np.prod(Image.open(it.image).size) for it in items}
+    small, big = min(areas, key=areas.get), max(areas, key=areas.get)
+    assert n[small] == 2 and n[big] == round(2 * areas[big] / 256 ** 2) > 2
 
 
 @pytest.mark.realdata

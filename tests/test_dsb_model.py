@@ -44,9 +44,12 @@ def test_resunet_learns_a_tiny_batch():
     torch.manual_seed(0)
     x = torch.rand(4, 3, 32, 32); y = (x[:, 0] > 0.5).long()
     m = ResUNet(filters=(4, 8, 16, 32, 64)); opt = torch.optim.Adam(m.parameters(), 1e-2); loss = T.dsb_loss('bce')
-    first = None
-    for _ in range(15):
-        opt.zero_grad(); l = loss(m(x), y); l.backward(); opt.step(); first = first or l.item()
+    first, threads = None, torch.get_num_threads()
+    torch.set_num_threads(1)   # tiny tensors: one thread avoids thread-pool stalls on a busy CPU
+    try:
+        for _ in range(15):
+            opt.zero_grad(); l = loss(m(x), y); l.backward(); opt.step(); first = first or l.item()
+    finally: torch.set_num_threads(threads)
     assert l.item() < 0.7 * first
 
 

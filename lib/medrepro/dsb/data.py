@@ -204,17 +204,26 @@ def load_set(items, size=256, n_max=None) -> DsbSet:
     return DsbSet(items, np.stack(xs), np.stack(ys), size)
 
 # %% ../../../nbs/30_dsb_data.ipynb #c021
-def split_ids(ids, valid=0.2, test=0.2, seed=42) -> dict:
+def split_ids(ids, valid=0.2, test=0.2, seed=42, strata=None) -> dict:
     "{'train', 'valid', 'test'} lists of ids: `test` and `valid` are fractions of all ids (report: 402/134/134 of 670)."
     from sklearn.model_selection import train_test_split
     ids = list(ids); n = len(ids)
     n_test, n_valid = int(round(test * n)), int(round(valid * n))
     if n - n_test - n_valid < 1 or (valid and n_valid < 1): raise ValueError(f'{n} images are too few for a {valid}/{test} split')
-    rest, te = train_test_split(ids, test_size=n_test, random_state=seed) if n_test else (ids, [])
-    tr, va = train_test_split(rest, test_size=n_valid, random_state=seed) if n_valid else (rest, [])
+    if strata is not None:   # groups too small to share out are pooled, so every split can be stratified
+        strata = pd.Series(list(strata), index=ids).astype(str)
+        counts = strata.value_counts()
+        strata[strata.map(counts) < 5] = 'rare'
+        if (strata == 'rare').sum() == 1: strata[strata == 'rare'] = counts.index[0]
+    def _cut(xs, k):
+        if not k: return xs, []
+        st = strata[xs].tolist() if strata is not None and k >= strata[xs].nunique() and len(xs) - k >= strata[xs].nunique() else None
+        return train_test_split(xs, test_size=k, random_state=seed, stratify=st)
+    rest, te = _cut(ids, n_test)
+    tr, va = _cut(rest, n_valid)
     return {'train': sorted(tr), 'valid': sorted(va), 'test': sorted(te)}
 
-# %% ../../../nbs/30_dsb_data.ipynb #c024
+# %% ../../../nbs/30_dsb_data.ipynb #c026
 def dsb_dataloaders(ds:DsbSet, split:dict, bs=8, augment=False, seed=42, device=None, num_workers=0):
     "fastai DataLoaders (train, valid) over a `DsbSet` (whole images or crops) split by image id with `split_ids`."
     from fastai.vision.all import DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, IndexSplitter, Dihedral, Brightness, Contrast
@@ -228,9 +237,9 @@ def dsb_dataloaders(ds:DsbSet, split:dict, bs=8, augment=False, seed=42, device=
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)
     return dblock.dataloaders(tr + va, bs=bs, seed=seed, device=device, num_workers=num_workers)
 
-# %% ../../../nbs/30_dsb_data.ipynb #c027
-def load_crops(items, size=128, per_image=4, seed=0, max_side=None) -> DsbSet:
-    "Random `size` crops at native resolution (`per_image` each; images smaller than `size` are scaled up)."
+# %% ../../../nbs/30_dsb_data.ipynb #c029
+def load_crops(items, size=128, per_image=4, seed=0, max_side=None, by_area=False) -> DsbSet:
+    "Random `size` crops at native resolution (`per_image` each, or per 256x256 of area up to 3x if `by_area`)."
     import cv2
     rng = np.random.default_rng(seed)
     xs, ys, its = [], [], []
@@ -244,7 +253,8 @@ def load_crops(items, size=128, per_image=4, seed=0, max_side=None) -> DsbSet:
             img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_LINEAR)
             m = cv2.resize(m, (round(w * f), round(h * f)), interpolation=cv2.INTER_NEAREST)
         h, w = m.shape
-        for _ in range(per_image):
+        k = int(np.clip(round(per_image * h * w / 256 ** 2), per_image, 3 * per_image)) if by_area else per_image
+        for _ in range(k):
             best = None
             for _ in range(5):   # a few tries to land on nuclei
                 y0, x0 = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))

@@ -8,16 +8,19 @@ import numpy as np, pandas as pd
 from .data import dsb_items, load_item
 
 # %% auto #0
-__all__ = ['image_stats', 'nucleus_areas', 'modalities']
+__all__ = ['colour_stats', 'image_stats', 'nucleus_areas', 'modalities']
 
 # %% ../../../nbs/31_dsb_eda.ipynb #c006
+def colour_stats(img) -> dict:
+    "Mean brightness and saturation (mean of max - min over RGB) of an RGB uint8 image, both 0..1."
+    f = img.astype(np.float32) / 255
+    return dict(brightness=float(f.mean()), saturation=float((f.max(-1) - f.min(-1)).mean()))
+
 def image_stats(item, img=None, lab=None) -> dict:
     "Size, brightness, saturation and nucleus statistics of one item."
     if img is None: img, lab = load_item(item)
-    f = img.astype(np.float32) / 255
     areas = np.bincount(lab.ravel())[1:]; areas = areas[areas > 0]
-    return dict(id=item.id, height=img.shape[0], width=img.shape[1], brightness=float(f.mean()),
-                saturation=float((f.max(-1) - f.min(-1)).mean()), n_nuclei=int(len(areas)),
+    return dict(id=item.id, height=img.shape[0], width=img.shape[1], **colour_stats(img), n_nuclei=int(len(areas)),
                 fg_fraction=float((lab > 0).mean()), median_area=float(np.median(areas)) if len(areas) else np.nan)
 
 def nucleus_areas(labels:dict) -> pd.DataFrame:
@@ -29,13 +32,12 @@ def nucleus_areas(labels:dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=['id', 'area'])
 
 # %% ../../../nbs/31_dsb_eda.ipynb #c009
-def modalities(stats:pd.DataFrame, k=3, seed=42) -> pd.Series:
+def modalities(stats:pd.DataFrame, k=4, seed=42) -> pd.Series:
     "A modality name per image from k-means on (brightness, saturation)."
     from sklearn.cluster import KMeans
-    from sklearn.preprocessing import StandardScaler
     X = stats[['brightness', 'saturation']].to_numpy()
     k = max(1, min(k, len(np.unique(X.round(3), axis=0))))
-    lab = KMeans(k, n_init=10, random_state=seed).fit_predict(StandardScaler().fit_transform(X)) if k > 1 else np.zeros(len(X), int)
+    lab = KMeans(k, n_init=10, random_state=seed).fit_predict(X) if k > 1 else np.zeros(len(X), int)
     names = {}
     for c in range(k):
         b, s = X[lab == c].mean(0)

@@ -65,7 +65,7 @@ def predict_prob(model, img, img_size=256, mode='resize', device=None) -> np.nda
         x = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_LINEAR) if f > 1 else img
     else: raise ValueError(f"unknown mode {mode!r}: use 'resize' or 'native'")
     dev = next(model.parameters()).device if device is None else device
-    xt = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float().div(255).to(dev)
+    xt = torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float().div(255).to(dev)
     with torch.no_grad(): p = torch.sigmoid(model.eval()(xt))[0, 0].float().cpu().numpy()
     return p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
 
