@@ -107,3 +107,20 @@ def test_vertebra_metrics():
     p = np.array([[.8, .1, .1, .1, .1, .1, .1, .8], [.1, .1, .1, .1, .1, .1, .3, .6]])
     assert vertebra_accuracy(p, y) == pytest.approx(13 / 14)
     assert vertebra_f1(p, y) == pytest.approx(1 / 7)     # C1 found (F1 1), C7 missed (0), others no positives (0)
+
+
+def test_slice_aux_loss():
+    "The deep-supervision term: competition loss + pos-weighted BCE of each slice score against its vertebra's label."
+    import torch.nn.functional as F
+    from medrepro.rsna.seq import SliceAuxLoss
+    torch.manual_seed(0)
+    m = CropGRU(3, widths=(4, 8), hidden=4).eval()
+    out = m(torch.randn(2, 7, 3, 3, 12, 12))
+    assert m.slice_logits.shape == (2, 7, 3)
+    y = torch.zeros(2, 8); y[0, [1, 7]] = 1
+    base = RsnaLoss()(out, y)
+    by_hand = base + .5 * F.binary_cross_entropy_with_logits(m.slice_logits, y[:, :7, None].expand(2, 7, 3), pos_weight=torch.tensor(4.))
+    assert SliceAuxLoss(m, aux=.5)(out, y).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert SliceAuxLoss(m, aux=0)(out, y).item() == pytest.approx(base.item())
+    assert SliceAuxLoss(m, reduction='none')(out, y).shape == (2, 8)
+    assert 'model' not in dict(SliceAuxLoss(m).named_modules())     # the model is not registered inside the loss

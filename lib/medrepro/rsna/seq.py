@@ -4,17 +4,18 @@
 
 # %% ../../../nbs/15_rsna_effnet_gru.ipynb #c003
 from __future__ import annotations
-import hashlib, json
+import hashlib, json, math
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import DataError, atomic_write
-from .models import VERTEBRAE, with_patient, _np
+from .models import VERTEBRAE, with_patient, _np, RsnaLoss
 from sklearn.metrics import f1_score
 
 # %% auto #0
 __all__ = ['effnet_b0', 'EffNetGRU', 'WeightedBCE', 'binary_accuracy', 'binary_f1', 'binary_metrics', 'small_encoder', 'CropGRU',
-           'vertebra_sequences', 'vertebra_crop_stack', 'study_inputs', 'load_inputs', 'per_vertebra_data']
+           'SliceAuxLoss', 'vertebra_sequences', 'vertebra_crop_stack', 'study_inputs', 'load_inputs',
+           'per_vertebra_data']
 
 # %% ../../../nbs/15_rsna_effnet_gru.ipynb #c006
 def effnet_b0(pretrained=False, in_ch=3) -> nn.Module:
@@ -95,20 +96,33 @@ class CropGRU(nn.Module):
         elif encoder == 'effnet_b0': self.encoder, feat = effnet_b0(pretrained, in_ch), 1280
         else: raise ValueError(f"encoder must be 'small' or 'effnet_b0', not {encoder!r}")
         self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden + feat, 1))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden + feat, 1))
         self.level_bias = nn.Parameter(torch.full((7,), -2.))   # start near p = 0.12 per vertebra, not 0.5
         self.patient = patient
     def forward(self, x):
         if x.ndim != 6 or x.shape[1] != 7: raise ValueError(f'CropGRU expects (n, 7, T, K, S, S), got {tuple(x.shape)}')
-        n, t = x.shape[:3:2]
-        f = self.encoder(x.flatten(0, 2)).reshape(n * 7, t, -1)
+        n, t = x.shape[0], x.shape[2]
+        f = self.encoder(x.flatten(0, 2)).reshape(n * 7, t, -1).float()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            h, _ = self.gru(f.float())
-        z = torch.cat([h.mean(1), h.amax(1), f.float().amax(1)], dim=1)   # GRU summary + strongest slice feature
-        v = self.head(z).reshape(n, 7).float() + self.level_bias
-        return with_patient(v, self.patient)
+            h, _ = self.gru(f)
+            s = self.head(torch.cat([h, f], dim=-1)).squeeze(-1)          # (n*7, T) per-slice logits, with context
+            v = torch.logsumexp(s, dim=1) - math.log(t)                    # soft maximum over the slices
+        self.slice_logits = s.reshape(n, 7, t)                             # kept for SliceAuxLoss
+        return with_patient(v.reshape(n, 7) + self.level_bias, self.patient)
 
-# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c019
+# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c018
+class SliceAuxLoss(RsnaLoss):
+    "RsnaLoss + `aux` x BCE(pos_weight) of the model's per-slice logits against their vertebra's label."
+    def __init__(self, model, aux=1., pos_weight=4., reduction='mean'):
+        super().__init__(reduction); self.aux, self.pos_weight, self._model = aux, pos_weight, [model]   # list: not a submodule
+    def forward(self, logits, y):
+        l = super().forward(logits, y)
+        s = getattr(self._model[0], 'slice_logits', None)
+        if self.reduction == 'none' or not self.aux or s is None or s.shape[0] != y.shape[0]: return l
+        t = y[:, :7, None].float().expand_as(s)
+        return l + self.aux * F.binary_cross_entropy_with_logits(s.float(), t, pos_weight=torch.tensor(self.pos_weight, device=s.device))
+
+# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c022
 def vertebra_sequences(series, presence, n_slices=8, size=64, windows=('bone', 'soft', 'brain')) -> np.ndarray:
     "The paper's input: per vertebra `n_slices` whole slices from its slice list, windowed: (7, T, C, size, size) float32."
     from medrepro.rsna.data import vertebra_slices
@@ -161,7 +175,7 @@ def load_inputs(root, uids, cache_dir=None, **kw):
     r = [study_inputs(root, u, cache_dir=cache_dir, **kw) for u in uids]
     return np.stack([d['seq'] for d in r]), np.stack([d['crops'] for d in r]), [d['presence_source'] for d in r]
 
-# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c024
+# %% ../../../nbs/15_rsna_effnet_gru.ipynb #c027
 def per_vertebra_data(seq, y, vertebra):
     "Inputs (n, T, C, S, S) and (n, 1) labels of one vertebra from stacked sequences and (n, 8) labels."
     i = VERTEBRAE.index(vertebra)
