@@ -37,7 +37,7 @@ def instance_ap(true_lab, pred_lab, thresholds=AP_THRESHOLDS) -> tuple:
     return float(np.mean(per)), np.array(per)
 
 # %% ../../../nbs/34_dsb_evaluate.ipynb #c010
-def mask_instances(mask, method='watershed', min_size=8, min_distance=4) -> np.ndarray:
+def mask_instances(mask, method='watershed', min_size=8, min_distance=8) -> np.ndarray:
     "Label image of the nuclei in a binary mask: 'cc' (connected components) or 'watershed' (distance transform)."
     from skimage.measure import label
     from skimage.morphology import remove_small_objects
@@ -70,13 +70,13 @@ def predict_prob(model, img, img_size=256, mode='resize', device=None) -> np.nda
     return p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
 
 # %% ../../../nbs/34_dsb_evaluate.ipynb #c014
-def evaluate_items(model, items, meta, threshold=0.5, instances='watershed', device=None, keep=None) -> tuple:
+def evaluate_items(model, items, meta, threshold=0.5, instances='watershed', device=None, keep=None, min_distance=8) -> tuple:
     "(per-image scores, {id: (image, labels, predicted mask)} for ids in `keep`, all if None) of a model on DSB items."
     rows, kept, masks, truths = [], {}, [], []
     for it in items:
         img, lab = load_item(it)
         pm = predict_prob(model, img, meta.get('img_size', 256), meta.get('mode', 'resize'), device) > threshold
-        ap, _ = instance_ap(lab, mask_instances(pm, instances))
+        ap, _ = instance_ap(lab, mask_instances(pm, instances, min_distance=min_distance))
         masks.append(pm); truths.append(lab > 0)
         rows.append(dict(id=it.id, height=img.shape[0], width=img.shape[1], n_nuclei=int(len(np.unique(lab)) - 1), instance_ap=ap))
         if keep is None or it.id in keep: kept[it.id] = (img, lab, pm)
