@@ -43,7 +43,7 @@ def mask_instances(mask, method='watershed', min_size=8, min_distance=8) -> np.n
     from skimage.morphology import remove_small_objects
     m = np.asarray(mask).astype(bool)
     cc = label(m, connectivity=1)
-    if min_size: cc = label(remove_small_objects(cc, max_size=min_size - 1) > 0, connectivity=1) if cc.max() else cc
+    if min_size and cc.max(): cc = label(remove_small_objects(m, max_size=min_size - 1, connectivity=1), connectivity=1)
     if method == 'cc' or cc.max() == 0: return cc
     if method != 'watershed': raise ValueError(f"unknown method {method!r}: use 'cc' or 'watershed'")
     from skimage.feature import peak_local_max
