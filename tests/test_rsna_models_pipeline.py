@@ -98,7 +98,7 @@ def test_reload_predicts_identically(tmp_path):
 
 
 def test_missing_model_says_which_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match='14_rsna_cnn3d'): load_config(tmp_path)
+    with pytest.raises(FileNotFoundError, match='15_rsna_cnn3d'): load_config(tmp_path)
 
 
 def test_scores_and_constants():

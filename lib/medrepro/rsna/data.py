@@ -18,7 +18,8 @@ from .dicom import CTSeries, read_series, window, multi_window, resize_inplane, 
 # %% auto #0
 __all__ = ['VERTEBRAE', 'LABEL_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample',
            'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'presence_frame',
-           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'study_presence', 'vertebra_crops']
+           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'study_presence',
+           'vertebra_crops']
 
 # %% ../../../nbs/11_rsna_data.ipynb #c006
 VERTEBRAE = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
@@ -352,17 +353,27 @@ def estimate_presence(series: CTSeries, bone_hu=250, min_area_mm2=40.0) -> pd.Da
     for i, v in enumerate(VERTEBRAE):
         a, b = int(round(edges[i])), max(int(round(edges[i + 1])), int(round(edges[i])) + 1)
         pres[a:b, i] = 1
-        m = bone[a:b].any(0)
+    return presence_frame(pres, series, bone_boxes(series, pres, bone_hu), 'estimate')
+
+def bone_boxes(series: CTSeries, pres, bone_hu=250) -> dict:
+    "In-plane box of each present vertebra without segmentation: the largest bone component over its slices."
+    from scipy import ndimage
+    boxes = {}
+    for i, v in enumerate(VERTEBRAE):
+        ks = np.nonzero(np.asarray(pres)[:, i])[0]
+        if not len(ks): continue
+        m = (series.hu[ks] > bone_hu).any(0)
         lab, nl = ndimage.label(m)
         if nl:
             big = 1 + int(np.argmax(ndimage.sum_labels(m, lab, range(1, nl + 1))))
             boxes[v] = _boxes(lab == big, None)
-    return presence_frame(pres, series, boxes, 'estimate')
+    return boxes
 
-def study_presence(root, series: CTSeries) -> pd.DataFrame:
-    "Presence from the study's segmentation when there is one, else `estimate_presence` (`.attrs['source']` says which)."
+def study_presence(root, series: CTSeries, localiser=None) -> pd.DataFrame:
+    "Presence from the study's segmentation when there is one, else `localiser(series)` if given, else `estimate_presence`."
     p = seg_file(root, series.uid)
-    return vertebra_presence(p, series) if p is not None else estimate_presence(series)
+    if p is not None: return vertebra_presence(p, series)
+    return localiser(series) if localiser is not None else estimate_presence(series)
 
 # %% ../../../nbs/11_rsna_data.ipynb #c031
 def _square_box(box, shape, margin):

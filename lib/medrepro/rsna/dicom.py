@@ -94,8 +94,9 @@ def _slice_number(path, ds):
     try: return int(Path(path).stem)
     except ValueError: return int(ds.get('InstanceNumber', -1) or -1)
 
-def _read_header(path):
-    try: ds = pydicom.dcmread(path, stop_before_pixels=True)
+def _read_header(path, defer_size='256 KB'):
+    "Parse a slice file once: the header, and the pixel data unless it is larger than `defer_size` (then read on decode)."
+    try: ds = pydicom.dcmread(path, defer_size=defer_size)
     except InvalidDicomError as e: raise DataError(path, f'not a DICOM file ({e})') from None
     except Exception as e: raise DataError(path, f'cannot read DICOM header: {type(e).__name__}: {e}') from None
     return ds
@@ -115,6 +116,10 @@ def _decode_file(f, r0, c0, int_hu):
     "HU of one slice file (int16 or float32), or ('error', path, problem): picklable for process pools."
     try: ds = pydicom.dcmread(f)
     except Exception as e: return ('error', f, f'cannot read DICOM: {type(e).__name__}: {e}')
+    return _decode_ds(ds, f, r0, c0, int_hu)
+
+def _decode_ds(ds, f, r0, c0, int_hu):
+    "HU of the slice dataset `ds` read from file `f`, or ('error', path, problem)."
     if 'PixelData' not in ds and 'FloatPixelData' not in ds: return ('error', f, 'no pixel data (7FE0,0010)')
     try:
         with warnings.catch_warnings():
@@ -133,7 +138,10 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
     from concurrent.futures import Executor, ProcessPoolExecutor
     folder = Path(folder)
     files = dicom_files(folder)
-    nw = workers or min(8, os.cpu_count() or 1)
+    if workers is None:        # threads pay off only for large files (reads and numpy copies overlap); small ones are GIL-bound
+        big = np.mean([f.stat().st_size for f in files[:16]]) >= 256*1024
+        nw = min(8, os.cpu_count() or 1) if big or executor is not None else 1
+    else: nw = max(1, int(workers))
     pool = ThreadPoolExecutor(nw) if nw > 1 and len(files) > 1 else None
     _map = pool.map if pool else map
     own = None
@@ -175,7 +183,10 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
         elif executor in (None, 'thread', 'process'): dmap = _map
         else: raise ValueError(f"executor must be None, 'thread', 'process' or a concurrent.futures.Executor, got {executor!r}")
         n = len(files)
-        for k, a in enumerate(dmap(_decode_file, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)):
+        if executor in (None, 'thread') or dmap is _map:     # in this process: decode the datasets already parsed
+            it = _map(_decode_ds, hdrs, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)
+        else: it = dmap(_decode_file, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)
+        for k, a in enumerate(it):
             if isinstance(a, tuple): raise DataError(a[1], a[2])
             hu[k] = a
     finally:
