@@ -111,3 +111,19 @@ def test_scores_and_constants():
     assert t.loc['truth', 'weighted_log_loss'] < t.loc['constant prevalence', 'weighted_log_loss'] < np.log(2)
     s = label_scores(y, np.where(y > 0, .9, .1))
     assert (s['accuracy'] == 1).all() and s.loc['patient_overall', 'positives'] == 2
+
+
+def test_lazy_inputs_index_like_the_stacked_array(tmp_path):
+    from medrepro.rsna.seq import LazyInputs
+    rng = np.random.default_rng(0)
+    seq, crops = rng.random((3, 7, 2, 3, 4, 4)).astype(np.float16), rng.random((3, 7, 2, 3, 5, 5)).astype(np.float16)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path/f's{i}.npz'); np.savez(paths[-1], seq=seq[i], crops=crops[i], src=np.array('nifti'))
+    lz = LazyInputs(paths, 'crops')
+    assert len(lz) == 3 and np.array_equal(lz[1], crops[1]) and np.array_equal(lz[0:2], crops[0:2])
+    v = LazyInputs(paths, 'seq')[:, 4]
+    assert len(v) == 3 and np.array_equal(v[2], seq[2, 4]) and np.array_equal(v[1:3], seq[1:3, 4])
+    from medrepro.rsna.models import VolumeDataset
+    x, y = VolumeDataset(lz, np.zeros((3, 8)))[2]
+    assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2].astype(np.float32))

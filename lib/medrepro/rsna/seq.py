@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score
 
 # %% auto #0
 __all__ = ['effnet_b0', 'EffNetGRU', 'WeightedBCE', 'binary_accuracy', 'binary_f1', 'binary_metrics', 'small_encoder', 'CropGRU',
-           'SliceAuxLoss', 'vertebra_sequences', 'vertebra_crop_stack', 'study_inputs', 'load_inputs',
+           'SliceAuxLoss', 'vertebra_sequences', 'vertebra_crop_stack', 'study_inputs', 'LazyInputs', 'load_inputs',
            'per_vertebra_data']
 
 # %% ../../../nbs/16_rsna_effnet_gru.ipynb #c006
@@ -143,37 +143,63 @@ def vertebra_crop_stack(series, presence, n_slices=8, size=32, window='bone', co
         if present[v]: out[i] = vertebra_crops(series, presence, v, n_slices=n_slices, size=size, windows=(window,), context=context)
     return out
 
+def _inputs_path(root, uid, cache_dir, localiser=None, **kw) -> Path:
+    "Cache file of `study_inputs`, keyed on the study's files, its segmentation, the localiser and every setting."
+    from medrepro.rsna.dicom import dicom_files
+    from medrepro.rsna.data import seg_file
+    folder = Path(root)/'train_images'/str(uid)
+    seg = seg_file(root, uid)
+    files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in dicom_files(folder)]
+    key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=files, seg=str(seg) if seg else None,
+                          loc=getattr(localiser, 'key', None if localiser is None else repr(localiser)),
+                          **{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}), sort_keys=True)
+    return Path(cache_dir)/f'{uid}_inputs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+
 def study_inputs(root, uid, n_slices=8, img_size=64, crop_size=32, windows=('bone', 'soft', 'brain'), crop_window='bone',
-                 context=1, cache_dir=None) -> dict:
-    "{'seq': (7, T, C, img, img), 'crops': (7, T, K, crop, crop), 'presence_source': 'nifti'|'estimate'} of one study, cached."
-    from medrepro.rsna.dicom import read_series, dicom_files
-    from medrepro.rsna.data import study_presence, seg_file
+                 context=1, cache_dir=None, localiser=None) -> dict:
+    "{'seq': (7, T, C, img, img), 'crops': (7, T, K, crop, crop), 'presence_source': 'nifti'|'model'|'estimate'} of one study, cached."
+    from medrepro.rsna.dicom import read_series
+    from medrepro.rsna.data import study_presence
     folder = Path(root)/'train_images'/str(uid)
     path = None
     if cache_dir is not None:
-        seg = seg_file(root, uid)
-        files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in dicom_files(folder)]
-        key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=files, seg=str(seg) if seg else None, n=n_slices,
-                              img=img_size, crop=crop_size, w=list(windows), cw=crop_window, c=context), sort_keys=True)
-        path = Path(cache_dir)/f'{uid}_inputs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+        path = _inputs_path(root, uid, cache_dir, localiser, n=n_slices, img=img_size, crop=crop_size, w=windows, cw=crop_window, c=context)
         if path.exists():
             try:
-                with np.load(path) as z: return {'seq': z['seq'], 'crops': z['crops'], 'presence_source': str(z['src'])}
+                with np.load(path) as z: return {'seq': z['seq'], 'crops': z['crops'], 'presence_source': str(z['src']), 'path': path}
             except Exception: path.unlink()
     s = read_series(folder)
-    pres = study_presence(root, s)
+    pres = study_presence(root, s, localiser)
     seq = vertebra_sequences(s, pres, n_slices, img_size, windows).astype(np.float16)
     crops = vertebra_crop_stack(s, pres, n_slices, crop_size, crop_window, context).astype(np.float16)
     src = pres.attrs.get('source', '?')
     if path is not None:
         with atomic_write(path) as tmp:
             with open(tmp, 'wb') as f: np.savez(f, seq=seq, crops=crops, src=np.array(src))
-    return {'seq': seq, 'crops': crops, 'presence_source': src}
+    return {'seq': seq, 'crops': crops, 'presence_source': src, 'path': path}
 
-def load_inputs(root, uids, cache_dir=None, **kw):
-    "Stacked `study_inputs` of studies `uids`: (seq (n, 7, T, C, S, S), crops (n, 7, T, K, s, s), presence sources)."
-    r = [study_inputs(root, u, cache_dir=cache_dir, **kw) for u in uids]
-    return np.stack([d['seq'] for d in r]), np.stack([d['crops'] for d in r]), [d['presence_source'] for d in r]
+class LazyInputs:
+    "Per-study arrays read from their cache files on access, indexed like the stacked array: x[i], x[a:b], x[:, v]."
+    def __init__(self, paths, key='crops', vertebra=None): self.paths, self.key, self.vertebra = list(paths), key, vertebra
+    def __len__(self): return len(self.paths)
+    def __getitem__(self, i):
+        if isinstance(i, tuple) and len(i) == 2 and i[0] == slice(None) and isinstance(i[1], int) and self.vertebra is None:
+            return LazyInputs(self.paths, self.key, i[1])                     # x[:, v]: one vertebra of every study
+        if isinstance(i, slice): return np.stack([self[j] for j in range(*i.indices(len(self)))])
+        with np.load(self.paths[i]) as z: a = z[self.key]
+        return a if self.vertebra is None else a[self.vertebra]
+    def __repr__(self): return f'LazyInputs({len(self)} studies, {self.key!r}, vertebra={self.vertebra})'
+
+def load_inputs(root, uids, cache_dir=None, lazy=False, **kw):
+    "(seq (n, 7, T, C, S, S), crops (n, 7, T, K, s, s), presence sources) of `uids`: stacked, or `LazyInputs` if `lazy`."
+    if lazy and cache_dir is None: raise ValueError('lazy=True reads the per-study cache files: give a cache_dir')
+    seq, crops, src = [], [], []
+    for u in uids:
+        d = study_inputs(root, u, cache_dir=cache_dir, **kw)
+        if lazy: seq.append(d['path']); src.append(d['presence_source'])
+        else: seq.append(d['seq']); crops.append(d['crops']); src.append(d['presence_source'])
+    if lazy: return LazyInputs(seq, 'seq'), LazyInputs(seq, 'crops'), src
+    return np.stack(seq), np.stack(crops), src
 
 # %% ../../../nbs/16_rsna_effnet_gru.ipynb #c027
 def per_vertebra_data(seq, y, vertebra):
