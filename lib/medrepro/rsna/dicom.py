@@ -119,15 +119,19 @@ def _decode_file(f, r0, c0, int_hu):
     return _decode_ds(ds, f, r0, c0, int_hu)
 
 def _decode_ds(ds, f, r0, c0, int_hu):
-    "HU of the slice dataset `ds` read from file `f`, or ('error', path, problem)."
+    "HU of the slice dataset `ds` read from file `f`, or ('error', path, problem); drops the pixel bytes from `ds`."
+    from pydicom.pixels import pixel_array
     if 'PixelData' not in ds and 'FloatPixelData' not in ds: return ('error', f, 'no pixel data (7FE0,0010)')
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            a = ds.pixel_array
+            a = pixel_array(ds)          # not ds.pixel_array, which would keep a decoded copy on every dataset
     except Exception as e:
         ts = ds.file_meta.TransferSyntaxUID
         return ('error', f, f'cannot decode pixel data ({ts.name}): {type(e).__name__}: {e}. If a decoder is missing: {decoder_hint(ts)}')
+    finally:
+        for tag in ('PixelData', 'FloatPixelData'):
+            if tag in ds: del ds[tag]     # the headers stay for the metadata; the raw pixel bytes are not needed again
     if a.shape != (r0, c0): return ('error', f, f'pixel data is {a.shape}, header says {r0}x{c0}')
     slope, icpt = float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
     if int_hu: return (a.astype(np.int32)*int(slope) + int(icpt)).astype(np.int16)
