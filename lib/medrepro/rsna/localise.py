@@ -108,22 +108,23 @@ def plot_presence(series, presences: dict, col=None, title=None):
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c015
 class LocaliserNet(nn.Module):
-    "Per-slice CNN + bidirectional GRU over z: `(n, depth, C, S, S)` -> `(n, depth, 7)` logits."
-    def __init__(self, in_ch=2, widths=(8, 16, 32), hidden=32, dropout=0.1):
+    "Per-slice CNN + bidirectional GRU over z: `(n, depth, C, S, S)` -> `(n, depth, 7)` logits; `pos`: add the relative position in the scan."
+    def __init__(self, in_ch=2, widths=(8, 16), hidden=64, dropout=0.1, pos=True):
         super().__init__()
-        self.encoder = small_encoder(in_ch, tuple(widths))
-        self.gru = nn.GRU(widths[-1] + 7, hidden, batch_first=True, bidirectional=True)
+        self.encoder, self.pos = small_encoder(in_ch, tuple(widths)), bool(pos)
+        self.gru = nn.GRU(widths[-1] + (7 if self.pos else 0), hidden, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2*hidden, 7))
         nn.init.constant_(self.head[1].bias, -1.8)          # start at p = 1/7: a vertebra is on about a seventh of the slices
     def forward(self, x):
         if x.ndim != 5: raise ValueError(f'LocaliserNet expects (n, depth, C, S, S), got {tuple(x.shape)}')
         n, d = x.shape[:2]
         f = self.encoder(x.flatten(0, 1)).reshape(n, d, -1).float()
-        t = torch.linspace(0, 1, d, device=x.device)[:, None]
-        k = torch.arange(1, 4, device=x.device)[None]*torch.pi
-        pos = torch.cat([t, torch.sin(k*t), torch.cos(k*t)], 1).expand(n, d, 7)   # relative position in the scan
+        if self.pos:                                          # t and sin/cos(k pi t), k = 1..3, t in [0, 1] head to feet
+            t = torch.linspace(0, 1, d, device=x.device)[:, None]
+            k = torch.arange(1, 4, device=x.device)[None]*torch.pi
+            f = torch.cat([f, torch.cat([t, torch.sin(k*t), torch.cos(k*t)], 1).expand(n, d, 7)], -1)
         with torch.autocast(device_type=x.device.type, enabled=False):   # the recurrence in float32
-            h, _ = self.gru(torch.cat([f, pos], -1))
+            h, _ = self.gru(f)
         return self.head(h).float()
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c018
@@ -238,7 +239,7 @@ def load_localiser(out_dir=None, device=None) -> Localiser:
         raise FileNotFoundError(f'{cfg_path}: no trained vertebra localiser here; run nbs/14_rsna_localise.ipynb first '
                                 f'(it trains and saves one)')
     cfg = json.loads(cfg_path.read_text())
-    model = LocaliserNet(len(cfg['windows']), tuple(cfg['widths']), cfg['hidden'])
+    model = LocaliserNet(len(cfg['windows']), tuple(cfg['widths']), cfg['hidden'], pos=cfg.get('pos', True))
     w = out_dir/cfg.get('weights', 'model.pth')
     load_weights(model, w)
     key = hashlib.sha1(w.read_bytes() + json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
