@@ -11,6 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import DataError, atomic_write
 from .models import VERTEBRAE, with_patient, _np, RsnaLoss
 from sklearn.metrics import f1_score
+from fastai.metrics import AccumMetric, ActivationType
 
 # %% auto #0
 __all__ = ['effnet_b0', 'EffNetGRU', 'WeightedBCE', 'binary_accuracy', 'binary_f1', 'binary_metrics', 'small_encoder', 'CropGRU',
