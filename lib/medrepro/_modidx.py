@@ -240,6 +240,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'medrepro/rsna/localise.py'),
                                         'medrepro.rsna.localise.slice_accuracy': ( 'rsna_localise.html#slice_accuracy',
                                                                                    'medrepro/rsna/localise.py'),
+                                        'medrepro.rsna.localise.study_cache_path': ( 'rsna_localise.html#study_cache_path',
+                                                                                     'medrepro/rsna/localise.py'),
                                         'medrepro.rsna.localise.to_slices': ('rsna_localise.html#to_slices', 'medrepro/rsna/localise.py')},
             'medrepro.rsna.models': { 'medrepro.rsna.models.Cnn3d': ('rsna_cnn3d.html#cnn3d', 'medrepro/rsna/models.py'),
                                       'medrepro.rsna.models.Cnn3d.__init__': ('rsna_cnn3d.html#cnn3d.__init__', 'medrepro/rsna/models.py'),

@@ -18,9 +18,9 @@ from .seq import small_encoder
 from .models import save_model
 
 # %% auto #0
-__all__ = ['series_input', 'resample_presence', 'to_slices', 'localiser_inputs', 'plot_presence', 'LocaliserNet',
-           'LocaliserDataset', 'postprocess', 'range_scores', 'slice_accuracy', 'mean_range_iou', 'localiser_metrics',
-           'default_localiser_dir', 'Localiser', 'save_localiser', 'load_localiser']
+__all__ = ['series_input', 'resample_presence', 'to_slices', 'study_cache_path', 'localiser_inputs', 'plot_presence',
+           'LocaliserNet', 'LocaliserDataset', 'postprocess', 'range_scores', 'slice_accuracy', 'mean_range_iou',
+           'localiser_metrics', 'default_localiser_dir', 'Localiser', 'save_localiser', 'load_localiser']
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c006
 def series_input(series, depth=48, size=48, windows=('bone', 'soft')) -> np.ndarray:
@@ -48,13 +48,16 @@ def to_slices(probs, n_slices) -> np.ndarray:
 # %% ../../../nbs/14_rsna_localise.ipynb #c009
 def _file_sig(p): p = Path(p); return (p.name, p.stat().st_size, p.stat().st_mtime_ns)
 
-def _inputs_path(root, uid, cache_dir, **kw) -> Path:
+def study_cache_path(root, uid, cache_dir, tag, **kw) -> Path:
+    "Cache file `<uid>_<tag>_<hash>.npz` of per-study arrays, keyed on the study's DICOM files, its NIfTI and the settings `kw`."
     folder = Path(root)/'train_images'/str(uid)
     seg = seg_file(root, uid)
     key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=[_file_sig(f) for f in dicom_files(folder)],
                           seg=_file_sig(seg) if seg else None, **{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}),
                      sort_keys=True)
-    return Path(cache_dir)/f'{uid}_loc_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+    return Path(cache_dir)/f'{uid}_{tag}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+
+def _inputs_path(root, uid, cache_dir, **kw) -> Path: return study_cache_path(root, uid, cache_dir, 'loc', **kw)
 
 def localiser_inputs(root, uid, depth=48, size=48, windows=('bone', 'soft'), cache_dir=None) -> dict:
     "{'x': (depth, C, S, S) float16, 'y': (depth, 7) or None, 'pres': (n, 7) or None (no segmentation), 'est': (n, 7), 'z': (n,)} of one study, cached."

@@ -145,16 +145,10 @@ def vertebra_crop_stack(series, presence, n_slices=8, size=32, window='bone', co
     return out
 
 def _inputs_path(root, uid, cache_dir, localiser=None, **kw) -> Path:
-    "Cache file of `study_inputs`, keyed on the study's files, its segmentation, the localiser and every setting."
-    from medrepro.rsna.dicom import dicom_files
-    from medrepro.rsna.data import seg_file
-    folder = Path(root)/'train_images'/str(uid)
-    seg = seg_file(root, uid)
-    files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in dicom_files(folder)]
-    key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=files, seg=str(seg) if seg else None,
-                          loc=getattr(localiser, 'key', None if localiser is None else repr(localiser)),
-                          **{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}), sort_keys=True)
-    return Path(cache_dir)/f'{uid}_inputs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
+    "Cache file of `study_inputs`: the study's files, its segmentation, the localiser (its hash) and every setting."
+    from medrepro.rsna.localise import study_cache_path
+    loc = getattr(localiser, 'key', None if localiser is None else repr(localiser))
+    return study_cache_path(root, uid, cache_dir, 'inputs', loc=loc, **kw)
 
 def study_inputs(root, uid, n_slices=8, img_size=64, crop_size=32, windows=('bone', 'soft', 'brain'), crop_window='bone',
                  context=1, cache_dir=None, localiser=None) -> dict:
