@@ -18,7 +18,7 @@ from .dicom import CTSeries, read_series, window, multi_window, resize_inplane, 
 # %% auto #0
 __all__ = ['VERTEBRAE', 'LABEL_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample',
            'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'presence_frame',
-           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'study_presence',
+           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence',
            'vertebra_crops']
 
 # %% ../../../nbs/11_rsna_data.ipynb #c006
@@ -342,7 +342,6 @@ def vertebra_slices(presence: pd.DataFrame) -> dict:
 # %% ../../../nbs/11_rsna_data.ipynb #c028
 def estimate_presence(series: CTSeries, bone_hu=250, min_area_mm2=40.0) -> pd.DataFrame:
     "Crude C1..C7 presence without segmentation: the bone-containing z range split uniformly in 7 (see the notebook for its accuracy)."
-    from scipy import ndimage
     bone = series.hu > bone_hu
     area = bone.sum(axis=(1, 2))*series.spacing[1]*series.spacing[2]
     ks = np.nonzero(area >= min_area_mm2)[0]
@@ -368,6 +367,15 @@ def bone_boxes(series: CTSeries, pres, bone_hu=250) -> dict:
             big = 1 + int(np.argmax(ndimage.sum_labels(m, lab, range(1, nl + 1))))
             boxes[v] = _boxes(lab == big, None)
     return boxes
+
+def range_scores(pred, true, z=None) -> pd.DataFrame:
+    "Per vertebra: IoU of the slice sets of two `(n, 7)` presence arrays and |centre error| in mm (slice units if no `z`)."
+    pred, true = np.asarray(pred) > 0, np.asarray(true) > 0
+    z = np.arange(len(pred), dtype=float) if z is None else np.asarray(z, float)
+    inter, union = (pred & true).sum(0), (pred | true).sum(0)
+    iou = np.where(union > 0, inter/np.maximum(union, 1), 1.0)
+    cen = [abs(z[pred[:, i]].mean() - z[true[:, i]].mean()) if pred[:, i].any() and true[:, i].any() else np.nan for i in range(7)]
+    return pd.DataFrame({'iou': iou, 'centre_err_mm': cen}, index=pd.Index(VERTEBRAE, name='vertebra'))
 
 def study_presence(root, series: CTSeries, localiser=None) -> pd.DataFrame:
     "Presence from the study's segmentation when there is one, else `localiser(series)` if given, else `estimate_presence`."

@@ -8,19 +8,18 @@ import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastai.losses import BCEWithLogitsLossFlat
 from fastai.metrics import AccumMetric, ActivationType
 from ..core import atomic_write, reports_dir, get_device
 from ..train import load_weights
 from .dicom import CTSeries, read_series, dicom_files, multi_window, resize_inplane, resample_depth, window
-from .data import VERTEBRAE, seg_file, vertebra_presence, presence_frame, bone_boxes, estimate_presence
-from .seq import small_encoder
-from .models import save_model
+from .data import VERTEBRAE, seg_file, vertebra_presence, presence_frame, bone_boxes, estimate_presence, range_scores
+from .seq import small_encoder, binary_accuracy
+from .models import save_model, _np
 
 # %% auto #0
 __all__ = ['series_input', 'resample_presence', 'to_slices', 'study_cache_path', 'localiser_inputs', 'plot_presence',
-           'LocaliserNet', 'LocaliserDataset', 'postprocess', 'range_scores', 'slice_accuracy', 'mean_range_iou',
-           'localiser_metrics', 'default_localiser_dir', 'Localiser', 'save_localiser', 'load_localiser']
+           'LocaliserNet', 'LocaliserDataset', 'postprocess', 'mean_range_iou', 'localiser_metrics',
+           'default_localiser_dir', 'Localiser', 'save_localiser', 'load_localiser']
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c006
 def series_input(series, depth=48, size=48, windows=('bone', 'soft')) -> np.ndarray:
@@ -173,30 +172,15 @@ def postprocess(probs, thr=0.5, order=True) -> np.ndarray:
     return out
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c024
-def range_scores(pred, true, z=None) -> pd.DataFrame:
-    "Per vertebra: IoU of the slice sets of two `(n, 7)` presence arrays and |centre error| in mm (slice units if no `z`)."
-    pred, true = np.asarray(pred) > 0, np.asarray(true) > 0
-    z = np.arange(len(pred), dtype=float) if z is None else np.asarray(z, float)
-    inter, union = (pred & true).sum(0), (pred | true).sum(0)
-    iou = np.where(union > 0, inter/np.maximum(union, 1), 1.0)
-    cen = [abs(z[pred[:, i]].mean() - z[true[:, i]].mean()) if pred[:, i].any() and true[:, i].any() else np.nan for i in range(7)]
-    return pd.DataFrame({'iou': iou, 'centre_err_mm': cen}, index=pd.Index(VERTEBRAE, name='vertebra'))
-
-def _np(x): return x.detach().float().cpu().numpy() if hasattr(x, 'detach') else np.asarray(x, np.float32)
-
-def slice_accuracy(probs, y):
-    "Share of (slice, vertebra) cells where p > 0.5 agrees with the target > 0.5."
-    return float(((_np(probs) > .5) == (_np(y) > .5)).mean())
-
 def mean_range_iou(probs, y):
     "Mean over studies and vertebrae of the slice-set IoU after `postprocess` (on the resampled grid)."
     p, t = _np(probs), _np(y)
     return float(np.mean([range_scores(postprocess(pi), ti > .5)['iou'].mean() for pi, ti in zip(p, t)]))
 
 def localiser_metrics():
-    "fastai metrics: per-slice accuracy and mean slice-range IoU."
+    "fastai metrics: per-slice accuracy (`seq.binary_accuracy`: p > 0.5 agrees with target > 0.5) and mean slice-range IoU."
     sig = ActivationType.Sigmoid
-    return [AccumMetric(slice_accuracy, activation=sig, flatten=False, name='accuracy'),
+    return [AccumMetric(binary_accuracy, activation=sig, flatten=False, name='accuracy'),
             AccumMetric(mean_range_iou, activation=sig, flatten=False, name='iou')]
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c030

@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/16_rsna_effnet_gru.ipynb #c003
 from __future__ import annotations
-import hashlib, json, math
+import math
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
