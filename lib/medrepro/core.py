@@ -4,12 +4,16 @@
 
 # %% ../../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import os, tempfile, contextlib, shutil
+import os, io, json, hashlib, importlib, inspect, tempfile, contextlib, warnings
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
+import numpy as np
+import torch
 
 # %% auto #0
 __all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'atomic_write', 'save_fig', 'save_table',
-           'save_json', 'get_device', 'seed_everything']
+           'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model',
+           'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params']
 
 # %% ../../nbs/00_core.ipynb #c004
 class DataError(ValueError):
@@ -21,9 +25,10 @@ class DataError(ValueError):
 
 # %% ../../nbs/00_core.ipynb #c007
 def project_root() -> Path:
-    "The folder holding `pyproject.toml` (searched upwards from this package, then from the cwd)."
+    "The project folder: `$MEDREPRO_ROOT` if set, else the nearest folder with `pyproject.toml` and `nbs/` above the cwd, then above this package."
+    if os.environ.get('MEDREPRO_ROOT'): return Path(os.environ['MEDREPRO_ROOT']).expanduser().resolve()
     here = Path(globals().get('__file__') or Path.cwd()).resolve()   # no __file__ inside a notebook
-    for start in (here.parent, Path.cwd().resolve()):
+    for start in (Path.cwd().resolve(), here.parent):   # the working directory first: two clones, one install
         for p in (start, *start.parents):
             if (p/'pyproject.toml').exists() and (p/'nbs').is_dir(): return p
     return Path.cwd().resolve()
@@ -58,16 +63,21 @@ def reports_dir(study, root=None) -> Path:
     return d
 
 # %% ../../nbs/00_core.ipynb #c015
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+_UMASK = _umask()
+
 @contextlib.contextmanager
 def atomic_write(path):
-    "Yield a temp path beside `path`; rename it to `path` only if the block succeeds."
+    "Yield a temp path beside `path`; rename it to `path` only if the block succeeds (mode from the umask, like `open`)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.tmp.{path.stem}.', suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.tmp.{path.stem}.', suffix=path.suffix, dir=path.parent)   # same folder: rename is atomic
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)               # mkstemp makes 0600; a web server must be able to read reports
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
@@ -95,7 +105,6 @@ def save_json(obj, path) -> Path:
 # %% ../../nbs/00_core.ipynb #c019
 def get_device(pref=None):
     "`pref` if given ('cpu', 'cuda', 'cuda:1', 'mps'), else cuda, then mps, then cpu."
-    import torch
     if pref not in (None, '', 'auto'): return torch.device(pref)
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
@@ -105,3 +114,129 @@ def seed_everything(seed=42):
     "Seed python, numpy and torch (fastai's `set_seed(seed, reproducible=True)`)."
     from fastai.torch_core import set_seed
     set_seed(seed, reproducible=True)
+
+# %% ../../nbs/00_core.ipynb #3ab4a842
+def file_sig(path) -> list:
+    "Identity of a file (name, size, mtime) or a folder (that of every file under it, sorted)."
+    p = Path(path)
+    if p.is_dir(): return [[str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(p.rglob('*')) if f.is_file()]
+    st = p.stat()
+    return [p.name, st.st_size, st.st_mtime_ns]
+
+def _jsonable(v):
+    if isinstance(v, Path): return {'path': str(v.resolve()), 'sig': file_sig(v) if v.exists() else None}
+    if isinstance(v, np.generic): return v.item()
+    if isinstance(v, np.ndarray): return v.tolist()
+    if isinstance(v, (set, frozenset)): return sorted(v)
+    if hasattr(v, '__dataclass_fields__'): return asdict(v)
+    return str(v)
+
+def cache_path(cache_dir, tag, version=1, **key) -> Path:
+    "The `.npz` file `cached` uses for `tag`, `version` and `key`."
+    h = hashlib.sha1(json.dumps({'version': version, **key}, sort_keys=True, default=_jsonable).encode()).hexdigest()[:16]
+    return Path(cache_dir)/f'{tag}-{h}.npz'
+
+def cached(cache_dir, tag, build, version=1, **key):
+    "`build()` (an array or a dict of arrays), stored once in `cache_dir` under `tag`/`version`/`key`; unreadable entries are rebuilt."
+    if cache_dir is None: return build()
+    path = cache_path(cache_dir, tag, version, **key)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z: d = {k: z[k] for k in z.files}
+            return d['__array__'] if list(d) == ['__array__'] else d
+        except Exception as e:
+            warnings.warn(f'{path}: unreadable cache entry ({type(e).__name__}: {e}); rebuilding')
+            path.unlink(missing_ok=True)
+    out = build()
+    with atomic_write(path) as tmp: np.savez(tmp, **({'__array__': out} if isinstance(out, np.ndarray) else out))
+    return out
+
+# %% ../../nbs/00_core.ipynb #72d9d2a4
+_MODELS: dict = {}
+
+def register_model(name):
+    "Decorator: register `fn(**params) -> nn.Module` as the builder of architecture `name`."
+    def _inner(fn):
+        _MODELS[name] = fn
+        return fn
+    return _inner
+
+@dataclass
+class ModelConfig:
+    "What rebuilds a saved model: a registered architecture, its builder's parameters, free-form metadata."
+    arch: str
+    params: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    module: str = None    # where the builder is registered (filled in; imported on load)
+
+    def builder(self):
+        if self.arch not in _MODELS and self.module and self.module.startswith('medrepro.'): importlib.import_module(self.module)
+        if self.arch not in _MODELS: raise KeyError(f"unknown architecture {self.arch!r}; registered: {', '.join(sorted(_MODELS)) or 'none'}")
+        return _MODELS[self.arch]
+
+    def validate(self) -> 'ModelConfig':
+        "Check the parameters fit the builder's signature (and fill in `module`)."
+        fn = self.builder()
+        try: inspect.signature(fn).bind(**self.params)
+        except TypeError as e: raise ValueError(f'config for {self.arch!r} does not fit its builder: {e}') from None
+        self.module = fn.__module__
+        return self
+
+    def build(self): return self.validate().builder()(**self.params)
+
+# %% ../../nbs/00_core.ipynb #7523ed8d
+def save_model(folder, model, config) -> Path:
+    "Save `model`'s weights (weights-only, byte-reproducible) as `folder/model.pth` and `config` as `folder/config.json`."
+    cfg = (config if isinstance(config, ModelConfig) else ModelConfig(**config)).validate()
+    folder, model = Path(folder), getattr(model, 'model', model)        # a fastai Learner works too
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    cfg.build().load_state_dict(sd)                                     # the config really rebuilds this model
+    buf = io.BytesIO(); torch.save(sd, buf)                             # in memory: no temp-file name inside the archive
+    with atomic_write(folder/'model.pth') as tmp: tmp.write_bytes(buf.getvalue())
+    save_json(asdict(cfg), folder/'config.json')
+    return folder
+
+def load_model(folder, device=None) -> tuple:
+    "Rebuild the model `save_model` wrote in `folder`: `(model in eval mode on device, ModelConfig)`."
+    folder = Path(folder)
+    for p in (folder/'config.json', folder/'model.pth'):
+        if not p.exists(): raise FileNotFoundError(f'{p}: no saved model here (save_model writes model.pth and config.json)')
+    try: cfg = ModelConfig(**json.loads((folder/'config.json').read_text()))
+    except Exception as e: raise DataError(folder/'config.json', f'not a model config ({type(e).__name__}: {e})') from None
+    model = cfg.build()
+    try: sd = torch.load(folder/'model.pth', map_location='cpu', weights_only=True)
+    except Exception as e: raise DataError(folder/'model.pth', f'not a readable weights-only checkpoint ({e})') from None
+    try: model.load_state_dict(sd)
+    except RuntimeError as e: raise DataError(folder/'model.pth', f'weights do not fit {cfg.arch} {cfg.params} ({str(e).splitlines()[0]})') from None
+    return model.to(get_device(device)).eval(), cfg
+
+# %% ../../nbs/00_core.ipynb #9cf35712
+@dataclass
+class Param:
+    "A rule for one notebook parameter: type(s), bounds, allowed values, whether None is allowed."
+    kind: object = None
+    lo: float = None
+    hi: float = None
+    choices: tuple = None
+    optional: bool = False
+
+    def problem(self, v) -> str:
+        "What is wrong with value `v` (None if nothing)."
+        if v is None: return None if self.optional else 'must not be None'
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,) if self.kind else ()
+        ok = not kinds or isinstance(v, kinds) or (float in kinds and isinstance(v, int))
+        if isinstance(v, bool) and bool not in kinds and kinds: ok = False        # True is an int to Python, not to us
+        if not ok: return f"expected {' or '.join(k.__name__ for k in kinds)}{' or None' if self.optional else ''}, got {type(v).__name__}"
+        if self.choices is not None and v not in self.choices: return f"must be one of {', '.join(map(repr, self.choices))}"
+        if self.lo is not None and v < self.lo: return f'must be >= {self.lo}'
+        if self.hi is not None and v > self.hi: return f'must be <= {self.hi}'
+
+def check_params(ns, **spec) -> dict:
+    "Check notebook parameters in `ns` (e.g. `globals()`) against `Param` rules; one ValueError lists every bad one."
+    errs = []
+    for k, rule in spec.items():
+        if k not in ns: errs.append(f'parameter {k!r} is not defined'); continue
+        msg = rule.problem(ns[k])
+        if msg: errs.append(f'parameter {k}={ns[k]!r}: {msg}')
+    if errs: raise ValueError('bad notebook parameters:\n  ' + '\n  '.join(errs))
+    return {k: ns[k] for k in spec}
