@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix
 
 # %% auto #0
 __all__ = ['plot_confusion', 'plot_confusion_grid', 'history', 'plot_learning_curves', 'show_panels', 'compare_table',
-           'plot_table']
+           'plot_table', 'plot_roc_pr', 'plot_calibration']
 
 # %% ../../nbs/03_plots.ipynb #c004
 def plot_confusion(y_true=None, y_pred=None, labels=None, cm=None, normalize=None, title=None, ax=None, cmap='Blues'):
@@ -52,18 +52,23 @@ def history(src) -> pd.DataFrame:
     return pd.DataFrame([list(v) for v in rec.values], columns=names[:len(rec.values[0])]).rename_axis('epoch').reset_index()
 
 def plot_learning_curves(src, title=None, metrics=None):
-    "Loss curves (train, valid) and metric curves per epoch."
+    "Loss curves (train, valid) and metric curves per epoch; a single epoch is drawn as bars, not as a lone dot."
     h = history(src)
     h = h[pd.to_numeric(h['epoch'], errors='coerce').notna()]
     h = h.assign(**{c: pd.to_numeric(h[c], errors='coerce') for c in h.columns if c != 'time'})
     losses = [c for c in h.columns if c.endswith('loss')]
     metrics = metrics or [c for c in h.columns if c not in losses + ['epoch', 'time']]
     fig, axs = plt.subplots(1, 2 if metrics else 1, figsize=(10 if metrics else 5, 3.2), squeeze=False)
-    for c in losses: axs[0, 0].plot(h['epoch'], h[c], marker='o', label=c)
-    axs[0, 0].set_xlabel('epoch'); axs[0, 0].set_ylabel('loss'); axs[0, 0].legend()
-    if metrics:
-        for c in metrics: axs[0, 1].plot(h['epoch'], h[c], marker='o', label=c)
-        axs[0, 1].set_xlabel('epoch'); axs[0, 1].set_ylabel('metric'); axs[0, 1].legend()
+    for ax, cols, ylabel in zip(axs[0], [losses, metrics], ['loss', 'metric']):
+        if len(h) == 1:                                   # one epoch: a bar per quantity, value written on it
+            vals = [float(h[c].iloc[0]) for c in cols]
+            bars = ax.bar(cols, vals, color=sns.color_palette(n_colors=len(cols)))
+            ax.bar_label(bars, fmt='%.3f', fontsize=8); ax.set_xlabel(f"after epoch {int(h['epoch'].iloc[0])} (a single epoch: no curve)")
+            ax.tick_params(axis='x', labelsize=8, rotation=20 if len(cols) > 3 else 0)
+        else:
+            for c in cols: ax.plot(h['epoch'], h[c], marker='o', ms=3, label=c)
+            ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True)); ax.legend(fontsize=8)
+        ax.set_ylabel(ylabel)
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -110,4 +115,65 @@ def plot_table(df, title=None, fmt='{:.3f}', col_width=1.6):
     t = ax.table(cellText=cells, rowLabels=[str(i) for i in df.index], colLabels=list(df.columns), loc='center', cellLoc='center')
     t.auto_set_font_size(False); t.set_fontsize(9); t.scale(1, 1.3)
     if title: ax.set_title(title)
+    return fig
+
+# %% ../../nbs/03_plots.ipynb #4c5661ef
+def _label_matrix(y_true, scores, labels):
+    "y_true, scores as (n, k) 0/1 and score matrices, with k label names."
+    from sklearn.preprocessing import label_binarize
+    y, s = np.asarray(y_true), np.asarray(scores, dtype=float)
+    if s.ndim == 1: y, s = y.reshape(-1, 1), s.reshape(-1, 1)
+    elif y.ndim == 1:                                  # class indices + one score column per class: one-vs-rest
+        y = label_binarize(y, classes=range(s.shape[1])).reshape(len(y), -1)
+        if s.shape[1] == 2 and y.shape[1] == 1: y = np.hstack([1 - y, y])
+    if y.shape != s.shape: raise ValueError(f'y_true {y.shape} and scores {s.shape} do not match')
+    labels = list(labels) if labels is not None else (['positive'] if s.shape[1] == 1 else [str(i) for i in range(s.shape[1])])
+    return y.astype(int), s, labels
+
+def _subsample(n, max_points, seed=0):
+    return np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+def plot_roc_pr(y_true, scores, labels=None, title=None, max_points=200_000):
+    "ROC (with AUC) and precision-recall (with average precision and the prevalence as chance level) curves per label."
+    from sklearn.metrics import roc_curve, precision_recall_curve, roc_auc_score, average_precision_score
+    y, s, labels = _label_matrix(y_true, scores, labels)
+    idx = _subsample(len(y), max_points)
+    y, s = y[idx], s[idx]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    colors = sns.color_palette('tab10' if len(labels) <= 10 else 'husl', len(labels))
+    for j, (lab, c) in enumerate(zip(labels, colors)):
+        yj, sj = y[:, j], s[:, j]
+        if yj.min() == yj.max():                         # one class only: no curve can be drawn
+            a1.plot([], [], color=c, label=f'{lab}: n/a (no {"negatives" if yj.min() else "positives"})'); continue
+        fpr, tpr, _ = roc_curve(yj, sj); prec, rec, _ = precision_recall_curve(yj, sj)
+        a1.plot(fpr, tpr, color=c, lw=1.5, label=f'{lab}: AUC {roc_auc_score(yj, sj):.3f}')
+        a2.step(rec, prec, where='post', color=c, lw=1.5, label=f'{lab}: AP {average_precision_score(yj, sj):.3f}')
+        a2.axhline(yj.mean(), color=c, ls=':', lw=1)
+    a1.plot([0, 1], [0, 1], 'k--', lw=.8, label='chance')
+    a1.set(xlabel='false positive rate', ylabel='true positive rate (recall)', title='ROC', xlim=(0, 1), ylim=(0, 1.02))
+    a2.set(xlabel='recall', ylabel='precision', title='precision-recall (dotted: prevalence = chance)', xlim=(0, 1), ylim=(0, 1.02))
+    for a in (a1, a2): a.legend(fontsize=7, loc='lower right' if a is a1 else 'lower left'); a.set_aspect('equal')
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../../nbs/03_plots.ipynb #923b5540
+def plot_calibration(y_true, prob, labels=None, n_bins=10, title=None, max_points=200_000):
+    "Reliability diagram (observed frequency vs predicted probability, Brier score per label) over a histogram of predictions."
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+    y, p, labels = _label_matrix(y_true, prob, labels)
+    idx = _subsample(len(y), max_points)
+    y, p = y[idx], np.clip(p[idx], 0, 1)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw=dict(height_ratios=(3, 1)))
+    colors = sns.color_palette('tab10' if len(labels) <= 10 else 'husl', len(labels))
+    a1.plot([0, 1], [0, 1], 'k--', lw=.8, label='perfectly calibrated')
+    for j, (lab, c) in enumerate(zip(labels, colors)):
+        frac, mean = calibration_curve(y[:, j], p[:, j], n_bins=n_bins, strategy='uniform')
+        a1.plot(mean, frac, marker='o', ms=3, color=c, label=f'{lab}: Brier {brier_score_loss(y[:, j], p[:, j]):.3f}')
+        a2.hist(p[:, j], bins=n_bins, range=(0, 1), histtype='step', color=c, lw=1.2)
+    a1.set(ylabel='observed frequency of positives', title=title or 'calibration (reliability)', ylim=(-.02, 1.02))
+    a1.legend(fontsize=7, loc='upper left')
+    a2.set(xlabel='predicted probability', ylabel='count', xlim=(0, 1)); a2.set_yscale('log')
+    fig.tight_layout()
     return fig
