@@ -11,7 +11,7 @@ from pydicom.uid import CTImageStorage
 
 from medrepro.core import DataError
 from medrepro.rsna.dicom import read_series, window
-from medrepro.rsna.data import (BOX_COLS, LABEL_COLS, VERTEBRAE, estimate_presence, phantom_nifti, read_boxes,
+from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, estimate_presence, phantom_nifti, read_boxes,
                                 read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
                                 vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
 
@@ -45,7 +45,7 @@ def test_registered_generator_is_deterministic(tmp_path):
 
 def test_sample_layout_and_consistency(sample):
     lab = read_labels(sample)
-    assert list(lab.columns) == ['StudyInstanceUID'] + LABEL_COLS and len(lab) == 6
+    assert list(lab.columns) == TRAIN_COLS and len(lab) == 6
     assert (lab.patient_overall == lab[VERTEBRAE].max(axis=1)).all()
     assert 0 < lab.patient_overall.sum() < 6
     dirs = study_dirs(sample)

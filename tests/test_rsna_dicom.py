@@ -8,8 +8,8 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from medrepro.core import DataError
-from medrepro.rsna.dicom import (WINDOWS, CTSeries, decoder_hint, dicom_files, multi_window, preprocess_series,
-                                 read_series, resample_depth, resize_inplane, window)
+from medrepro.imaging import window
+from medrepro.rsna.dicom import CTSeries, decoder_hint, dicom_files, preprocess_series, read_series, resample_depth
 from medrepro.rsna.data import NeckPhantom, write_study
 
 
@@ -194,40 +194,13 @@ def test_dicom_files_prefers_dcm_and_skips_hidden(studies, tmp_path):
     assert [f.name for f in dicom_files(tmp_path)] == ['1.dcm']
 
 
-# ---------------------------------------------------------------- windows, resampling
+# ---------------------------------------------------------------- resampling (windows and resizing: tests/test_imaging.py)
 
-def test_window_maps_range_to_unit_interval():
-    c, w = WINDOWS['bone']
-    x = window(np.array([c - w/2 - 100, c - w/2, c, c + w/2, c + w/2 + 100]), 'bone')
-    assert x.dtype == np.float32 and np.allclose(x, [0, 0, 0.5, 1, 1])
-    assert np.allclose(window(np.array([0, 50, 100]), (50, 100)), [0, 0.5, 1])
-    with pytest.raises(KeyError, match='unknown window'): window(np.zeros(2), 'nope')
-    with pytest.raises(ValueError): window(np.zeros(2), (0, 0))
-
-
-def test_multi_window_shape():
-    hu = np.linspace(-1000, 2000, 2*3*4, dtype=np.float32).reshape(2, 3, 4)
-    m = multi_window(hu, ('bone', 'soft', 'brain'))
-    assert m.shape == (3, 2, 3, 4) and m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
-    assert np.array_equal(m[1], window(hu, 'soft'))
-
-
-def test_resample_depth_linear_and_endpoints():
+def test_resample_depth_alias_is_resample_axis_on_depth():
     vol = np.stack([np.full((2, 3), v, np.float32) for v in (0, 10, 20)])   # (3, 2, 3)
-    r = resample_depth(vol, 5)
-    assert r.shape == (5, 2, 3) and r.dtype == np.float32
-    assert np.allclose(r[:, 0, 0], [0, 5, 10, 15, 20])
-    rc = resample_depth(np.stack([vol, -vol]), 5)                        # channels first
-    assert rc.shape == (2, 5, 2, 3) and np.allclose(rc[1], -r)
-    assert resample_depth(vol[:1], 4).shape == (4, 2, 3)
-
-
-def test_resize_inplane():
-    vol = np.random.default_rng(0).normal(size=(4, 32, 48)).astype(np.float32)
-    assert resize_inplane(vol, 16).shape == (4, 16, 16)
-    assert resize_inplane(vol, (8, 12)).shape == (4, 8, 12)
-    const = resize_inplane(np.full((2, 20, 20), 7, np.int16), 10)
-    assert np.allclose(const, 7)
+    assert np.allclose(resample_depth(vol, 5)[:, 0, 0], [0, 5, 10, 15, 20])
+    rc = resample_depth(np.stack([vol, -vol]), 5)                        # channels first: depth is axis -3
+    assert rc.shape == (2, 5, 2, 3) and np.allclose(rc[1, :, 1, 2], [0, -5, -10, -15, -20])
 
 
 # ---------------------------------------------------------------- preprocess_series + cache
@@ -236,7 +209,7 @@ def test_preprocess_series_shape_and_cache(studies, tmp_path, monkeypatch):
     ph, dirs = studies
     x = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'soft'), cache_dir=tmp_path)
     assert x.shape == (2, 8, 16, 16) and x.dtype == np.float16 and 0 <= x.min() and x.max() <= 1
-    cached = list(tmp_path.glob('*.npy'))
+    cached = list(tmp_path.glob('*.npz'))
     assert len(cached) == 1 and not list(tmp_path.glob('.tmp*'))
     import medrepro.rsna.dicom as D
     monkeypatch.setattr(D, 'read_series', lambda *a, **k: (_ for _ in ()).throw(AssertionError('cache not used')))
@@ -245,7 +218,7 @@ def test_preprocess_series_shape_and_cache(studies, tmp_path, monkeypatch):
     # any setting change is a new key
     y = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'brain'), cache_dir=tmp_path)
     z = preprocess_series(dirs['j2k'], depth=6, size=16, windows=('bone', 'soft'), cache_dir=tmp_path, dtype=np.float32)
-    assert len(list(tmp_path.glob('*.npy'))) == 3 and z.dtype == np.float32 and y.shape == (2, 8, 16, 16)
+    assert len(list(tmp_path.glob('*.npz'))) == 3 and z.dtype == np.float32 and y.shape == (2, 8, 16, 16)
     assert np.array_equal(y[0], x[0])
 
 

@@ -13,17 +13,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, PYDICOM_IMPLEMENTATION_UID
 from ..core import DataError
 from ..sample import register
-from .dicom import CTSeries, read_series, window, multi_window, resize_inplane, resample_depth
+from ..imaging import window, multi_window, resize_inplane, square_box, crop_box
+from .dicom import CTSeries, read_series
 
 # %% auto #0
-__all__ = ['VERTEBRAE', 'LABEL_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample',
-           'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'presence_frame',
-           'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence',
-           'vertebra_crops']
+__all__ = ['VERTEBRAE', 'LABELS', 'TRAIN_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'mask_box', 'presence_frame', 'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence', 'vertebra_crops', 'label_prevalence', 'cooccurrence', 'split_studies', 'rsna_root', 'study_labels', 'slice_counts']
 
 # %% ../../../nbs/11_rsna_data.ipynb #c006
 VERTEBRAE = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
-LABEL_COLS = ['patient_overall'] + VERTEBRAE
+LABELS = VERTEBRAE + ['patient_overall']                     # the model outputs, in the order of metrics.RSNA_LABELS
+TRAIN_COLS = ['StudyInstanceUID', 'patient_overall'] + VERTEBRAE   # train.csv's columns, in the file's order
 BOX_COLS = ['StudyInstanceUID', 'x', 'y', 'width', 'height', 'slice_number']
 
 class NeckPhantom:
@@ -209,7 +208,7 @@ def write_sample(dest, n=12, seed=0, size=128, n_slices=64, compress=('none', 'j
         y = {v: int(v in ph.fractures) for v in VERTEBRAE}
         rows.append(dict(StudyInstanceUID=uid, patient_overall=int(any(y.values())), **y))
         if i % 3 in seg_every: nib.save(phantom_nifti(ph, lab), dest/'segmentations'/f'{uid}.nii')
-    pd.DataFrame(rows, columns=['StudyInstanceUID'] + LABEL_COLS).to_csv(dest/'train.csv', index=False)
+    pd.DataFrame(rows, columns=TRAIN_COLS).to_csv(dest/'train.csv', index=False)
     bxs = [b for b in boxes if len(b)]
     (pd.concat(bxs, ignore_index=True) if bxs else pd.DataFrame(columns=BOX_COLS)).to_csv(dest/'train_bounding_boxes.csv', index=False)
     return dest
@@ -233,10 +232,10 @@ def _csv(path, cols, what):
 def read_labels(root) -> pd.DataFrame:
     "`train.csv` of an RSNA data set folder (or the CSV itself): StudyInstanceUID, patient_overall, C1..C7 as 0/1 ints."
     path = Path(root); path = path if path.suffix == '.csv' else path/'train.csv'
-    df = _csv(path, ['StudyInstanceUID'] + LABEL_COLS, 'labels file train.csv')
-    df = df[['StudyInstanceUID'] + LABEL_COLS].copy()
+    df = _csv(path, TRAIN_COLS, 'labels file train.csv')
+    df = df[TRAIN_COLS].copy()
     df['StudyInstanceUID'] = df['StudyInstanceUID'].astype(str).str.strip()
-    for c in LABEL_COLS:
+    for c in TRAIN_COLS[1:]:
         v = pd.to_numeric(df[c], errors='coerce')
         bad = ~v.isin([0, 1])
         if bad.any():
@@ -310,9 +309,9 @@ def seg_to_series(seg, series: CTSeries) -> np.ndarray:
     return out
 
 # %% ../../../nbs/11_rsna_data.ipynb #c023
-def _boxes(lab_or_mask, k_idx):
-    "Bounding box (y0, x0, y1, x1) of a 2D mask."
-    ys, xs = np.nonzero(lab_or_mask)
+def mask_box(mask) -> tuple:
+    "Bounding box `(y0, x0, y1, x1)` (end exclusive) of a 2-D mask, or None when it is empty."
+    ys, xs = np.nonzero(mask)
     return (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1) if len(ys) else None
 
 def presence_frame(pres: np.ndarray, series: CTSeries, boxes=None, source='nifti') -> pd.DataFrame:
@@ -332,7 +331,7 @@ def vertebra_presence(seg_path, series: CTSeries, labels=None) -> pd.DataFrame:
         m = lab == i + 1
         on = m.any(axis=(1, 2))
         pres[:, i] = on
-        if on.any(): boxes[v] = _boxes(m[on].any(0), None)
+        if on.any(): boxes[v] = mask_box(m[on].any(0))
     return presence_frame(pres, series, boxes, 'nifti')
 
 def vertebra_slices(presence: pd.DataFrame) -> dict:
@@ -365,7 +364,7 @@ def bone_boxes(series: CTSeries, pres, bone_hu=250) -> dict:
         lab, nl = ndimage.label(m)
         if nl:
             big = 1 + int(np.argmax(ndimage.sum_labels(m, lab, range(1, nl + 1))))
-            boxes[v] = _boxes(lab == big, None)
+            boxes[v] = mask_box(lab == big)
     return boxes
 
 def range_scores(pred, true, z=None) -> pd.DataFrame:
@@ -384,21 +383,6 @@ def study_presence(root, series: CTSeries, localiser=None) -> pd.DataFrame:
     return localiser(series) if localiser is not None else estimate_presence(series)
 
 # %% ../../../nbs/11_rsna_data.ipynb #c031
-def _square_box(box, shape, margin):
-    y0, x0, y1, x1 = box
-    cy, cx, half = (y0 + y1)/2, (x0 + x1)/2, max(y1 - y0, x1 - x0)*(1 + 2*margin)/2
-    half = max(half, 4)
-    return int(np.floor(cy - half)), int(np.floor(cx - half)), int(np.ceil(cy + half)), int(np.ceil(cx + half))
-
-def _crop(vol, box, fill):
-    "vol[..., y0:y1, x0:x1], padded with `fill` where the box leaves the image."
-    y0, x0, y1, x1 = box
-    H, W = vol.shape[-2:]
-    out = np.full(vol.shape[:-2] + (y1 - y0, x1 - x0), fill, dtype=vol.dtype)
-    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y1, H), min(x1, W)
-    if sy1 > sy0 and sx1 > sx0: out[..., sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = vol[..., sy0:sy1, sx0:sx1]
-    return out
-
 def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=None, size=64, windows=('bone',),
                    context=1, margin=0.15, box=None) -> np.ndarray:
     "2.5D crops of `vertebra`: `(n_slices, len(windows)*(2*context+1), size, size)` float32, channels window-major."
@@ -408,10 +392,74 @@ def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=
     if n_slices is not None: idx = [idx[int(round(t))] for t in np.linspace(0, len(idx) - 1, int(n_slices))]
     if box is None: box = presence.attrs.get('boxes', {}).get(vertebra)
     if box is None:                                   # no box known: the bone on those slices
-        box = _boxes((series.hu[idx] > 250).any(0), None) or (0, 0, *series.hu.shape[1:])
-    sq = _square_box(box, series.hu.shape[1:], margin)
+        box = mask_box((series.hu[idx] > 250).any(0)) or (0, 0, *series.hu.shape[1:])
+    sq = square_box(box, series.hu.shape[1:], margin)
     nb = np.clip(np.asarray(idx)[:, None] + np.arange(-context, context + 1)[None], 0, len(series) - 1)   # (n, 2c+1)
-    crops = _crop(series.hu[nb], sq, -1024)                                                             # (n, 2c+1, h, w) HU
+    crops = crop_box(series.hu[nb], sq, -1024)                                                             # (n, 2c+1, h, w) HU
     crops = resize_inplane(crops, size)                                                                  # float32
     x = multi_window(crops, windows)                                                                     # (W, n, 2c+1, S, S)
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3, 4).reshape(len(idx), len(windows)*(2*context + 1), size, size))
+
+# %% ../../../nbs/12_rsna_eda.ipynb #c006
+def label_prevalence(labels) -> pd.DataFrame:
+    "Positives, total and rate of C1..C7 and patient_overall."
+    y = labels[LABELS]
+    return pd.DataFrame({'positives': y.sum().astype(int), 'studies': len(y), 'rate': y.mean()}).rename_axis('label')
+
+# %% ../../../nbs/12_rsna_eda.ipynb #c009
+def cooccurrence(labels) -> pd.DataFrame:
+    "Studies with both vertebrae fractured, C1..C7 x C1..C7 (diagonal: studies with that vertebra fractured)."
+    y = labels[VERTEBRAE].to_numpy().astype(int)
+    return pd.DataFrame(y.T @ y, index=VERTEBRAE, columns=VERTEBRAE)
+
+# %% ../../../nbs/12_rsna_eda.ipynb #e12019
+from sklearn.model_selection import train_test_split
+
+def _draw(uids, y, n, seed):
+    "Split `uids` into (rest, n drawn at random), stratified on `y` when both classes allow it."
+    strat = y if y is not None and n >= 2 and len(uids) - n >= 2 and min(np.bincount(y.astype(int), minlength=2)) >= 2 else None
+    rest, drawn, *_ = train_test_split(uids, y if y is not None else uids, test_size=n, random_state=seed, stratify=strat)
+    return rest, drawn
+
+def split_studies(labels, n_test=0.2, valid_pct=0.2, n_train=None, seed=42) -> dict:
+    "{'train', 'valid', 'test'} StudyInstanceUIDs (sorted): `n_test` (a count, or a share if < 1) drawn first, then `n_train` (None: all the rest), of which `valid_pct` is validation."
+    uids = labels['StudyInstanceUID'].astype(str).to_numpy()
+    y = labels['patient_overall'].to_numpy().astype(int) if 'patient_overall' in labels else None
+    n_test = int(round(len(uids) * n_test)) if n_test < 1 else int(n_test)
+    if not 1 <= n_test <= len(uids) - 2: raise ValueError(f'n_test={n_test} leaves no room for training ({len(uids)} studies)')
+    rest, test = _draw(uids, y, n_test, seed)
+    if n_train is not None:
+        if n_train > len(rest): raise ValueError(f'n_train={n_train} but only {len(rest)} studies are left after the test draw')
+        if n_train < len(rest): _, rest = _draw(rest, None if y is None else labels.set_index(labels['StudyInstanceUID'].astype(str)).loc[rest, 'patient_overall'].to_numpy().astype(int), n_train, seed)
+    n_valid = min(max(1, int(round(len(rest) * valid_pct))), len(rest) - 1)
+    yr = None if y is None else labels.set_index(labels['StudyInstanceUID'].astype(str)).loc[rest, 'patient_overall'].to_numpy().astype(int)
+    train, valid = _draw(np.asarray(rest), yr, n_valid, seed)
+    return {'train': sorted(train), 'valid': sorted(valid), 'test': sorted(test)}
+
+# %% ../../../nbs/12_rsna_eda.ipynb #e12022
+from ..core import dataset_path, data_root
+from ..sample import generate
+
+def rsna_root(data_dir=None, source='sample', n_studies=None) -> Path:
+    "RSNA data folder: `data_dir`, else the sample set ('rsna', or 'rsna_n<N>' with `n_studies` generated studies)."
+    if data_dir is not None or source != 'sample' or n_studies is None: return dataset_path('rsna', data_dir, source=source)
+    return generate('rsna', data_root()/'sample'/f'rsna_n{int(n_studies)}', n=int(n_studies), seed=0)
+
+def study_labels(root, uids=None) -> np.ndarray:
+    "train.csv as an (n, 8) float32 array in `LABELS` order (rows in the order of `uids` when given)."
+    lab = read_labels(root).assign(StudyInstanceUID=lambda d: d['StudyInstanceUID'].astype(str)).set_index('StudyInstanceUID')
+    uids = list(lab.index) if uids is None else [str(u) for u in uids]
+    missing = [u for u in uids if u not in lab.index]
+    if missing: raise DataError(Path(root)/'train.csv', f'no labels for studies {missing[:3]}')
+    return lab.loc[uids, LABELS].to_numpy(np.float32)
+
+# %% ../../../nbs/12_rsna_eda.ipynb #c012
+def slice_counts(root, n_max=None) -> pd.DataFrame:
+    "Number of `.dcm` files, rows/cols and slice thickness (first file's header) of each study folder."
+    rows = []
+    for d in study_dirs(root)[:n_max]:
+        files = sorted(Path(d).glob('*.dcm'))
+        h = pydicom.dcmread(files[0], stop_before_pixels=True) if files else None
+        rows.append(dict(StudyInstanceUID=Path(d).name, slices=len(files), rows=getattr(h, 'Rows', None),
+                         cols=getattr(h, 'Columns', None), thickness=float(getattr(h, 'SliceThickness', np.nan) or np.nan)))
+    return pd.DataFrame(rows)

@@ -4,18 +4,19 @@
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c003
 from __future__ import annotations
-import os, hashlib, json, warnings
-from concurrent.futures import ThreadPoolExecutor
+import os, warnings
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from ..core import DataError, atomic_write
+from pydicom.pixels import get_decoder, pixel_array
+from ..core import DataError, cached
+from ..imaging import WINDOWS, window, multi_window, resize_inplane, resample_axis
 
 # %% auto #0
-__all__ = ['WINDOWS', 'PREPROCESS_VERSION', 'decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series', 'window',
-           'multi_window', 'resample_depth', 'resize_inplane', 'preprocess_key', 'preprocess_series']
+__all__ = ['decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series', 'resample_depth', 'preprocess_series']
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c006
 _DECODER_HINT = {
@@ -35,7 +36,6 @@ def decoder_hint(ts) -> str:
 
 def check_decoder(ts, path='?'):
     "Raise `DataError` naming the package to install if no plugin can decode transfer syntax `ts`."
-    from pydicom.pixels import get_decoder
     ts = pydicom.uid.UID(ts)
     try: dec = get_decoder(ts)
     except NotImplementedError: raise DataError(path, f"transfer syntax {ts} ({ts.name}) is not supported by pydicom")
@@ -206,77 +206,19 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
 
-# %% ../../../nbs/10_rsna_dicom.ipynb #c016
-WINDOWS = {'bone': (400, 1800), 'soft': (40, 400), 'brain': (40, 80), 'spine': (300, 1500), 'lung': (-600, 1500)}
-
-def window(hu, preset='bone') -> np.ndarray:
-    "Map HU through window `preset` (a name in `WINDOWS` or a (center, width) pair) to float32 in [0, 1]."
-    if isinstance(preset, str):
-        if preset not in WINDOWS: raise KeyError(f"unknown window '{preset}'; known: {', '.join(WINDOWS)}")
-        preset = WINDOWS[preset]
-    c, w = map(float, preset)
-    if w <= 0: raise ValueError(f'window width must be > 0, got {w}')
-    x = (np.asarray(hu, dtype=np.float32) - np.float32(c - w/2)) / np.float32(w)
-    return np.clip(x, 0, 1, out=x)
-
-def multi_window(hu, presets=('bone', 'soft', 'brain')) -> np.ndarray:
-    "Stack several windows of `hu` as channels: `(len(presets), *hu.shape)` float32 in [0, 1]."
-    return np.stack([window(hu, p) for p in presets])
-
 # %% ../../../nbs/10_rsna_dicom.ipynb #c025
-def _torch_vol(vol):
-    import torch
-    return torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))
-
 def resample_depth(vol, n) -> np.ndarray:
-    "Linearly interpolate `vol` (..., D, H, W) along D to `n` slices (first and last slices kept); float32."
-    import torch.nn.functional as F
-    vol = np.asarray(vol)
-    if vol.ndim < 3: raise ValueError(f'expected (..., D, H, W), got shape {vol.shape}')
-    lead, (D, H, W) = vol.shape[:-3], vol.shape[-3:]
-    if D == n: return vol.astype(np.float32, copy=False)
-    t = _torch_vol(vol).reshape(1, -1, D, H*W)                          # depth-only: 2D interpolate on (D, H*W)
-    if D == 1: r = t.expand(1, t.shape[1], n, H*W)
-    else: r = F.interpolate(t, size=(n, H*W), mode='bilinear', align_corners=True)
-    return r.reshape(*lead, n, H, W).numpy()
-
-def resize_inplane(vol, size, chunk=32) -> np.ndarray:
-    "Resize the last two axes of `vol` to `size` (int or (h, w)), bilinear with antialiasing; float32."
-    import torch.nn.functional as F
-    vol = np.asarray(vol)
-    h, w = (size, size) if np.isscalar(size) else tuple(size)
-    if vol.shape[-2:] == (h, w): return vol.astype(np.float32, copy=False)
-    lead, flat = vol.shape[:-2], vol.reshape(-1, *vol.shape[-2:])
-    out = np.empty((len(flat), h, w), np.float32)
-    for i in range(0, len(flat), chunk):             # chunks: never a float32 copy of a whole 512x512x600 study
-        t = _torch_vol(flat[i:i + chunk])[:, None]
-        out[i:i + chunk] = F.interpolate(t, size=(h, w), mode='bilinear', align_corners=False, antialias=True)[:, 0].numpy()
-    return out.reshape(*lead, h, w)
+    "Deprecated alias of `medrepro.imaging.resample_axis(vol, n, axis=-3)`, kept until every caller has moved."
+    return resample_axis(vol, n, axis=-3)
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c028
-PREPROCESS_VERSION = 1   # bump when the preprocessing code changes, to invalidate caches
-
-def preprocess_key(folder, depth, size, windows, dtype) -> str:
-    "Cache key: hash of the folder's files (name, size, mtime) and every preprocessing setting."
-    folder = Path(folder).resolve()
-    files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in dicom_files(folder)]
-    cfg = dict(v=PREPROCESS_VERSION, folder=str(folder), files=files, depth=int(depth), size=size if np.isscalar(size) else list(size),
-               windows=[w if isinstance(w, str) else list(map(float, w)) for w in windows],
-               wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name)
-    return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-
 def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brain'), cache_dir=None, dtype=np.float16, workers=None) -> np.ndarray:
-    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached as .npy in `cache_dir`."
+    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached in `cache_dir` by `core.cached`."
     folder = Path(folder)
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir)/f'{folder.name}_{preprocess_key(folder, depth, size, windows, dtype)}.npy'
-        if path.exists():
-            try: return np.load(path)
-            except Exception: path.unlink()                  # unreadable cache: rebuild
-    s = read_series(folder, workers=workers)
-    v = resample_depth(resize_inplane(s.hu, size), depth)
-    x = multi_window(v, windows).astype(dtype)
-    if path is not None:
-        with atomic_write(path) as tmp: np.save(tmp, x)
-    return x
+    def build():
+        s = read_series(folder, workers=workers)
+        return multi_window(resample_axis(resize_inplane(s.hu, size), depth, axis=0), windows).astype(dtype)
+    wins = [w if isinstance(w, str) else [float(x) for x in w] for w in windows]
+    return cached(cache_dir, f'rsna-{folder.name}', build, version=2, folder=folder, depth=int(depth),
+                  size=size if np.isscalar(size) else list(size), windows=wins,
+                  wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name)
