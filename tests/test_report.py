@@ -1,4 +1,5 @@
-import json, subprocess, sys
+import json, os, subprocess, sys, time
+import pandas as pd
 from pathlib import Path
 import nbformat, pytest
 from nbformat.v4 import new_notebook, new_code_cell
@@ -60,17 +61,82 @@ def test_failure_names_notebook_and_cell(tmp_path):
     assert (tmp_path/'out'/'notebooks'/'97_bad.failed.ipynb').exists()
 
 
-def test_cli_exits_nonzero_on_failure(tmp_path, monkeypatch):
-    nbs = tmp_path/'proj'/'nbs'; nbs.mkdir(parents=True)
-    (tmp_path/'proj'/'pyproject.toml').write_text('')
-    (tmp_path/'proj'/'params'/'smoke').mkdir(parents=True)
-    _nb(nbs/'10_bad.ipynb', 'raise RuntimeError("kaput")')
-    code = ('import sys; from pathlib import Path; import medrepro.report as r, medrepro.core as c;'
-            f'c.project_root = lambda: Path({str(tmp_path/"proj")!r}); r.project_root = c.project_root;'
-            'r.main(no_html=True)')
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
+def _project(tmp_path, *nbs):
+    "A throw-away project: pyproject.toml, nbs/ with the given (name, sources...) notebooks, params/smoke."
+    proj = tmp_path/'proj'; (proj/'nbs').mkdir(parents=True); (proj/'pyproject.toml').write_text('')
+    (proj/'params'/'smoke').mkdir(parents=True); (proj/'params'/'other').mkdir()
+    for name, *src in nbs: _nb(proj/'nbs'/name, *src)
+    return proj
+
+
+def _cli(proj, *args, timeout=240):
+    "Run medrepro-reports inside `proj` (the working directory decides the project root)."
+    return subprocess.run([sys.executable, '-c', 'from medrepro.report import main; main()', *args], capture_output=True,
+                          text=True, cwd=proj, timeout=timeout, env={**os.environ, 'MEDREPRO_ROOT': str(proj)})
+
+
+def test_cli_runs_studies_in_parallel_and_reports_failures(tmp_path):
+    proj = _project(tmp_path, ('10_bad.ipynb', 'raise RuntimeError("kaput")'), ('11_after.ipynb', 'y = 1'),
+                    ('30_ok.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("dsb")/"a.csv").write_text("a\\n1\\n")'))
+    res = _cli(proj, '--no-html', '-j', '2')
     assert res.returncode == 1
-    assert '10_bad.ipynb: cell 1' in res.stderr and 'RuntimeError: kaput' in res.stderr
+    out = res.stdout + res.stderr
+    assert '[rsna] 10_bad.ipynb FAILED' in out and 'RuntimeError: kaput' in out and '[dsb] 30_ok.ipynb ok' in out
+    assert 'Kernel is running over TCP' not in out and 'KeyboardInterrupt' not in out      # kernel noise filtered
+    runs = pd.read_csv(proj/'reports'/'timings.csv').set_index('notebook').status.to_dict()
+    assert runs == {'10_bad.ipynb': 'failed', '11_after.ipynb': 'not run', '30_ok.ipynb': 'ok'}
+    assert json.loads((proj/'reports'/'manifest.json').read_text()) == {'30_ok.ipynb': ['dsb/a.csv']}
+    page = (proj/'reports'/'index.html').read_text()
+    assert 'Not up to date' in page and '10_bad.ipynb (failed)' in page
+
+
+def test_failed_notebook_keeps_previous_outputs(tmp_path):
+    "A notebook's outputs appear together or not at all: a failing rerun leaves the last good figure and notebook."
+    proj = _project(tmp_path, ('30_two.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("dsb")/"t.csv").write_text(f"x\\n{x}\\n")',
+                                'assert x < 5'))
+    assert _cli(proj, '--no-html').returncode == 0
+    assert _cli(proj, '--no-html', '-p', 'x', '9').returncode == 1
+    assert (proj/'reports'/'dsb'/'t.csv').read_text() == 'x\n1\n'                        # not the failed run's 9
+    assert 'x = 9' not in (proj/'reports'/'notebooks'/'30_two.ipynb').read_text()
+    assert not list((proj/'reports').rglob('.tmp.*')) and not any((proj/'reports'/'.staging').iterdir())
+
+
+def test_sigterm_leaves_no_partial_outputs(tmp_path):
+    proj = _project(tmp_path, ('30_slow.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("dsb")/"half.csv").write_text("x")',
+                                'import time; time.sleep(60)'))
+    p = subprocess.Popen([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html'], cwd=proj,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, 'MEDREPRO_ROOT': str(proj)})
+    staging = proj/'reports'/'.staging'/'30_slow'/'dsb'/'half.csv'
+    for _ in range(600):
+        if staging.exists(): break
+        time.sleep(0.1)
+    assert staging.exists(), 'the notebook never started'
+    p.terminate(); p.wait(timeout=60)
+    assert p.returncode != 0
+    assert not (proj/'reports'/'dsb'/'half.csv').exists()
+    assert not [f for f in (proj/'reports').rglob('*') if f.is_file()]                     # nothing half-written anywhere
+
+
+def test_cli_profile_errors_and_warnings(tmp_path):
+    proj = _project(tmp_path, ('30_p.ipynb', 'print(x)'))
+    res = _cli(proj, '--profile', 'nope')
+    assert res.returncode != 0 and res.stderr.strip() == "unknown profile 'nope'; profiles: other, smoke"   # one line, no traceback
+    (proj/'params'/'other'/'d.yaml').write_text("'3*': {img_sise: 64}\n")
+    res = _cli(proj, '--profile', 'other', '--no-html', '-p', 'epochz', '2')
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "'3*' sets 'img_sise', which none of 30_p declares (misspelt?)" in res.stdout
+    assert 'warning: -p epochz: no selected notebook declares it' in res.stdout
+
+
+def test_second_clone_writes_into_its_own_reports(tmp_path):
+    "Regression: with one install and two clones, a notebook run from the second clone writes into the second clone."
+    proj = _project(tmp_path, ('00_where.ipynb', 'from medrepro.core import reports_dir, project_root\n(reports_dir("core")/"root.txt").write_text(str(project_root()))'))
+    nb = proj/'nbs'/'00_where.ipynb'
+    r = subprocess.run([str(Path(sys.executable).parent/'papermill'), str(nb), str(tmp_path/'o.ipynb'), '--cwd', str(proj/'nbs')],
+                       capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k not in ('MEDREPRO_ROOT', 'MEDREPRO_REPORTS')})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (proj/'reports'/'core'/'root.txt').read_text() == str(proj)                    # not the installed clone
+    assert ROOT != proj
 
 
 def test_papermill_cli_with_parameter(tmp_path):

@@ -8,7 +8,6 @@ import os, io, json, hashlib, importlib, inspect, tempfile, contextlib, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
-import torch
 
 # %% auto #0
 __all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'atomic_write', 'save_fig', 'save_table',
@@ -105,6 +104,7 @@ def save_json(obj, path) -> Path:
 # %% ../../nbs/00_core.ipynb #c019
 def get_device(pref=None):
     "`pref` if given ('cpu', 'cuda', 'cuda:1', 'mps'), else cuda, then mps, then cpu."
+    import torch   # here, not at the top: the report runner and the data loaders need core without torch's import time
     if pref not in (None, '', 'auto'): return torch.device(pref)
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
@@ -187,6 +187,7 @@ class ModelConfig:
 # %% ../../nbs/00_core.ipynb #7523ed8d
 def save_model(folder, model, config) -> Path:
     "Save `model`'s weights (weights-only, byte-reproducible) as `folder/model.pth` and `config` as `folder/config.json`."
+    import torch
     cfg = (config if isinstance(config, ModelConfig) else ModelConfig(**config)).validate()
     folder, model = Path(folder), getattr(model, 'model', model)        # a fastai Learner works too
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -198,6 +199,7 @@ def save_model(folder, model, config) -> Path:
 
 def load_model(folder, device=None) -> tuple:
     "Rebuild the model `save_model` wrote in `folder`: `(model in eval mode on device, ModelConfig)`."
+    import torch
     folder = Path(folder)
     for p in (folder/'config.json', folder/'model.pth'):
         if not p.exists(): raise FileNotFoundError(f'{p}: no saved model here (save_model writes model.pth and config.json)')

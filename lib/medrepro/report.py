@@ -4,14 +4,19 @@
 
 # %% ../../nbs/05_report.ipynb #c003
 from __future__ import annotations
-import fnmatch, html, os, re, shutil, sys, time
+import argparse, fnmatch, html, json, os, re, shutil, signal, subprocess, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 import pandas as pd, yaml
-from fastcore.script import call_parse
-from .core import project_root, atomic_write, save_table
+from .core import project_root, atomic_write, save_table, save_json
+
 
 # %% auto #0
-__all__ = ['STUDIES', 'numbered_notebooks', 'study_of', 'profile_params', 'NotebookFailed', 'run_notebook', 'build_index', 'main']
+__all__ = ['STUDIES', 'INLINE', 'STUDY_TITLES', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries',
+           'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'figure_context', 'build_index',
+           'main']
 
 # %% ../../nbs/05_report.ipynb #c004
 STUDIES = {'0': 'core', '1': 'rsna', '2': 'echonet', '3': 'dsb', '4': 'isic'}
@@ -30,110 +35,321 @@ def study_of(nb) -> str:
     return STUDIES.get(Path(nb).name[0], 'other')
 
 # %% ../../nbs/05_report.ipynb #c006
-def profile_params(profile, nb, params_dir=None) -> dict:
-    "Parameters profile `profile` sets for notebook `nb` (all matching globs in params/<profile>/*.yaml, later wins)."
+def profiles(params_dir=None) -> list:
+    "The profile names: the folders of `params/`."
+    d = Path(params_dir or project_root()/'params')
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+def profile_entries(profile, params_dir=None) -> list:
+    "Every `(file, pattern, values)` entry of profile `profile`, in the order they apply."
     d = Path(params_dir or project_root()/'params')/profile
-    if not d.is_dir(): raise FileNotFoundError(f"{d}: no such profile (profiles: {', '.join(sorted(p.name for p in d.parent.iterdir() if p.is_dir()))})")
-    out, stem = {}, Path(nb).stem
+    if not d.is_dir(): raise FileNotFoundError(f"{d}: no such profile (profiles: {', '.join(profiles(d.parent))})")
+    out = []
     for f in sorted(d.glob('*.y*ml')):
         try: spec = yaml.safe_load(f.read_text()) or {}
         except yaml.YAMLError as e: raise ValueError(f'{f}: not valid YAML ({e})') from e
         if not isinstance(spec, dict): raise ValueError(f'{f}: expected a mapping of notebook patterns to parameters')
         for pat, vals in spec.items():
-            if fnmatch.fnmatch(stem, str(pat)):
-                if not isinstance(vals, dict): raise ValueError(f'{f}: entry {pat!r} must map parameter names to values')
-                out.update(vals)
+            if not isinstance(vals, dict): raise ValueError(f'{f}: entry {pat!r} must map parameter names to values')
+            out.append((f, str(pat), vals))
     return out
+
+def profile_params(profile, nb, params_dir=None) -> dict:
+    "Parameters profile `profile` sets for notebook `nb` (all matching globs in params/<profile>/*.yaml, later wins)."
+    out, stem = {}, Path(nb).stem
+    for f, pat, vals in profile_entries(profile, params_dir):
+        if fnmatch.fnmatch(stem, pat): out.update(vals)
+    return out
+
+def unused_profile_keys(profile, declared:dict, params_dir=None) -> list:
+    "Warnings for profile keys that no selected notebook they match declares (`declared`: notebook stem -> parameter names)."
+    msgs = []
+    for f, pat, vals in profile_entries(profile, params_dir):
+        hits = [s for s in declared if fnmatch.fnmatch(s, pat)]
+        if not hits: continue
+        for k in vals:
+            if not any(k in declared[s] for s in hits):
+                msgs.append(f"{f.parent.name}/{f.name}: '{pat}' sets {k!r}, which none of {', '.join(hits)} declares (misspelt?)")
+    return msgs
+
 
 # %% ../../nbs/05_report.ipynb #c008
 class NotebookFailed(RuntimeError):
     "A notebook raised while the report runner executed it."
+
+INLINE = 'module://matplotlib_inline.backend_inline'   # kernels draw inline, so executed notebooks show their figures
+
+@contextmanager
+def _environ(**kw):
+    old = {k: os.environ.get(k) for k in kw}
+    os.environ.update({k: str(v) for k, v in kw.items()})
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 def _to_html(ipynb, dest):
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter().from_filename(str(ipynb))
     with atomic_write(dest) as tmp: tmp.write_text(body, encoding='utf-8')
 
+def _sig(p): st = p.stat(); return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+def _stage(out_root, nb) -> tuple:
+    "A staging copy of the notebook's study folder (big files hard-linked) and the signature of every staged file."
+    stage = out_root/'.staging'/Path(nb).stem
+    if stage.exists(): shutil.rmtree(stage)
+    src = out_root/study_of(nb)
+    big = lambda s, d: os.link(s, d) if os.path.getsize(s) > 64 << 20 else shutil.copy2(s, d)
+    if src.is_dir(): shutil.copytree(src, stage/src.name, copy_function=big, ignore=shutil.ignore_patterns('.tmp.*'))
+    (stage/'notebooks').mkdir(parents=True, exist_ok=True)
+    return stage, {p: _sig(p) for p in stage.rglob('*') if p.is_file()}
+
+def _publish(stage, snap, out_root) -> list:
+    "Move every file the run created or changed from `stage` into `out_root`; their paths relative to `out_root`."
+    moved = []
+    for p in sorted(stage.rglob('*')):
+        if not p.is_file() or p.name.startswith('.tmp.') or snap.get(p) == _sig(p): continue
+        rel = p.relative_to(stage); dest = out_root/rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, dest); moved.append(rel.as_posix())
+    return moved
+
 def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True) -> dict:
-    "Execute `nb` with papermill under `profile` (+ `params`), saving the executed notebook (and HTML) in out_root/notebooks."
+    "Execute `nb` under `profile` (+ `params`) in a staging folder; its figures, tables and executed copy appear together, or not at all."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     nb = Path(nb).resolve(); out_root = Path(out_root or project_root()/'reports').resolve()
     declared = pm.inspect_notebook(str(nb))
-    wanted = {**profile_params(profile, nb, params_dir=(nb.parent.parent/'params') if (nb.parent.parent/'params').is_dir() else None), **(params or {})}
+    pdir = nb.parent.parent/'params'
+    wanted = {**profile_params(profile, nb, params_dir=pdir if pdir.is_dir() else None), **(params or {})}
     use = {k: v for k, v in wanted.items() if k in declared}
-    dest = out_root/'notebooks'/nb.name; dest.parent.mkdir(parents=True, exist_ok=True)
-    failed = dest.with_suffix('.failed.ipynb')
-    old = os.environ.get('MEDREPRO_REPORTS'); os.environ['MEDREPRO_REPORTS'] = str(out_root)
-    t0 = time.time()
+    failed = out_root/'notebooks'/f'{nb.stem}.failed.ipynb'
+    stage, snap = _stage(out_root, nb)
+    dest, t0 = stage/'notebooks'/nb.name, time.time()
     try:
-        with atomic_write(dest) as tmp:
+        with _environ(MEDREPRO_REPORTS=stage, MEDREPRO_ROOT=nb.parent.parent, MPLBACKEND=INLINE, MEDREPRO_BATCH=1):
             try:
-                pm.execute_notebook(str(nb), str(tmp), parameters=use, kernel_name=kernel, cwd=str(nb.parent),
+                pm.execute_notebook(str(nb), str(dest), parameters=use, kernel_name=kernel, cwd=str(nb.parent),
                                     progress_bar=False, log_output=False, report_mode=False)
             except PapermillExecutionError as e:
-                shutil.copy(tmp, failed)
+                failed.parent.mkdir(parents=True, exist_ok=True); shutil.copy(dest, failed)
                 raise NotebookFailed(f'{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) raised '
                                      f'{e.ename}: {e.evalue}\n  executed copy with the traceback: {failed}') from None
-    finally:
-        if old is None: os.environ.pop('MEDREPRO_REPORTS', None)
-        else: os.environ['MEDREPRO_REPORTS'] = old
+        if html: _to_html(dest, dest.with_suffix('.html'))
+        files = _publish(stage, snap, out_root)
+    finally: shutil.rmtree(stage, ignore_errors=True)
     if failed.exists(): failed.unlink()
-    if html: _to_html(dest, dest.with_suffix('.html'))
-    return dict(notebook=nb.name, study=study_of(nb), seconds=round(time.time() - t0, 1), params=use)
+    return dict(notebook=nb.name, study=study_of(nb), seconds=round(time.time() - t0, 1), params=use,
+                files=[f for f in files if not f.startswith('notebooks/')])
+
 
 # %% ../../nbs/05_report.ipynb #c012
-def _table_html(csv, max_rows=30):
+STUDY_TITLES = {'core': 'Shared library (notebooks 00-09)', 'rsna': 'RSNA cervical spine fractures (notebooks 10-19)',
+                'echonet': 'EchoNet-Dynamic left ventricle (notebooks 20-29)', 'dsb': 'DSB 2018 nuclei (notebooks 30-39)',
+                'isic': 'ISIC skin lesions (notebooks 40-49)', 'other': 'Other'}
+SMOKE_BANNER = ('<b>Smoke profile</b>: synthetic sample data, tiny models, a few epochs on a CPU. It shows that every step of '
+                'the pipeline runs and that each model beats its trivial baseline, <b>not</b> how well the methods work. '
+                'Run <code>make reports PROFILE=paper</code> on the real data sets (on a GPU) for that.')
+
+def _clean(md) -> str:
+    "Markdown to one line of plain text."
+    md = re.sub(r'!\[[^\]]*\]\([^)]*\)', '', md); md = re.sub(r'\[([^\]]*)\]\([^)]*\)', r'\1', md)
+    return re.sub(r'\s+', ' ', re.sub(r'[*`>]', '', md)).strip()
+
+def _anchor(heading) -> str:
+    "The id nbconvert gives a markdown heading."
+    return html.escape(heading.strip(), quote=False).replace(' ', '-')
+
+def figure_context(nb_json:dict, fname) -> tuple:
+    "(caption, heading) for figure file `fname` from the executed notebook: the markdown above the cell that saves it."
+    stem = Path(fname).stem
+    keys = [stem, re.sub(r'^\d\d_', '', stem)]
+    cells = nb_json.get('cells', [])
+    for key in keys:
+        for i, c in enumerate(cells):
+            if c['cell_type'] != 'code' or key not in ''.join(c['source']): continue
+            cap = head = None
+            for m in reversed(cells[:i]):
+                if m['cell_type'] != 'markdown': continue
+                lines = ''.join(m['source']).strip().splitlines()
+                body = _clean(' '.join(l for l in lines if not l.startswith('#')))
+                heads = [l.lstrip('#').strip() for l in lines if l.startswith('#')]
+                if cap is None and body: cap = body if len(body) < 240 else body[:body.rfind(' ', 0, 236)] + ' ...'
+                if heads: head = heads[-1]; cap = cap or _clean(head); break
+            return cap, head
+    return None, None
+
+def _table_html(csv, max_rows=15, max_cols=9, max_chars=28, force=False):
+    "A small CSV as an HTML table (long strings shortened, empty cells blank); None when it is too big to inline."
     try: df = pd.read_csv(csv)
-    except Exception as e: return f'<p>could not read {html.escape(csv.name)}: {html.escape(str(e))}</p>'
-    more = f'<p>({len(df)} rows, first {max_rows} shown)</p>' if len(df) > max_rows else ''
-    return df.head(max_rows).to_html(index=False, float_format=lambda v: f'{v:.4g}', border=0, classes='t') + more
+    except Exception as e: return f'<p class="bad">could not read {html.escape(Path(csv).name)}: {html.escape(str(e))}</p>'
+    if not force and (len(df) > max_rows or df.shape[1] > max_cols): return None
+    short = lambda v: v if not isinstance(v, str) or len(v) <= max_chars else v[:max_chars - 1] + '…'
+    df = df.head(40).map(short)
+    return df.to_html(index=False, na_rep='', float_format=lambda v: f'{v:.4g}', border=0, classes='t')
+
+
+# %% ../../nbs/05_report.ipynb #e7ff4ec3
+def _runs(out_root) -> pd.DataFrame:
+    f = Path(out_root)/'timings.csv'
+    return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=['notebook', 'study', 'status', 'seconds', 'profile', 'finished'])
+
+def _manifest(out_root) -> dict:
+    f = Path(out_root)/'manifest.json'
+    return json.loads(f.read_text()) if f.exists() else {}
+
+def _nb_link(out_root, n) -> str:
+    "The executed notebook's HTML copy, or the notebook itself when the run skipped HTML (`--no-html`)."
+    h = f'notebooks/{Path(n).stem}.html'
+    return h if (Path(out_root)/h).exists() else f'notebooks/{n}'
 
 def build_index(out_root=None, profile=None) -> Path:
-    "Write out_root/index.html linking every study's executed notebooks, figures and tables."
+    "Write out_root/index.html: per study a headline table, the notebooks with their status, captioned figures grouped by notebook, tables."
     out_root = Path(out_root or project_root()/'reports')
-    parts = ['<!doctype html><meta charset="utf-8"><title>medrepro reports</title>',
-             '<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:48%;margin:4px;border:1px solid #ddd}'
-             'table.t{border-collapse:collapse;font-size:12px;margin:6px 0}table.t td,table.t th{border:1px solid #ccc;padding:2px 6px}</style>',
-             '<h1>medrepro reports</h1>', f'<p>profile: <b>{html.escape(str(profile))}</b>, built {time.strftime("%Y-%m-%d %H:%M")}</p>']
-    if (out_root/'timings.csv').exists(): parts += ['<h2>Run</h2>', _table_html(out_root/'timings.csv')]
-    nbs = sorted((out_root/'notebooks').glob('*.html')) if (out_root/'notebooks').exists() else []
-    for study in [*dict.fromkeys(STUDIES.values()), 'other']:
+    runs, manifest = _runs(out_root), _manifest(out_root)
+    status = {r.notebook: r for r in runs.itertuples()}
+    nbdir = out_root/'notebooks'
+    for f in sorted(nbdir.glob('*.ipynb')) if nbdir.exists() else []:     # executed outside the runner's CLI: no timing row
+        if not f.name.endswith('.failed.ipynb') and f.name not in status: status[f.name] = SimpleNamespace(status='ok', seconds=float('nan'))
+    css = ('body{font-family:system-ui,sans-serif;max-width:1180px;margin:auto;padding:0 12px;color:#222}'
+           '.banner{background:#fff4c2;border:1px solid #e0c050;padding:8px 12px;border-radius:4px}'
+           'figure{display:inline-block;vertical-align:top;width:47%;margin:6px 1%}figure img{max-width:100%;border:1px solid #ddd}'
+           'figcaption{font-size:12px;color:#444}table.t{border-collapse:collapse;font-size:12px;margin:6px 0}'
+           'table.t td,table.t th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
+           '.ok{color:#186a18}.failed,.bad{color:#b00020;font-weight:bold}.stale{color:#a35a00}nav a{margin-right:10px}')
+    probe = ("<script>window.addEventListener('load',()=>{document.body.dataset.broken=[...document.images]"
+             ".filter(i=>!i.complete||i.naturalWidth===0).map(i=>i.getAttribute('src')).join('|')})</script>")
+    studies = [s for s in [*dict.fromkeys(STUDIES.values()), 'other'] if (out_root/s).exists() or any(study_of(n) == s for n in status)]
+    parts = ['<!doctype html><html lang="en"><meta charset="utf-8"><title>medrepro reports</title>', f'<style>{css}</style>', probe,
+             '<h1>medrepro: reproduced figures and tables</h1>',
+             f'<p>profile <b>{html.escape(str(profile))}</b>, index built {time.strftime("%Y-%m-%d %H:%M")}. '
+             'Each figure links to the executed notebook that made it.</p>']
+    if profile == 'smoke': parts.append(f'<p class="banner">{SMOKE_BANNER}</p>')
+    parts.append('<nav>' + ''.join(f'<a href="#{s}">{STUDY_TITLES.get(s, s)}</a>' for s in studies) + '</nav>')
+    bad = [n for n, r in status.items() if r.status != 'ok']
+    if bad: parts.append('<p class="failed">Not up to date: ' + ', '.join(f'{html.escape(n)} ({status[n].status})' for n in bad)
+                         + '. Their figures below, if any, are from an earlier run.</p>')
+    for study in studies:
         d = out_root/study
-        mine = [p for p in nbs if study_of(p) == study]
-        if not mine and not d.exists(): continue
-        parts.append(f'<h2>{study}</h2>')
-        if mine: parts.append('<p>notebooks: ' + ' · '.join(f'<a href="notebooks/{p.name}">{p.stem}</a>' for p in mine) + '</p>')
-        if d.exists():
-            for f in sorted(d.rglob('*.csv')):
-                parts += [f'<h4><a href="{f.relative_to(out_root)}">{f.relative_to(d)}</a></h4>', _table_html(f)]
-            figs = sorted([*d.rglob('*.png'), *d.rglob('*.svg')])
-            parts += [f'<a href="{f.relative_to(out_root)}"><img src="{f.relative_to(out_root)}" title="{f.relative_to(d)}"></a>' for f in figs]
+        parts.append(f'<h2 id="{study}">{STUDY_TITLES.get(study, study)}</h2>')
+        heads = sorted(d.glob('*headline*.csv')) if d.exists() else []
+        for h in heads: parts += [f'<h3>Headline: {html.escape(h.stem)}</h3>', _table_html(h, force=True)]
+        nbs = sorted(n for n in status if study_of(n) == study)
+        if nbs:
+            parts.append('<p>notebooks: ' + ' · '.join(
+                f'<a href="{_nb_link(out_root, n)}">{Path(n).stem}</a> <span class="{status[n].status.split()[0]}">'
+                f'{status[n].status}{"" if pd.isna(status[n].seconds) else f", {status[n].seconds:.0f}s"}</span>' for n in nbs) + '</p>')
+        seen = set()
+        for n in nbs + ['']:
+            files = manifest.get(n, []) if n else sorted(p.relative_to(out_root).as_posix() for p in d.rglob('*') if p.is_file()) if d.exists() else []
+            files = [f for f in files if f not in seen and (out_root/f).exists() and Path(f).suffix in ('.png', '.svg', '.csv')]
+            seen.update(files)
+            if not files: continue
+            nbj = json.loads((out_root/'notebooks'/n).read_text()) if n and (out_root/'notebooks'/n).exists() else {}
+            parts.append(f'<h3>{html.escape(Path(n).stem) if n else "other files (not in this run)"}</h3>')
+            for f in [f for f in files if not f.endswith('.csv')]:
+                cap, head = figure_context(nbj, f)
+                link = _nb_link(out_root, n) + (f'#{_anchor(head)}' if head and _nb_link(out_root, n).endswith('.html') else '') if n else f
+                parts.append(f'<figure><a href="{f}"><img loading="lazy" src="{f}" alt="{html.escape(Path(f).stem)}"></a>'
+                             f'<figcaption><b>{html.escape(Path(f).name)}</b>: {html.escape(cap or Path(f).stem.replace("_", " "))} '
+                             f'<a href="{link}">[{"in the notebook" if n else "file"}]</a></figcaption></figure>')
+            tabs = [f for f in files if f.endswith('.csv') and 'headline' not in f]
+            big = []
+            for f in tabs:
+                t = _table_html(out_root/f)
+                if t is None: big.append(f)
+                else: parts += [f'<h4><a href="{f}">{html.escape(Path(f).name)}</a></h4>', t]
+            if big: parts.append('<p>larger tables: ' + ' · '.join(f'<a href="{f}">{html.escape(Path(f).name)}</a>' for f in big) + '</p>')
     dest = out_root/'index.html'
-    with atomic_write(dest) as tmp: tmp.write_text('\n'.join(parts), encoding='utf-8')
+    with atomic_write(dest) as tmp: tmp.write_text('\n'.join(p for p in parts if p), encoding='utf-8')
     return dest
 
 # %% ../../nbs/05_report.ipynb #c014
-@call_parse
-def main(profile:str='smoke', # parameter profile in params/
-         only:str=None, # only notebooks matching these globs (comma-separated), e.g. '3*'
-         out:str=None, # output folder (default: reports/)
-         kernel:str=None, # Jupyter kernel name (default: the notebook's own)
-         no_html:bool=False): # skip the HTML copies
-    "Run the numbered notebooks with a papermill profile and build reports/index.html."
-    out_root = Path(out or project_root()/'reports')
-    nbs = numbered_notebooks(only=only)
-    if not nbs: print(f'no notebooks match {only!r}'); sys.exit(2)
-    rows, t0 = [], time.time()
-    for i, nb in enumerate(nbs, 1):
-        print(f'[{i}/{len(nbs)}] {nb.name} ({profile}) ...', end=' ', flush=True)
-        try: r = run_notebook(nb, out_root, profile=profile, kernel=kernel, html=not no_html)
-        except NotebookFailed as e:
-            print('FAILED'); print(f'\nreport run failed in {e}', file=sys.stderr); sys.exit(1)
-        print(f"ok {r['seconds']:.1f}s", flush=True)
-        rows.append(dict(notebook=r['notebook'], study=r['study'], seconds=r['seconds']))
-    timings = pd.DataFrame(rows)
-    if only is None: save_table(timings, out_root/'timings.csv')
-    idx = build_index(out_root, profile)
-    print('\n' + timings.to_string(index=False))
-    print(f'total {time.time() - t0:.1f}s; index: {idx}')
+_NOISE = re.compile(r'Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel|^\s*$')
+
+def _args(argv=None):
+    ap = argparse.ArgumentParser(prog='medrepro-reports', description='Run the numbered notebooks with a papermill profile and build reports/index.html.')
+    ap.add_argument('--profile', default='smoke', help='parameter profile: a folder of params/ (default smoke)')
+    ap.add_argument('--only', default=None, help="only notebooks matching these globs (comma-separated), e.g. '3*'")
+    ap.add_argument('--out', default=None, help='output folder (default reports/)')
+    ap.add_argument('--kernel', default=None, help="Jupyter kernel name (default: the notebook's own)")
+    ap.add_argument('--no-html', action='store_true', help='skip the HTML copies of the executed notebooks')
+    ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order (default: the number of cores)')
+    ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                    help='set a parameter in every selected notebook that declares it (VALUE read as YAML), like papermill -p')
+    ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+def _interrupt(*_): raise KeyboardInterrupt
+
+def _child(a, nbs, overrides) -> int:
+    "Run `nbs` in order in this process, one `@@{json}` line per notebook; stop at the first failure."
+    signal.signal(signal.SIGTERM, _interrupt)                # SIGTERM unwinds: staging folders are removed
+    for nb in nbs:
+        try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html), 'status': 'ok'}
+        except NotebookFailed as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e))
+        print('@@' + json.dumps(r, default=str), flush=True)
+        if r['status'] != 'ok': return 1
+    return 0
+
+def main(argv=None):
+    "Run the numbered notebooks (studies in parallel) with a profile, then write timings.csv, manifest.json and index.html."
+    a = _args(argv)
+    root = project_root(); a.out = str(Path(a.out or root/'reports').resolve())
+    if a.profile not in profiles(): sys.exit(f"unknown profile {a.profile!r}; profiles: {', '.join(profiles())}")
+    nbs = numbered_notebooks(only=a.only)
+    if not nbs: sys.exit(f'no notebooks match {a.only!r}')
+    overrides = {k: yaml.safe_load(v) for k, v in a.parameter}
+    if a.child: sys.exit(_child(a, nbs, overrides))
+    import papermill as pm
+    declared = {nb.stem: set(pm.inspect_notebook(str(nb))) for nb in nbs}
+    for m in unused_profile_keys(a.profile, declared): print('warning:', m, flush=True)
+    for k in overrides:
+        if not any(k in d for d in declared.values()): print(f'warning: -p {k}: no selected notebook declares it', flush=True)
+    groups = {}
+    for nb in nbs: groups.setdefault(study_of(nb), []).append(nb)
+    print(f'{len(nbs)} notebooks, {len(groups)} studies, profile {a.profile}, up to {a.jobs} at once -> {a.out}', flush=True)
+    results, procs, lock, t0 = {}, [], threading.Lock(), time.time()
+    def say(*s):
+        with lock: print(*s, flush=True)
+    def run_group(study, group):
+        cmd = [sys.executable, '-c', 'from medrepro.report import main; main()', '--child', '--profile', a.profile,
+               '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []),
+               *(['--kernel', a.kernel] if a.kernel else []), *[x for kv in a.parameter for x in ('-p', *kv)]]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, start_new_session=True)
+        procs.append(p)
+        for line in p.stdout:
+            line = line.rstrip('\n')
+            if line.startswith('@@'):
+                r = json.loads(line[2:]); results[r['notebook']] = r
+                if r['status'] == 'ok': say(f"[{study}] {r['notebook']} ok {r['seconds']:.1f}s")
+                else: say(f"[{study}] {r['notebook']} FAILED\n" + '\n'.join(f'[{study}]   {l}' for l in r['error'].splitlines()))
+            elif not _NOISE.search(line): say(f'[{study}] {line}')
+        p.wait()
+    signal.signal(signal.SIGTERM, _interrupt)
+    ex = ThreadPoolExecutor(max(1, a.jobs))
+    try:
+        futs = [ex.submit(run_group, s, g) for s, g in groups.items()]
+        while not all(f.done() for f in futs): time.sleep(0.2)
+        for f in futs: f.result()
+    except KeyboardInterrupt:                                # Ctrl-C or SIGTERM: stop the children, which clean up
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.poll() is None: p.terminate()
+        for p in procs: p.wait()
+        sys.exit('interrupted: no partial outputs were published')
+    ex.shutdown()
+    now = time.strftime('%Y-%m-%d %H:%M:%S')
+    rows = [dict(notebook=nb.name, study=study_of(nb), status=results.get(nb.name, {}).get('status', 'not run'),
+                 seconds=results.get(nb.name, {}).get('seconds'), profile=a.profile, finished=now) for nb in nbs]
+    old = _runs(a.out)
+    runs = pd.concat([old[~old.notebook.isin([r['notebook'] for r in rows])], pd.DataFrame(rows)]).sort_values('notebook')
+    save_table(runs, Path(a.out)/'timings.csv')
+    man = {**_manifest(a.out), **{n: r['files'] for n, r in results.items() if r['status'] == 'ok'}}
+    save_json(dict(sorted(man.items())), Path(a.out)/'manifest.json')
+    idx = build_index(a.out, a.profile)
+    print(f"\n{pd.DataFrame(rows)[['notebook', 'status', 'seconds']].to_string(index=False)}\ntotal {time.time() - t0:.1f}s; index: {idx}")
+    if any(r['status'] != 'ok' for r in rows): sys.exit(1)
+

@@ -61,7 +61,9 @@ def generate(dataset, dest, n=None, seed=0, overwrite=False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
     try:
         g.fn(tmp, g.n if n is None else n, seed)
-        tmp.rename(dest)
+        try: tmp.rename(dest)
+        except OSError:                      # another process (parallel tests, two notebooks) wrote it first
+            if not dest.exists(): raise
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
     return dest
