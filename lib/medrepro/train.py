@@ -4,6 +4,7 @@
 
 # %% ../../nbs/04_train.ipynb #c003
 from __future__ import annotations
+import os, time
 from pathlib import Path
 import torch
 from fastai.learner import Learner
@@ -11,9 +12,11 @@ from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau, EarlyS
 from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Adam
 from .core import atomic_write, get_device
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['keras_callbacks', 'make_learner', 'save_weights', 'load_weights']
+__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'save_weights', 'load_weights']
 
 # %% ../../nbs/04_train.ipynb #c004
 def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.csv', lr_patience=5, lr_factor=0.1,
@@ -27,13 +30,28 @@ def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.
     return cbs
 
 # %% ../../nbs/04_train.ipynb #c007
+class EpochLog(Callback):
+    "One plain line per epoch (epoch, losses, metrics, seconds): what a batch run's log needs, instead of progress bars."
+    order = 70                                              # after the Recorder has the epoch's values
+    def before_epoch(self): self.t0 = time.time()
+    def after_epoch(self):
+        names = [n for n in self.recorder.metric_names[1:-1]]
+        vals = self.recorder.log[1:len(names) + 1]
+        print(f'epoch {self.epoch + 1}/{self.n_epoch} ' + ' '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}'
+              for n, v in zip(names, vals)) + f' ({time.time() - self.t0:.1f}s)', flush=True)
+
+def batch_run() -> bool:
+    "True under the report runner or papermill batch runs (`MEDREPRO_BATCH` set): log lines, no progress bars."
+    return os.environ.get('MEDREPRO_BATCH', '') not in ('', '0')
+
 def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monitor='valid_loss', comp=None,
                  opt_func=Adam, fp16='auto', callbacks=True, **cb_kw) -> Learner:
-    "A fastai Learner with the papers' callbacks, checkpoints and CSV log under `out_dir`, fp16 on CUDA."
+    "A fastai Learner with the papers' callbacks, checkpoints and CSV log under `out_dir`, fp16 on CUDA; a log line per epoch in batch runs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     cbs = keras_callbacks(monitor=monitor, comp=comp, log=out_dir/'history.csv', **cb_kw) if callbacks else []
     learn = Learner(dls, model, loss_func=loss_func, metrics=list(metrics), lr=lr, opt_func=opt_func,
                     path=out_dir, model_dir='.', cbs=cbs)
+    if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog())
     if fp16 is True or (fp16 == 'auto' and dls.device is not None and torch.device(dls.device).type == 'cuda'):
         learn = learn.to_fp16()
     return learn
