@@ -1,5 +1,5 @@
 "RSNA data layer: sample generator (format, determinism), labels/boxes loaders, NIfTI->DICOM mapping, presence, crops."
-import hashlib
+import hashlib, shutil, warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -11,7 +11,7 @@ from pydicom.uid import CTImageStorage
 
 from medrepro.core import DataError
 from medrepro.rsna.dicom import read_series, window
-from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, estimate_presence, phantom_nifti, read_boxes,
+from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, NeckPhantom, box_slices, write_study, estimate_presence, phantom_nifti, read_boxes,
                                 read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
                                 vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
 
@@ -233,3 +233,178 @@ def test_vertebra_crops_from_estimate(sample):
     s = read_series(d)
     x = vertebra_crops(s, estimate_presence(s), 'C7', n_slices=4, size=32)
     assert x.shape == (4, 3, 32, 32) and np.isfinite(x).all()
+
+
+# ---------------------------------------------------------------- issue 10, case 5: a segmentation that does not fit
+
+def test_half_resolution_segmentation_with_the_same_affine_is_refused(sample, tmp_path):
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    img = nib.load(seg_file(sample, d.name))
+    half = np.asarray(img.dataobj)[::2, ::2, ::2]
+    nib.save(nib.Nifti1Image(half, img.affine), tmp_path/'half.nii')
+    with pytest.raises(DataError, match=r'half\.nii: does not fit series .*lies inside its voxel grid'): seg_to_series(tmp_path/'half.nii', s)
+
+
+def test_segmentation_off_the_scan_is_refused_and_presence_falls_back(sample, tmp_path):
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    img = nib.load(seg_file(sample, d.name))
+    A = img.affine.copy(); A[2, 3] += 500                      # 50 cm above the neck
+    root = tmp_path/'root'; (root/'segmentations').mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), A), root/'segmentations'/f'{d.name}.nii')
+    with pytest.raises(DataError, match='does not fit series'): seg_to_series(root/'segmentations'/f'{d.name}.nii', s)
+    with pytest.warns(UserWarning, match=r'does not fit series.*using estimate_presence'):
+        p = study_presence(root, s)
+    assert p.attrs['source'] == 'estimate'
+    with pytest.warns(UserWarning, match='using the localiser'):
+        assert study_presence(root, s, localiser=lambda ser: 'localised') == 'localised'
+
+
+def test_segmentation_partly_off_the_scan_is_refused(sample, tmp_path):
+    "The grid overlaps, but C5..C7 fall below the last slice: the labelled volume does not land on the series."
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    img = nib.load(seg_file(sample, d.name))
+    A = img.affine.copy(); A[2, 3] -= 0.45*NS*s.spacing[0]
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), A), tmp_path/'low.nii')
+    with pytest.raises(DataError, match=r'low\.nii: does not fit series .*(labelled volume|on no slice)'): seg_to_series(tmp_path/'low.nii', s)
+
+
+def test_vertebra_on_no_slice_is_refused(sample, tmp_path):
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    img = nib.load(seg_file(sample, d.name))
+    lab = np.asarray(img.dataobj).copy()
+    lab[0, 0, 0] = 9; lab[lab == 7] = 0; lab[-1, -1, -1] = 7   # a one-voxel C7 on a corner voxel that no pixel centre hits...
+    A = img.affine.copy()
+    nib.save(nib.Nifti1Image(lab, A), tmp_path/'c7.nii')
+    out = seg_to_series(tmp_path/'c7.nii', s)                  # ...here the grids coincide, so it does land: accepted
+    assert (out == 7).sum() == 1
+    lab2 = lab.copy(); lab2[-1, -1, -1] = 0
+    big = np.zeros((lab.shape[0], lab.shape[1], lab.shape[2] + 4), lab.dtype); big[..., 4:] = lab2
+    big[5, 5, 0] = 7                                           # C7 only on slices below the scan
+    B = A.copy(); B[:3, 3] -= A[:3, 2]*4
+    nib.save(nib.Nifti1Image(big, B), tmp_path/'c7low.nii')
+    with pytest.raises(DataError, match=r'C7 labelled in the file but on no slice'): seg_to_series(tmp_path/'c7low.nii', s)
+
+
+def test_sform_and_qform_codes_zero_is_refused(sample, tmp_path):
+    i, d = next(_seg_studies(sample))
+    img = nib.load(seg_file(sample, d.name))
+    bad = nib.Nifti1Image(np.asarray(img.dataobj), img.affine)
+    bad.set_sform(img.affine, code=0); bad.set_qform(img.affine, code=0)
+    nib.save(bad, tmp_path/'nocode.nii')
+    with pytest.raises(DataError, match=r'nocode\.nii: sform and qform codes are both 0'): seg_to_series(tmp_path/'nocode.nii', read_series(d))
+
+
+# ---------------------------------------------------------------- issue 10, case 14 and issue 14: geometry that must be right
+
+def _dicom_affine(folder):
+    "LPS affine (k, i, j) -> mm from the files' own tags (independent of CTSeries), slices sorted head first, and their z."
+    dss = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in Path(folder).glob('*.dcm')), key=lambda d: -float(d.ImagePositionPatient[2]))
+    P = np.array([[float(v) for v in d.ImagePositionPatient] for d in dss])
+    iop = np.array([float(v) for v in dss[0].ImageOrientationPatient])
+    dy, dx = (float(v) for v in dss[0].PixelSpacing)
+    A = np.eye(4); A[:3, 0] = (P[-1] - P[0])/(len(P) - 1); A[:3, 1] = iop[3:]*dy; A[:3, 2] = iop[:3]*dx; A[:3, 3] = P[0]
+    return A
+
+
+def test_non_square_pixels_map_exactly(tmp_path):
+    "PixelSpacing [0.6, 1.1] (rows, columns): swapping row and column spacing in seg_to_series would misplace the labels."
+    ph = NeckPhantom(size=40, n_slices=10, seed=3)
+    write_study(tmp_path/'s', ph, '1.2.3')
+    for f in (tmp_path/'s').glob('*.dcm'):
+        ds = pydicom.dcmread(f); ds.PixelSpacing = [0.6, 1.1]; ds.save_as(f)
+    s = read_series(tmp_path/'s')
+    assert s.spacing[1:] == pytest.approx((0.6, 1.1))
+    lab = np.random.default_rng(0).integers(0, 8, s.hu.shape).astype(np.uint8)
+    A = np.diag([-1.0, -1.0, 1.0, 1.0]) @ _dicom_affine(tmp_path/'s')
+    # stored the RSNA way: axes (col, reversed row, slice bottom-up)
+    data = np.ascontiguousarray(lab[::-1, ::-1, :].transpose(2, 1, 0))
+    R = s.hu.shape[1]
+    P = np.zeros((4, 4)); P[0, 2] = -1; P[0, 3] = len(s) - 1; P[1, 1] = -1; P[1, 3] = R - 1; P[2, 0] = 1; P[3, 3] = 1   # (a,b,c) -> (k,i,j)
+    nib.save(nib.Nifti1Image(data, A @ P), tmp_path/'seg.nii')
+    assert np.array_equal(seg_to_series(tmp_path/'seg.nii', s), lab)
+
+
+def test_uneven_slice_spacing_maps_each_slice_at_its_position(sample, tmp_path):
+    "Two slices missing: the gaps are uneven, and every remaining slice still gets its own labels."
+    i, d = next(_seg_studies(sample))
+    keep = [k for k in range(NS) if k not in (5, 6, 20)]
+    full = read_series(d)
+    for k in keep: shutil.copy(full.files[k], tmp_path/full.files[k].name)
+    s = read_series(tmp_path)
+    assert len(set(np.round(np.diff(s.z), 3))) > 1              # uneven
+    truth = study_phantom(0, i, SIZE, NS).labels()
+    assert np.array_equal(seg_to_series(seg_file(sample, d.name), s), truth[keep])
+
+
+def test_seg_to_series_general_affine_path(sample, tmp_path):
+    "A rotated segmentation grid (not axis-aligned) goes through the general affine transform and still maps exactly."
+    i, d = next(_seg_studies(sample))
+    s = read_series(d)
+    truth = study_phantom(0, i, SIZE, NS).labels()
+    A = np.diag([-1.0, -1.0, 1.0, 1.0]) @ s.affine
+    th = np.deg2rad(30); Rz = np.eye(4); Rz[:2, :2] = [[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]
+    # rotate the world AND the grid: the same labels sit in the same places, the voxel axes are no longer aligned with the CT
+    from scipy import ndimage
+    img = nib.Nifti1Image(truth.astype(np.uint8), A)
+    out = seg_to_series(img, s)
+    assert np.array_equal(out, truth)
+    from medrepro.rsna import data as D
+    o, a, b = D._ct_to_voxel(s, A)
+    rot = D._sample_grid(truth, o, a + 1e-3*b, b, s.hu.shape, np.zeros(s.hu.shape, np.uint8))   # not a permutation: general path
+    assert (rot == truth).mean() > 0.99
+
+
+# ---------------------------------------------------------------- issue 10, cases 6-8: boxes, labels, study folders
+
+def test_box_off_the_series_is_refused(sample):
+    bx = read_boxes(sample)
+    uid = bx.StudyInstanceUID.iloc[0]
+    s = read_series(Path(sample)/'train_images'/uid)
+    ok = box_slices(bx, s)
+    assert len(ok) == (bx.StudyInstanceUID == uid).sum()
+    assert np.array_equal(s.slice_numbers[ok['slice'].to_numpy()], ok.slice_number.to_numpy())
+    bad = bx.copy(); bad.loc[bad.index[0], 'slice_number'] = 5053
+    with pytest.raises(DataError, match=r'train_bounding_boxes\.csv: study .* slice_number 5053, which is not in its series'): box_slices(bad, s)
+    wide = bx.copy(); wide.loc[wide.index[0], 'width'] = 1000
+    with pytest.raises(DataError, match='leaves the'): box_slices(wide, s)
+
+
+@pytest.mark.parametrize('row,match', [('1.2,10,20,5,6,43.7', 'slice_number must be a whole number; row 2'),
+                                       ('1.2,10,20,-5,6,43', 'width must be > 0; row 2'),
+                                       ('1.2,10,20,5,0,43', 'height must be > 0'),
+                                       ('1.2,-3,20,5,6,43', 'x must be >= 0'),
+                                       (',10,20,5,6,43', 'empty StudyInstanceUID in row 2')])
+def test_bad_box_rows(tmp_path, row, match):
+    _write(tmp_path, ','.join(BOX_COLS) + '\n' + row + '\n', 'train_bounding_boxes.csv')
+    with pytest.raises(DataError, match=match): read_boxes(tmp_path)
+
+
+def test_empty_study_uid_in_train_csv_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r'train\.csv: empty StudyInstanceUID in row 3'):
+        read_labels(_write(tmp_path, HDR + '1.2,1,0,1,0,0,0,0,0\n,0,0,0,0,0,0,0,0\n'))
+
+
+def test_patient_overall_zero_with_fracture_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r'1 studies have patient_overall = 0 but a fractured vertebra, e.g. row 3 \(1\.3\)'):
+        df = read_labels(_write(tmp_path, HDR + '1.2,1,0,1,0,0,0,0,0\n1.3,0,0,0,1,0,0,0,0\n'))
+    assert df.C3.tolist() == [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        read_labels(_write(tmp_path, HDR + '1.2,1,0,1,0,0,0,0,0\n'))
+
+
+def test_uids_are_read_as_text(tmp_path):
+    "A UID that looks like a number keeps its digits (no float conversion)."
+    df = read_labels(_write(tmp_path, HDR + '1.20,0,0,0,0,0,0,0,0\n'))
+    assert df.StudyInstanceUID.tolist() == ['1.20']
+
+
+def test_study_dirs_ignore_files_and_hidden_entries(tmp_path):
+    (tmp_path/'train_images'/'1.2').mkdir(parents=True); (tmp_path/'train_images'/'1.1').mkdir()
+    (tmp_path/'train_images'/'.DS_Store').write_text('x'); (tmp_path/'train_images'/'notes.txt').write_text('x')
+    (tmp_path/'train_images'/'.hidden').mkdir()
+    assert [p.name for p in study_dirs(tmp_path)] == ['1.1', '1.2']

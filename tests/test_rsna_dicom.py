@@ -1,5 +1,5 @@
 "RSNA DICOM layer: reading real and generated series, ordering, HU, bad inputs, windows, resampling, preprocessing cache."
-import shutil
+import shutil, warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ def studies(tmp_path_factory):
 
 # ---------------------------------------------------------------- real files
 
+@pytest.mark.realdata
 def test_real_j2k_series_ordered_by_position(shared_data):
     s = read_series(shared_data/'ct_series_j2k')
     assert s.hu.shape == (20, 512, 512)
@@ -44,10 +45,31 @@ def test_real_j2k_series_ordered_by_position(shared_data):
     for k in (0, 7, 19):
         assert float(pydicom.dcmread(s.files[k], stop_before_pixels=True).ImagePositionPatient[2]) == pytest.approx(s.z[k])
     assert len(set(s.slice_numbers)) == 20                       # InstanceNumber (names are not numbers)
-    serial = read_series(shared_data/'ct_series_j2k', workers=1)
-    assert np.array_equal(serial.hu, s.hu) and np.array_equal(serial.z, s.z)
+    assert s.hu.dtype == np.int16                                # integer rescale: int16 kept
+    procs = read_series(shared_data/'ct_series_j2k', workers=2, executor='process')
+    assert np.array_equal(procs.hu, s.hu) and np.array_equal(procs.z, s.z)
 
 
+@pytest.mark.realdata
+def test_real_j2k_scrambled_names_and_instance_numbers(shared_data, tmp_path):
+    "File names and InstanceNumbers shuffled (in the original they run in z order, so sorting by either would pass)."
+    ref = read_series(shared_data/'ct_series_j2k')
+    files = sorted((shared_data/'ct_series_j2k').iterdir())
+    perm = np.random.default_rng(7).permutation(len(files))
+    for f, p in zip(files, perm):
+        ds = pydicom.dcmread(f)
+        ds.InstanceNumber = int(p) + 1
+        ds.save_as(tmp_path/f'IMG{(int(p)*37) % 101:04d}')             # encapsulated J2K pixel data kept as is
+    s = read_series(tmp_path)
+    assert np.array_equal(s.hu, ref.hu) and np.array_equal(s.z, ref.z)
+    # the InstanceNumbers come along with their slices: the one written for the k-th file by name is where that file's z is
+    by_z = {float(z): n for z, n in zip(s.z, s.slice_numbers)}
+    for f, p in zip(files, perm):
+        assert by_z[float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])] == int(p) + 1
+    assert sorted(s.slice_numbers) == list(range(1, len(files) + 1)) and s.slice_numbers.tolist() != list(range(1, len(files) + 1))
+
+
+@pytest.mark.realdata
 def test_real_j2k_affine_matches_ipp(shared_data):
     s = read_series(shared_data/'ct_series_j2k')
     A = s.affine
@@ -209,6 +231,9 @@ def test_preprocess_series_shape_and_cache(studies, tmp_path, monkeypatch):
     ph, dirs = studies
     x = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'soft'), cache_dir=tmp_path)
     assert x.shape == (2, 8, 16, 16) and x.dtype == np.float16 and 0 <= x.min() and x.max() <= 1
+    from medrepro.imaging import resample_axis, resize_inplane
+    want = window(resample_axis(resize_inplane(read_series(dirs['j2k']).hu, 16), 8, axis=0), 'soft')
+    assert np.abs(x[1].astype(np.float32) - want).max() < 1e-3          # channel 1 = the soft window of the resampled HU
     cached = list(tmp_path.glob('*.npz'))
     assert len(cached) == 1 and not list(tmp_path.glob('.tmp*'))
     import medrepro.rsna.dicom as D
@@ -245,3 +270,152 @@ def test_decode_error_in_worker_names_the_file(studies, tmp_path):
     raw = (tmp_path/'2.dcm').read_bytes()
     (tmp_path/'2.dcm').write_bytes(raw[:len(raw) - 500])          # truncated pixel data
     with pytest.raises(DataError, match=r'2\.dcm'): read_series(tmp_path, workers=2, executor='process')
+
+
+# ---------------------------------------------------------------- issue 10, cases 1-4: bad input named as such
+
+@pytest.mark.parametrize('comp', ['j2k', 'rle'])
+@pytest.mark.parametrize('cut', [10, 300])
+def test_truncated_compressed_slice_is_named(studies, tmp_path, comp, cut):
+    for f in studies[1][comp].glob('*.dcm'): shutil.copy(f, tmp_path/f.name)
+    raw = (tmp_path/'5.dcm').read_bytes()
+    (tmp_path/'5.dcm').write_bytes(raw[:-cut])
+    with pytest.raises(DataError, match=r'5\.dcm: truncated or unreadable DICOM') as e: read_series(tmp_path)
+    assert 'series mixed' not in str(e.value)
+
+
+def test_truncated_uncompressed_slice_is_named(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    raw = (tmp_path/'2.dcm').read_bytes()
+    (tmp_path/'2.dcm').write_bytes(raw[:-10])
+    with pytest.raises(DataError, match=r'2\.dcm: truncated or unreadable DICOM'): read_series(tmp_path)
+
+
+def _edit(path, **tags):
+    ds = pydicom.dcmread(path)
+    for k, v in tags.items():
+        if v is None: delattr(ds, k)
+        else: setattr(ds, k, v)
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize('tag', ['RescaleSlope', 'RescaleIntercept'])
+def test_rescale_tag_missing_on_one_slice_is_refused(studies, tmp_path, tag):
+    _copy(studies, tmp_path, 4)
+    _edit(tmp_path/'3.dcm', **{tag: None})
+    with pytest.raises(DataError, match=rf'3\.dcm: no {tag}, while 3 other slices .*inconsistent rescale tags'): read_series(tmp_path)
+
+
+def test_pixel_representation_differing_between_slices_is_refused(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    _edit(tmp_path/'2.dcm', PixelRepresentation=1)
+    with pytest.raises(DataError, match=r'2\.dcm: PixelRepresentation is 1 but 1\.dcm has 0'): read_series(tmp_path)
+
+
+def test_implausible_hu_warns_with_slice_names(studies, tmp_path):
+    "A PixelRepresentation that contradicts the data (12-bit unsigned read as signed) puts bone at about -3000 HU."
+    ph = studies[0]
+    _copy(studies, tmp_path, ph.n)
+    for f in tmp_path.glob('*.dcm'): _edit(f, PixelRepresentation=1)
+    with pytest.warns(UserWarning, match=r'slices have HU below -2000 .*PixelRepresentation.*\d+\.dcm') as w: s = read_series(tmp_path)
+    assert s.hu.min() < -2000
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                      # the intact study: no warning
+        read_series(studies[1]['none'])
+
+
+def test_padding_value_below_minus_2000_is_not_implausible(tmp_path):
+    "Scanners pad outside the field of view with PixelPaddingValue (here -3024 HU): not a reason to warn."
+    write_study(tmp_path, _phantom(n=3), '1.2.3', signed=True, intercept=-1024)
+    for f in tmp_path.glob('*.dcm'):
+        ds = pydicom.dcmread(f); a = ds.pixel_array.copy(); a[0, :4] = -2000
+        ds.PixelPaddingValue = -2000; ds['PixelPaddingValue'].VR = 'SS'
+        ds.PixelData = a.tobytes(); ds.save_as(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        s = read_series(tmp_path)
+    assert s.hu[0, 0, 0] == -3024 and s.hu.dtype == np.int16
+
+
+def test_one_coronal_slice_among_axial_is_refused(studies, tmp_path):
+    _copy(studies, tmp_path, 4)
+    _edit(tmp_path/'3.dcm', ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    with pytest.raises(DataError, match=r'3\.dcm: orientation coronal .* differs from 1\.dcm \(axial'): read_series(tmp_path)
+
+
+def test_three_plane_localiser_is_an_orientation_problem(studies, tmp_path):
+    _copy(studies, tmp_path, 3)
+    ipp = pydicom.dcmread(tmp_path/'1.dcm').ImagePositionPatient
+    _edit(tmp_path/'2.dcm', ImageOrientationPatient=[1, 0, 0, 0, 0, -1], ImagePositionPatient=ipp)
+    _edit(tmp_path/'3.dcm', ImageOrientationPatient=[0, 1, 0, 0, 0, -1], ImagePositionPatient=ipp)
+    with pytest.raises(DataError, match='orientation (coronal|sagittal).*2 of 3 slices differ'): read_series(tmp_path)
+
+
+def test_multi_frame_is_named_before_missing_position(studies, tmp_path):
+    _copy(studies, tmp_path, 2)
+    _edit(tmp_path/'2.dcm', NumberOfFrames=2, ImagePositionPatient=None)
+    with pytest.raises(DataError, match=r'2\.dcm: multi-frame DICOM \(2 frames'): read_series(tmp_path)
+
+
+def test_signed_16_bit_with_integer_intercept_stays_int16(tmp_path):
+    ph = _phantom()
+    write_study(tmp_path, ph, '1.2.3', signed=True, intercept=-1024)
+    s = read_series(tmp_path)
+    assert s.hu.dtype == np.int16 and np.array_equal(s.hu[3], ph.slice(3)[0])
+
+
+# ---------------------------------------------------------------- issue 14: exact HU whatever the rescale
+
+def _stored_times_slope_plus_intercept(folder):
+    "Expected HU straight from the files (float64), in head-first order."
+    dss = sorted((pydicom.dcmread(f) for f in Path(folder).glob('*.dcm')), key=lambda d: -float(d.ImagePositionPatient[2]))
+    return np.stack([d.pixel_array.astype(np.float64)*float(d.RescaleSlope) + float(d.RescaleIntercept) for d in dss])
+
+
+@pytest.mark.parametrize('slope,intercept,dtype', [(2, -1024, np.int16), (1, -1100, np.int16),
+                                                   (0.5, -1024.5, np.float32), (2, -2047.75, np.float32), (0.5, -1024, np.float32)])
+@pytest.mark.parametrize('compress', ['none', 'j2k'])
+def test_hu_exact_for_any_slope_and_intercept(tmp_path, slope, intercept, dtype, compress):
+    ph = _phantom()
+    write_study(tmp_path, ph, '1.2.3', slope=slope, intercept=intercept, compress=compress, reverse=True)
+    s = read_series(tmp_path)
+    want = _stored_times_slope_plus_intercept(tmp_path)
+    assert s.hu.dtype == dtype
+    assert np.array_equal(s.hu.astype(np.float64), want)
+    assert np.abs(want - np.stack([ph.slice(k)[0] for k in range(ph.n)])).max() <= abs(slope)/2 + 1e-9   # and it is the phantom
+
+
+def test_slope_per_slice_is_used(studies, tmp_path):
+    "Slices may carry their own slope: each slice is rescaled by its own tags."
+    _copy(studies, tmp_path, 3)
+    ds = pydicom.dcmread(tmp_path/'2.dcm'); a = ds.pixel_array.astype(np.int32)
+    ds.PixelData = ((a + 1024)//2).astype(np.uint16).tobytes(); ds.RescaleSlope = 2; ds.RescaleIntercept = -2048; ds.save_as(tmp_path/'2.dcm')
+    s = read_series(tmp_path)
+    assert np.array_equal(s.hu[1], ((a + 1024)//2)*2 - 2048) and s.hu.dtype == np.int16
+
+
+
+# ---------------------------------------------------------------- property: any file order reads back the same
+
+from hypothesis import given, settings, HealthCheck, strategies as st
+
+
+@pytest.fixture(scope='module')
+def small_study(tmp_path_factory):
+    ph = _phantom(size=16, n=8, seed=5)
+    d = tmp_path_factory.mktemp('prop')/'s'
+    write_study(d, ph, '1.2.9', compress='rle')
+    return ph, d, read_series(d)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(perm=st.permutations(list(range(8))), names=st.sampled_from(['num', 'uid']))
+def test_any_file_order_reads_back_identically(small_study, tmp_path_factory, perm, names):
+    ph, d, ref = small_study
+    out = tmp_path_factory.mktemp('perm')
+    for f, p in zip(sorted(d.glob('*.dcm'), key=lambda f: int(f.stem)), perm):
+        shutil.copy(f, out/(f'{p + 1}.dcm' if names == 'num' else f'CT.{p * 7919 % 1000:04d}'))
+    s = read_series(out)
+    assert np.array_equal(s.hu, ref.hu) and np.array_equal(s.z, ref.z) and np.array_equal(s.positions, ref.positions)
+    want = [p + 1 for p in perm] if names == 'num' else list(range(1, ph.n + 1))   # file number, else InstanceNumber
+    assert s.slice_numbers.tolist() == want

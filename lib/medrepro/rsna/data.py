@@ -17,7 +17,7 @@ from ..imaging import window, multi_window, resize_inplane, square_box, crop_box
 from .dicom import CTSeries, read_series
 
 # %% auto #0
-__all__ = ['VERTEBRAE', 'LABELS', 'TRAIN_COLS', 'BOX_COLS', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample', 'read_labels', 'read_boxes', 'study_dirs', 'seg_file', 'seg_to_series', 'mask_box', 'presence_frame', 'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence', 'vertebra_crops', 'label_prevalence', 'cooccurrence', 'split_studies', 'rsna_root', 'study_labels', 'slice_counts']
+__all__ = ['VERTEBRAE', 'LABELS', 'TRAIN_COLS', 'BOX_COLS', 'MIN_GRID_OVERLAP', 'MIN_SEG_COVERAGE', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample', 'read_labels', 'read_boxes', 'box_slices', 'study_dirs', 'seg_file', 'seg_to_series', 'mask_box', 'presence_frame', 'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence', 'vertebra_crops', 'label_prevalence', 'cooccurrence', 'split_studies', 'rsna_root', 'study_labels', 'slice_counts']
 
 # %% ../../../nbs/11_rsna_data.ipynb #c006
 VERTEBRAE = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
@@ -118,8 +118,8 @@ _TS = {'none': ExplicitVRLittleEndian, 'j2k': JPEG2000Lossless, 'rle': RLELossle
 
 def _uid(*parts) -> str: return _UID_ROOT + '.'.join(str(int(p)) for p in parts)
 
-def write_study(folder, phantom, uid, series_uid=None, compress='none', reverse=False, signed=False, numbers=None):
-    "Write `phantom` as one DICOM file per slice `<n>.dcm` into `folder`; returns (crack boxes in Kaggle columns, label volume)."
+def write_study(folder, phantom, uid, series_uid=None, compress='none', reverse=False, signed=False, numbers=None, slope=1, intercept=None):
+    "Write `phantom` as one DICOM file per slice `<n>.dcm` into `folder` (stored = (HU - intercept)/slope, rounded); returns (crack boxes, label volume)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     if compress not in _TS: raise ValueError(f"compress must be one of {list(_TS)}, got {compress!r}")
     series_uid = series_uid or uid + '.1'
@@ -139,9 +139,12 @@ def write_study(folder, phantom, uid, series_uid=None, compress='none', reverse=
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
     ds.Rows = ds.Columns = ph.size
     ds.BitsAllocated = 16
-    if signed: ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.RescaleIntercept = 16, 15, 1, 0
-    else: ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.RescaleIntercept = 12, 11, 0, -1024
-    ds.RescaleSlope, ds.RescaleType = 1, 'HU'
+    icpt = (0 if signed else -1024) if intercept is None else intercept
+    bits = 16 if signed or slope != 1 or intercept is not None else 12
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, int(signed)
+    ds.RescaleIntercept = int(icpt) if float(icpt).is_integer() else float(icpt)
+    ds.RescaleSlope, ds.RescaleType = (int(slope) if float(slope).is_integer() else float(slope)), 'HU'
+    lo, hi = (-2**(bits - 1), 2**(bits - 1) - 1) if signed else (0, 2**bits - 1)
     ds.WindowCenter, ds.WindowWidth = 400, 1800
     for k in range(n):
         num = (n - k if reverse else k + 1) if numbers is None else int(numbers[k])
@@ -152,7 +155,9 @@ def write_study(folder, phantom, uid, series_uid=None, compress='none', reverse=
         ds.InstanceNumber = num
         ds.ImagePositionPatient = [round(float(ph.origin[0]), 4), round(float(ph.origin[1]), 4), round(float(ph.z(k)), 4)]
         ds.SliceLocation = round(float(ph.z(k)), 4)
-        stored = (hu.astype(np.int32) - int(ds.RescaleIntercept)).astype(np.int16 if signed else np.uint16)
+        stored = np.rint((hu.astype(np.float64) - icpt)/slope)
+        if stored.min() < lo or stored.max() > hi: raise ValueError(f'slope {slope}, intercept {icpt}: stored values leave {lo}..{hi}')
+        stored = stored.astype(np.int16 if signed else np.uint16)
         ds.PixelData = stored.tobytes()
         ds['PixelData'].VR = 'OW'
         if compress != 'none': ds.compress(_TS[compress], stored, generate_instance_uid=False)
@@ -222,19 +227,20 @@ def rsna_sample(dest, n, seed):
 def _csv(path, cols, what):
     path = Path(path)
     if not path.is_file(): raise DataError(path, f'{what} not found')
-    try: df = pd.read_csv(path)
+    try: df = pd.read_csv(path, dtype={'StudyInstanceUID': str})
     except Exception as e: raise DataError(path, f'cannot parse {what} as CSV: {type(e).__name__}: {e}') from None
     df.columns = [str(c).strip() for c in df.columns]
     miss = [c for c in cols if c not in df.columns]
     if miss: raise DataError(path, f"missing column(s) {', '.join(miss)}; expected {','.join(cols)}, found {','.join(df.columns)}")
+    uid = df['StudyInstanceUID'].fillna('').astype(str).str.strip()
+    if (uid == '').any(): raise DataError(path, f'empty StudyInstanceUID in row {int(np.argmax((uid == "").values)) + 2}')
+    df['StudyInstanceUID'] = uid
     return df
 
 def read_labels(root) -> pd.DataFrame:
     "`train.csv` of an RSNA data set folder (or the CSV itself): StudyInstanceUID, patient_overall, C1..C7 as 0/1 ints."
     path = Path(root); path = path if path.suffix == '.csv' else path/'train.csv'
-    df = _csv(path, TRAIN_COLS, 'labels file train.csv')
-    df = df[TRAIN_COLS].copy()
-    df['StudyInstanceUID'] = df['StudyInstanceUID'].astype(str).str.strip()
+    df = _csv(path, TRAIN_COLS, 'labels file train.csv')[TRAIN_COLS].copy()
     for c in TRAIN_COLS[1:]:
         v = pd.to_numeric(df[c], errors='coerce')
         bad = ~v.isin([0, 1])
@@ -244,22 +250,47 @@ def read_labels(root) -> pd.DataFrame:
         df[c] = v.astype(int)
     dup = df['StudyInstanceUID'].duplicated()
     if dup.any(): raise DataError(path, f"study {df['StudyInstanceUID'][dup].iloc[0]} appears more than once")
+    odd = (df.patient_overall == 0) & (df[VERTEBRAE].max(axis=1) == 1)
+    if odd.any():
+        warnings.warn(f"{path}: {int(odd.sum())} studies have patient_overall = 0 but a fractured vertebra, e.g. row "
+                      f"{int(np.argmax(odd.values)) + 2} ({df.StudyInstanceUID[odd].iloc[0]})", stacklevel=2)
     return df.reset_index(drop=True)
 
 def read_boxes(root) -> pd.DataFrame:
     "`train_bounding_boxes.csv` (StudyInstanceUID, x, y, width, height, slice_number); empty when the file is absent."
     path = Path(root); path = path if path.suffix == '.csv' else path/'train_bounding_boxes.csv'
-    if not path.exists(): return pd.DataFrame({c: pd.Series(dtype=float if c in 'x y width height' else object) for c in BOX_COLS})
+    if not path.exists(): return pd.DataFrame({c: pd.Series(dtype=float if c in 'x y width height' else int if c == 'slice_number' else object) for c in BOX_COLS})
     df = _csv(path, BOX_COLS, 'bounding boxes file')[BOX_COLS].copy()
     for c in ['x', 'y', 'width', 'height', 'slice_number']:
         v = pd.to_numeric(df[c], errors='coerce')
         if v.isna().any(): raise DataError(path, f'column {c} has a non-numeric value in row {int(np.argmax(v.isna().values)) + 2}')
+        bad = (v != np.floor(v)) if c == 'slice_number' else (v <= 0) if c in ('width', 'height') else (v < 0)
+        if bad.any():
+            i = int(np.argmax(bad.values))
+            need = 'a whole number' if c == 'slice_number' else '> 0' if c in ('width', 'height') else '>= 0'
+            raise DataError(path, f"column {c} must be {need}; row {i + 2} ({df.StudyInstanceUID.iloc[i]}) has {v.iloc[i]:g}")
         df[c] = v
     df['slice_number'] = df['slice_number'].astype(int)
+    df.attrs['path'] = str(path)
     return df
 
+def box_slices(boxes, series: CTSeries) -> pd.DataFrame:
+    "The boxes of `series`'s study, with `slice` = the index of their `slice_number` in the series; DataError for a box off the series."
+    b = boxes[boxes.StudyInstanceUID == series.uid].copy()
+    where = boxes.attrs.get('path', 'train_bounding_boxes.csv')
+    pos = {int(n): k for k, n in enumerate(series.slice_numbers)}
+    R, C = series.hu.shape[1:]
+    for _, r in b.iterrows():
+        if int(r.slice_number) not in pos:
+            raise DataError(where, f'study {series.uid}: box on slice_number {int(r.slice_number)}, which is not in its series '
+                                   f'({len(series)} slices numbered {int(min(pos))}..{int(max(pos))})')
+        if r.x + r.width > C + 0.5 or r.y + r.height > R + 0.5:
+            raise DataError(where, f'study {series.uid}: box x={r.x:g} y={r.y:g} {r.width:g}x{r.height:g} on slice {int(r.slice_number)} leaves the {R}x{C} image')
+    b['slice'] = [pos[int(n)] for n in b.slice_number]
+    return b
+
 def study_dirs(root) -> list:
-    "The study folders `train_images/<StudyInstanceUID>` of a data set, sorted."
+    "The study folders `train_images/<StudyInstanceUID>` of a data set, sorted (files and hidden names such as .DS_Store are skipped)."
     d = Path(root)/'train_images'
     if not d.is_dir(): raise DataError(d, 'no train_images folder: is this an RSNA data set folder?')
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.'))
@@ -272,40 +303,101 @@ def seg_file(root, uid):
     return None
 
 # %% ../../../nbs/11_rsna_data.ipynb #c021
-_LPS2RAS = np.diag([-1.0, -1.0, 1.0])
+_LPS2RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+MIN_GRID_OVERLAP = 0.5     # share of the series that must lie inside the segmentation's voxel grid
+MIN_SEG_COVERAGE = 0.9     # share of the labelled volume that must land on the series
 
 def _load_seg(seg):
+    "(labels as a native-order array, affine, name) of a NIfTI path or image; DataError when it cannot place its voxels."
     import nibabel as nib
+    name = seg if isinstance(seg, (str, Path)) else (seg.get_filename() or 'segmentation image')
     if isinstance(seg, (str, Path)):
         try: img = nib.load(str(seg))
         except Exception as e: raise DataError(seg, f'cannot read NIfTI: {type(e).__name__}: {e}') from None
     else: img = seg
+    hdr = img.header
+    if 'sform_code' in hdr and int(hdr['sform_code']) == 0 and int(hdr['qform_code']) == 0:
+        raise DataError(name, 'sform and qform codes are both 0: the file does not say where its voxels are '
+                              '(nibabel would fall back to the voxel sizes alone)')
     data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1: data = data[..., 0]
-    if data.ndim != 3: raise DataError(getattr(img, 'get_filename', lambda: seg)() or 'segmentation', f'expected a 3D label volume, got shape {data.shape}')
-    return data, img.affine
+    if data.ndim != 3: raise DataError(name, f'expected a 3D label volume, got shape {data.shape}')
+    if not data.dtype.isnative: data = data.astype(data.dtype.newbyteorder('='))
+    return data, img.affine, name
 
-def seg_to_series(seg, series: CTSeries) -> np.ndarray:
-    "Labels of NIfTI `seg` (path or image) on the CT grid of `series`: uint8 (n_slices, rows, cols), nearest voxel."
-    data, A = _load_seg(seg)
-    M = np.linalg.inv(A)[:3] @ np.vstack([np.hstack([_LPS2RAS, np.zeros((3, 1))]), [0, 0, 0, 1]])   # LPS -> NIfTI voxel
+def _ct_to_voxel(series: CTSeries, A) -> tuple:
+    "NIfTI voxel coordinates of each slice's first pixel `(n, 3)`, and the voxel steps per CT row and per column."
+    M = np.linalg.inv(A) @ _LPS2RAS                                                  # LPS mm -> NIfTI voxel
+    o = series.positions @ M[:3, :3].T + M[:3, 3]
+    return o, M[:3, :3] @ (series.orientation[3:]*series.spacing[1]), M[:3, :3] @ (series.orientation[:3]*series.spacing[2])
+
+# %% ../../../nbs/11_rsna_data.ipynb #c021a
+def _label_counts(vol) -> np.ndarray:
+    "Voxels per label 0..255 of a label volume, slice by slice (no int64 copy of the whole volume)."
+    c = np.zeros(256, np.int64)
+    for sl in vol: c += np.bincount(np.clip(sl, 0, 255).astype(np.uint8, copy=False).ravel(), minlength=256)
+    return c
+
+def _take(arr, ix, axis):
+    "`np.take(arr, ix, axis)`, as a strided view when `ix` is an arithmetic progression (same grid: no gather)."
+    d = np.diff(ix)
+    if len(ix) > 1 and d[0] != 0 and np.all(d == d[0]):
+        stop = int(ix[-1] + d[0])
+        return arr[(slice(None),)*axis + (slice(int(ix[0]), stop if stop >= 0 else None, int(d[0])),)]
+    return np.take(arr, ix, axis=axis)
+
+def _sample_grid(data, o, a, b, shape, out):
+    "Nearest-voxel labels of `data` at voxel coordinates `o[k] + i*a + j*b` into `out` (n, R, C)."
+    from scipy import ndimage
+    n, R, C = shape
+    step = np.diff(o, axis=0) if n > 1 else np.zeros((1, 3))
+    mat = np.stack([step[0], a, b], axis=1)                        # voxel axis d <- (k, i, j)
+    nzm = np.abs(mat) > 1e-6*np.abs(mat).max()
+    inplane_const = np.all(np.abs(o - o[0]) < 1e-3, axis=0)
+    perm = nzm.sum(0).max() == 1 and nzm.sum(1).max() == 1 and n > 1
+    if perm and all(inplane_const[d] for d in range(3) if not nzm[d, 0]):   # axis-aligned (RSNA): one gather, any slice spacing
+        src = [int(np.argmax(nzm[:, q])) for q in range(3)]        # the voxel axis that each CT axis moves along
+        idx = [np.rint(o[:, src[0]]).astype(np.int64),
+               np.rint(o[0, src[1]] + np.arange(R)*a[src[1]]).astype(np.int64),
+               np.rint(o[0, src[2]] + np.arange(C)*b[src[2]]).astype(np.int64)]
+        ok = [(v >= 0) & (v < data.shape[d]) for v, d in zip(idx, src)]
+        if all(m.any() for m in ok):                                # valid indices are one run per axis (monotonic)
+            runs = [np.nonzero(m)[0] for m in ok]
+            sub = data.transpose(src)
+            for ax, (v, r) in enumerate(zip(idx, runs)): sub = _take(sub, v[r], ax)
+            out[tuple(slice(r[0], r[-1] + 1) for r in runs)] = sub
+        return out
+    if n == 1 or np.abs(step - step[0]).max() < 1e-3:              # even slices: one affine transform of the whole index grid
+        ndimage.affine_transform(data, mat, offset=o[0], output_shape=shape, output=out, order=0, mode='grid-constant', prefilter=False)
+    else:                                                          # uneven slices: the same map, each slice at its own position
+        mat[:, 0] = 0
+        for k in range(n):
+            ndimage.affine_transform(data, mat, offset=o[k], output_shape=(1, R, C), output=out[k:k+1], order=0, mode='grid-constant', prefilter=False)
+    return out
+
+# %% ../../../nbs/11_rsna_data.ipynb #c021b
+def seg_to_series(seg, series: CTSeries, check=True) -> np.ndarray:
+    "Labels of NIfTI `seg` (path or image) on the CT grid of `series`: uint8 (n_slices, rows, cols), nearest voxel; `check`: refuse a misfit."
+    data, A, name = _load_seg(seg)
+    o, a, b = _ct_to_voxel(series, A)
     n, R, C = series.hu.shape
-    dy, dx = series.spacing[1], series.spacing[2]
-    X, Y = series.orientation[:3], series.orientation[3:]
-    ii, jj = np.meshgrid(np.arange(R), np.arange(C), indexing='ij')
-    plane = (ii.reshape(-1, 1)*dy)*Y + (jj.reshape(-1, 1)*dx)*X                       # (R*C, 3) LPS offsets in a slice
-    vplane = plane @ M[:, :3].T                                                         # their voxel-space offsets
     shp = np.array(data.shape)
-    lo, hi = vplane.min(0), vplane.max(0)
-    out = np.zeros((n, R, C), np.uint8)
-    for k in range(n):
-        o = M[:, :3] @ series.positions[k] + M[:, 3]
-        if np.any(o + hi < -0.5) or np.any(o + lo > shp - 0.5): continue               # slice outside the volume
-        v = np.rint(vplane + o).astype(np.int64)
-        ok = np.all((v >= 0) & (v < shp), axis=1)
-        lab = np.zeros(R*C, data.dtype)
-        lab[ok] = data[v[ok, 0], v[ok, 1], v[ok, 2]]
-        out[k] = lab.reshape(R, C)
+    if check:                                    # the series must lie inside the segmentation's grid
+        g = np.stack(np.meshgrid(np.linspace(0, n - 1, min(n, 12)), np.linspace(0, R - 1, 12), np.linspace(0, C - 1, 12), indexing='ij'), -1).reshape(-1, 3)
+        pts = o[np.rint(g[:, 0]).astype(int)] + g[:, 1:2]*a + g[:, 2:3]*b
+        inside = np.all((pts > -0.5) & (pts < shp - 0.5), axis=1).mean()
+        if inside < MIN_GRID_OVERLAP:
+            raise DataError(name, f'does not fit series {series.uid}: only {inside:.0%} of the series lies inside its voxel grid '
+                                  f'{tuple(data.shape)} (another resolution, or an affine that does not overlap the scan?)')
+    out = _sample_grid(data, o, a, b, (n, R, C), np.zeros((n, R, C), np.uint8))
+    if check:                                    # the labelled volume must land on the series, each vertebra on some slice
+        want = _label_counts(data)*abs(np.linalg.det(A[:3, :3]))
+        got = _label_counts(out)*float(np.prod(series.spacing))
+        cov = min(1.0, got[1:].sum()/want[1:].sum()) if want[1:].sum() else 1.0
+        if cov < MIN_SEG_COVERAGE:
+            raise DataError(name, f'does not fit series {series.uid}: only {cov:.0%} of its labelled volume lands on the series')
+        lost = [VERTEBRAE[v - 1] for v in range(1, 8) if want[v] > 0 and got[v] == 0]
+        if lost: raise DataError(name, f"does not fit series {series.uid}: {', '.join(lost)} labelled in the file but on no slice of the series")
     return out
 
 # %% ../../../nbs/11_rsna_data.ipynb #c023
@@ -377,9 +469,12 @@ def range_scores(pred, true, z=None) -> pd.DataFrame:
     return pd.DataFrame({'iou': iou, 'centre_err_mm': cen}, index=pd.Index(VERTEBRAE, name='vertebra'))
 
 def study_presence(root, series: CTSeries, localiser=None) -> pd.DataFrame:
-    "Presence from the study's segmentation when there is one, else `localiser(series)` if given, else `estimate_presence`."
+    "Presence from the study's segmentation when there is one that fits, else `localiser(series)` if given, else `estimate_presence`."
     p = seg_file(root, series.uid)
-    if p is not None: return vertebra_presence(p, series)
+    if p is not None:
+        try: return vertebra_presence(p, series)
+        except DataError as e:
+            warnings.warn(f"{e}; using {'the localiser' if localiser is not None else 'estimate_presence'} for this study instead", stacklevel=2)
     return localiser(series) if localiser is not None else estimate_presence(series)
 
 # %% ../../../nbs/11_rsna_data.ipynb #c031

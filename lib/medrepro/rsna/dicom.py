@@ -16,7 +16,8 @@ from ..core import DataError, cached
 from ..imaging import WINDOWS, window, multi_window, resize_inplane, resample_axis
 
 # %% auto #0
-__all__ = ['decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series', 'resample_depth', 'preprocess_series']
+__all__ = ['AUTO_PROCESS_PIXELS', 'MIN_PLAUSIBLE_HU', 'decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series',
+           'resample_depth', 'preprocess_series']
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c006
 _DECODER_HINT = {
@@ -89,6 +90,11 @@ class CTSeries:
                 f"z={self.z[0]:.1f}..{self.z[-1]:.1f}, HU {self.hu.min()}..{self.hu.max()}, {self.meta.get('transfer_syntax', '')})")
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c011
+_TRUNC = 'truncated or unreadable DICOM'
+_SLOW_TS = ('JPEG 2000', 'JPEG-LS', 'HTJ2K')    # decoders slow enough that a process pool pays (scripts/bench_rsna_io.py)
+AUTO_PROCESS_PIXELS = 48*512*512                # default: processes for compressed series of at least this many pixels
+MIN_PLAUSIBLE_HU = -2000                        # below: not CT (air is -1000 HU)
+
 def _slice_number(path, ds):
     "The <n> of <n>.dcm when the file name is a number, else InstanceNumber (else -1)."
     try: return int(Path(path).stem)
@@ -96,74 +102,121 @@ def _slice_number(path, ds):
 
 def _read_header(path, defer_size='256 KB'):
     "Parse a slice file once: the header, and the pixel data unless it is larger than `defer_size` (then read on decode)."
-    try: ds = pydicom.dcmread(path, defer_size=defer_size)
-    except InvalidDicomError as e: raise DataError(path, f'not a DICOM file ({e})') from None
-    except Exception as e: raise DataError(path, f'cannot read DICOM header: {type(e).__name__}: {e}') from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try: ds = pydicom.dcmread(path, defer_size=defer_size)
+        except InvalidDicomError as e: raise DataError(path, f'not a DICOM file ({e})') from None
+        except Exception as e: raise DataError(path, f'{_TRUNC}: cannot read the header ({type(e).__name__}: {e})') from None
+    eof = [str(w.message).split(' in file')[0] for w in caught if 'end of file' in str(w.message).lower()]
+    if eof or len(ds) == 0:
+        raise DataError(path, f"{_TRUNC} ({eof[0] if eof else 'no data elements'}): a partial download? re-download or remove it")
+    for w in caught: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return ds
 
-def _hu_dtype(hdrs):
-    "int16 when every slice's HU are exact integers that fit, else float32."
-    for ds in hdrs:
-        slope, icpt = float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
-        if slope != int(slope) or icpt != int(icpt): return np.float32
-        bits, signed = int(ds.get('BitsStored', 16)), int(ds.get('PixelRepresentation', 0)) == 1
-        lo, hi = (-(2**(bits-1)), 2**(bits-1)-1) if signed else (0, 2**bits-1)
-        vals = [lo*slope+icpt, hi*slope+icpt]
-        if min(vals) < -32768 or max(vals) > 32767: return np.float32
-    return np.int16
+def _rescale(ds) -> tuple:
+    "(slope, intercept) of a slice (1, 0 when absent)."
+    return float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
 
+def _int_rescale(hdrs) -> bool:
+    "HU can be computed in integers: every slice's slope and intercept are integers."
+    return all(s == int(s) and i == int(i) for s, i in map(_rescale, hdrs))
+
+def _plane(iop) -> str:
+    "axial / coronal / sagittal: the patient axis closest to the slice normal."
+    n = np.abs(np.cross(iop[:3], iop[3:]))
+    return ('sagittal', 'coronal', 'axial')[int(np.argmax(n))]
+
+# %% ../../../nbs/10_rsna_dicom.ipynb #c011a
+def _check_headers(folder, files, hdrs):
+    "Raise `DataError` unless the files are one series of single-frame slices with one orientation, size and pixel encoding."
+    for f, ds in zip(files, hdrs):
+        nf = int(ds.get('NumberOfFrames', 1) or 1)
+        if nf > 1: raise DataError(f, f'multi-frame DICOM ({nf} frames in one file); expected one slice per file')
+    series = {}
+    for f, ds in zip(files, hdrs): series.setdefault(str(ds.get('SeriesInstanceUID', '?')), []).append(f)
+    if len(series) > 1:
+        desc = '; '.join(f"{u} ({len(fs)} files, e.g. {fs[0].name})" for u, fs in series.items())
+        raise DataError(folder, f'{len(series)} series mixed in one folder (different SeriesInstanceUID): {desc}')
+    for f, ds in zip(files, hdrs):
+        for tag in ('Rows', 'Columns', 'ImagePositionPatient', 'ImageOrientationPatient', 'PixelSpacing'):
+            if ds.get(tag) is None: raise DataError(f, f'missing {tag}; cannot place the slice')
+    iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for ds in hdrs])
+    off = np.nonzero(np.abs(iop - iop[0]).max(1) > 1e-3)[0]
+    if len(off):
+        f = files[off[0]]
+        raise DataError(f, f'orientation {_plane(iop[off[0]])} {iop[off[0]].round(3).tolist()} differs from {files[0].name} '
+                           f'({_plane(iop[0])} {iop[0].round(3).tolist()}); {len(off)} of {len(files)} slices differ: '
+                           'a localiser or another reconstruction in the same folder?')
+    r0, c0 = int(hdrs[0].Rows), int(hdrs[0].Columns)
+    for f, ds in zip(files, hdrs):
+        if (int(ds.Rows), int(ds.Columns)) != (r0, c0):
+            raise DataError(f, f'slice is {ds.Rows}x{ds.Columns} but {files[0].name} is {r0}x{c0} (inconsistent slice size)')
+    for tag in ('RescaleSlope', 'RescaleIntercept'):
+        has = np.array([tag in ds for ds in hdrs])
+        if has.any() and not has.all():
+            f, g = files[int(np.argmin(has))], files[int(np.argmax(has))]
+            raise DataError(f, f'no {tag}, while {int(has.sum())} other slices of the series have one (e.g. {g.name}): '
+                               'inconsistent rescale tags, the HU of this slice would be wrong')
+    for tag in ('PixelRepresentation', 'BitsStored'):
+        vals = [ds.get(tag) for ds in hdrs]
+        bad = [i for i, v in enumerate(vals) if v != vals[0]]
+        if bad: raise DataError(files[bad[0]], f'{tag} is {vals[bad[0]]} but {files[0].name} has {vals[0]}: inconsistent pixel encoding')
+    for f, ds in zip(files, hdrs): check_decoder(ds.file_meta.TransferSyntaxUID, f)
+
+# %% ../../../nbs/10_rsna_dicom.ipynb #c011b
 def _decode_file(f, r0, c0, int_hu):
-    "HU of one slice file (int16 or float32), or ('error', path, problem): picklable for process pools."
+    "HU of one slice file (int32 or float32), or ('error', path, problem): picklable for process pools."
     try: ds = pydicom.dcmread(f)
-    except Exception as e: return ('error', f, f'cannot read DICOM: {type(e).__name__}: {e}')
+    except Exception as e: return ('error', f, f'{_TRUNC}: {type(e).__name__}: {e}')
     return _decode_ds(ds, f, r0, c0, int_hu)
 
 def _decode_ds(ds, f, r0, c0, int_hu):
-    "HU of the slice dataset `ds` read from file `f`, or ('error', path, problem); drops the pixel bytes from `ds`."
-    from pydicom.pixels import pixel_array
+    "HU of the slice dataset `ds` read from file `f` (int32 or float32), or ('error', path, problem); drops its pixel bytes."
     if 'PixelData' not in ds and 'FloatPixelData' not in ds: return ('error', f, 'no pixel data (7FE0,0010)')
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             a = pixel_array(ds)          # not ds.pixel_array, which would keep a decoded copy on every dataset
     except Exception as e:
-        ts = ds.file_meta.TransferSyntaxUID
-        return ('error', f, f'cannot decode pixel data ({ts.name}): {type(e).__name__}: {e}. If a decoder is missing: {decoder_hint(ts)}')
+        return ('error', f, f'{_TRUNC}: cannot decode its pixel data ({ds.file_meta.TransferSyntaxUID.name}; {type(e).__name__}: {e})')
     finally:
         for tag in ('PixelData', 'FloatPixelData'):
             if tag in ds: del ds[tag]     # the headers stay for the metadata; the raw pixel bytes are not needed again
     if a.shape != (r0, c0): return ('error', f, f'pixel data is {a.shape}, header says {r0}x{c0}')
-    slope, icpt = float(ds.get('RescaleSlope', 1) or 1), float(ds.get('RescaleIntercept', 0) or 0)
-    if int_hu: return (a.astype(np.int32)*int(slope) + int(icpt)).astype(np.int16)
+    slope, icpt = _rescale(ds)
+    if int_hu: return a.astype(np.int32)*int(slope) + int(icpt)
     return a.astype(np.float32)*np.float32(slope) + np.float32(icpt)
 
+def _padding_hu(ds):
+    "The HU of the scanner's PixelPaddingValue (None when absent)."
+    p = ds.get('PixelPaddingValue')
+    if p is None: return None
+    s, i = _rescale(ds)
+    return float(p)*s + i
+
+# %% ../../../nbs/10_rsna_dicom.ipynb #c011c
+def _decoder(executor, workers, n, pixels, ts_name):
+    "How to decode: ('serial'|'thread'|'process'|'executor', pool size), `executor=None` choosing by itself."
+    cpus = os.cpu_count() or 1
+    if executor is None:
+        if workers == 1: return 'serial', 1
+        big = pixels >= AUTO_PROCESS_PIXELS and any(k in ts_name for k in _SLOW_TS)
+        return ('process', min(workers or cpus, cpus, 8)) if big and cpus > 1 and n > 1 else ('serial', 1)
+    if isinstance(executor, Executor): return 'executor', 0
+    if executor not in ('serial', 'thread', 'process'):
+        raise ValueError(f"executor must be None, 'serial', 'thread', 'process' or a concurrent.futures.Executor, got {executor!r}")
+    nw = max(1, int(workers)) if workers is not None else min(8, cpus)
+    return (executor, nw) if executor != 'serial' and nw > 1 and n > 1 else ('serial', 1)
+
 def read_series(folder, workers=None, executor=None) -> CTSeries:
-    "Read a folder of axial CT slices into a `CTSeries` (HU, head first), serially by default, or in parallel (`workers` threads, or `executor`)."
-    from concurrent.futures import Executor, ProcessPoolExecutor
+    "Read a folder of axial CT slices into a `CTSeries` (HU, head first); decoding serial, or in processes when that pays (see `executor`)."
     folder = Path(folder)
     files = dicom_files(folder)
-    # default: serial (parsing and the J2K decoder hold the GIL, so threads measured slower: scripts/bench_rsna_io.py)
-    nw = max(1, int(workers)) if workers is not None else (min(8, os.cpu_count() or 1) if executor is not None else 1)
-    pool = ThreadPoolExecutor(nw) if nw > 1 and len(files) > 1 else None
-    _map = pool.map if pool else map
-    own = None
+    tpool = ThreadPoolExecutor(max(1, int(workers or 2))) if executor == 'thread' and len(files) > 1 else None
+    ppool = None
     try:
-        hdrs = list(_map(_read_header, files))
-        # one series, one size, known geometry
-        series = {}
-        for f, ds in zip(files, hdrs): series.setdefault(ds.get('SeriesInstanceUID', '?'), []).append(f)
-        if len(series) > 1:
-            desc = '; '.join(f"{u} ({len(fs)} files, e.g. {fs[0].name})" for u, fs in series.items())
-            raise DataError(folder, f'{len(series)} series mixed in one folder (different SeriesInstanceUID): {desc}')
-        for f, ds in zip(files, hdrs):
-            for tag in ('Rows', 'Columns', 'ImagePositionPatient', 'ImageOrientationPatient', 'PixelSpacing'):
-                if ds.get(tag) is None: raise DataError(f, f'missing {tag}; cannot place the slice')
-            if int(ds.get('NumberOfFrames', 1) or 1) > 1: raise DataError(f, 'multi-frame DICOM; expected one slice per file')
-        r0, c0 = int(hdrs[0].Rows), int(hdrs[0].Columns)
-        for f, ds in zip(files, hdrs):
-            if (int(ds.Rows), int(ds.Columns)) != (r0, c0):
-                raise DataError(f, f'slice is {ds.Rows}x{ds.Columns} but {files[0].name} is {r0}x{c0} (inconsistent slice size)')
-        for f, ds in zip(files, hdrs): check_decoder(ds.file_meta.TransferSyntaxUID, f)
+        hdrs = list(tpool.map(_read_header, files) if tpool else map(_read_header, files))
+        _check_headers(folder, files, hdrs)
         # order by position along the head-pointing normal, descending
         iop = np.array(hdrs[0].ImageOrientationPatient, dtype=float)
         nrm = np.cross(iop[:3], iop[3:]); nrm = nrm if nrm[2] >= 0 else -nrm
@@ -175,34 +228,40 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
             a, b = files[order[dup[0]]], files[order[dup[0]+1]]
             raise DataError(folder, f'two slices at the same position z={z[order[dup[0]]]:.2f} mm ({a.name}, {b.name})')
         files, hdrs, pos, z = [files[i] for i in order], [hdrs[i] for i in order], pos[order], z[order]
-        dtype = _hu_dtype(hdrs)
-        hu = np.empty((len(files), r0, c0), dtype)
-        # decode: serially or in threads; a process pool when asked ('process' or an Executor you keep for many studies)
-        if executor == 'process' and nw > 1 and len(files) > 1:
-            own = ProcessPoolExecutor(nw)
-            dmap = lambda fn, *its: own.map(fn, *its, chunksize=max(1, len(files)//(4*nw)))
-        elif isinstance(executor, Executor): dmap = lambda fn, *its: executor.map(fn, *its, chunksize=max(1, len(files)//32))
-        elif executor in (None, 'thread', 'process'): dmap = _map
-        else: raise ValueError(f"executor must be None, 'thread', 'process' or a concurrent.futures.Executor, got {executor!r}")
-        n = len(files)
-        if executor in (None, 'thread') or dmap is _map:     # in this process: decode the datasets already parsed
-            it = _map(_decode_ds, hdrs, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)
-        else: it = dmap(_decode_file, files, [r0]*n, [c0]*n, [dtype == np.int16]*n)
+        n, r0, c0 = len(files), int(hdrs[0].Rows), int(hdrs[0].Columns)
+        ts = hdrs[0].file_meta.TransferSyntaxUID.name
+        mode, nw = _decoder(executor, workers, n, n*r0*c0, ts)
+        int_hu = _int_rescale(hdrs)
+        args = ([r0]*n, [c0]*n, [int_hu]*n)
+        if mode == 'process':
+            ppool = ProcessPoolExecutor(nw)
+            it = ppool.map(_decode_file, files, *args, chunksize=max(1, n//(4*nw)))
+        elif mode == 'executor': it = executor.map(_decode_file, files, *args, chunksize=max(1, n//32))
+        elif mode == 'thread': it = (tpool or ThreadPoolExecutor(nw)).map(_decode_ds, hdrs, files, *args)
+        else: it = map(_decode_ds, hdrs, files, *args)        # in this process: decode the datasets already parsed
+        hu = np.empty((n, r0, c0), np.int16 if int_hu else np.float32)
+        low = []
         for k, a in enumerate(it):
             if isinstance(a, tuple): raise DataError(a[1], a[2])
+            if hu.dtype == np.int16 and (a.min() < -32768 or a.max() > 32767): hu = hu.astype(np.float32)   # does not fit: float32
             hu[k] = a
+            if a.min() < MIN_PLAUSIBLE_HU:
+                pad = _padding_hu(hdrs[k])
+                if pad is None or np.any((a < MIN_PLAUSIBLE_HU) & (a != pad)): low.append(files[k].name)
     finally:
-        if pool: pool.shutdown()
-        if own: own.shutdown()
+        if tpool: tpool.shutdown()
+        if ppool: ppool.shutdown(cancel_futures=True)
+    if low:
+        warnings.warn(f'{folder}: {len(low)} of {n} slices have HU below {MIN_PLAUSIBLE_HU} (not CT: a wrong PixelRepresentation '
+                      f"or rescale tag?), e.g. {', '.join(low[:5])}; min {float(hu.min()):.0f} HU", stacklevel=2)
     ps = [float(v) for v in hdrs[0].PixelSpacing]
     dz = float(np.median(-np.diff(z))) if len(z) > 1 else float(hdrs[0].get('SpacingBetweenSlices') or hdrs[0].get('SliceThickness') or 1.0)
     h = hdrs[0]
-    meta = dict(n_files=len(files), modality=str(h.get('Modality', '')), transfer_syntax=h.file_meta.TransferSyntaxUID.name,
+    meta = dict(n_files=n, modality=str(h.get('Modality', '')), transfer_syntax=ts, decoder=f'{mode} x{nw}' if nw > 1 else mode,
                 series_uid=str(h.get('SeriesInstanceUID', '')), slice_thickness=float(h.get('SliceThickness') or 0) or None,
                 manufacturer=str(h.get('Manufacturer', '')), patient_position=str(h.get('PatientPosition', '')),
                 bits_stored=int(h.get('BitsStored', 0) or 0), photometric=str(h.get('PhotometricInterpretation', '')),
-                rescale=(float(h.get('RescaleSlope', 1) or 1), float(h.get('RescaleIntercept', 0) or 0)),
-                z_gap_max=float(np.max(-np.diff(z))) if len(z) > 1 else None)
+                rescale=_rescale(h), z_gap_max=float(np.max(-np.diff(z))) if len(z) > 1 else None)
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
 
