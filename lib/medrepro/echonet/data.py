@@ -16,10 +16,7 @@ from ..core import data_root, cached
 from ..imaging import resize_image
 
 # %% auto #0
-__all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'SAMPLE_CM_PER_PX', 'video_name', 'read_filelist', 'read_tracings',
-           'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points', 'fill_polygon',
-           'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'lv_tracing', 'lv_outline',
-           'sample_video', 'make_sample', 'resolve_data_dir', 'default_cache_dir', 'traced_arrays', 'video_frames']
+__all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'SAMPLE_CM_PER_PX', 'video_name', 'read_filelist', 'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points', 'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'lv_tracing', 'lv_outline', 'sample_video', 'make_sample', 'resolve_data_dir', 'default_cache_dir', 'traced_arrays', 'video_frames', 'split_frames', 'leak_fraction', 'FrameSet', 'echo_dataloaders']
 
 # %% ../../../nbs/20_echonet_data.ipynb #a7b383e4
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -345,3 +342,55 @@ def video_frames(path, size=112, cache_dir='default') -> np.ndarray:
         v = read_video(path)
         return np.stack([resize_image(f, size) for f in v])
     return cached(cache_dir, 'echonet-video', build, version=1, video=Path(path), size=size)
+
+# %% ../../../nbs/22_echonet_train.ipynb #3fdc29d2
+def split_frames(frames, how='video', valid_pct=0.2, n_frames=None, seed=42, hold_out_test=True) -> dict:
+    "Row indices of `frames` for train / valid / test: by the `Split` column ('video') or the paper's random 80/20 over frames ('frames')."
+    rng, idx = np.random.default_rng(seed), np.arange(len(frames))
+    if how == 'frames':   # hold_out_test: TEST videos stay out of the pool and are the test set (ours); else test = the 20 %
+        is_test = frames['Split'].to_numpy() == 'TEST' if hold_out_test else np.zeros(len(frames), bool)
+        pool = idx[~is_test]
+        sel = rng.permutation(pool)[:n_frames] if n_frames else rng.permutation(pool)
+        k = int(round(valid_pct * len(sel)))
+        if k < 1 or k >= len(sel): raise ValueError(f'{len(sel)} frames are too few for a {valid_pct} validation share')
+        return {'train': np.sort(sel[k:]), 'valid': np.sort(sel[:k]), 'test': idx[is_test] if hold_out_test else np.sort(sel[:k])}
+    if how != 'video': raise ValueError(f"unknown split {how!r}: use 'video' or 'frames'")
+    sp, names = frames['Split'].to_numpy(), frames['FileName'].to_numpy()
+    out = {k: idx[sp == s] for k, s in (('train', 'TRAIN'), ('valid', 'VAL'), ('test', 'TEST'))}
+    if n_frames:   # whole videos only, chosen at random, about n_frames over train + valid in their proportion
+        tot = len(out['train']) + len(out['valid'])
+        for k in ('train', 'valid'):
+            want, keep, cnt = round(n_frames * len(out[k]) / max(tot, 1)), [], 0
+            for v in rng.permutation(np.unique(names[out[k]])):
+                if cnt >= want: break
+                keep.append(v); cnt += int((names[out[k]] == v).sum())
+            out[k] = out[k][np.isin(names[out[k]], keep)]
+    if not len(out['train']) or not len(out['valid']): raise ValueError(f"empty split: {({k: len(v) for k, v in out.items()})} frames")
+    return out
+
+def leak_fraction(frames, split) -> float:
+    "Share of validation frames whose video also has a frame in training."
+    tr = set(frames['FileName'].to_numpy()[split['train']])
+    return float(np.mean([n in tr for n in frames['FileName'].to_numpy()[split['valid']]]))
+
+# %% ../../../nbs/22_echonet_train.ipynb #227d6ae7
+class FrameSet:
+    "Frames `x[idx]` (uint8, scaled to 0..1, one channel) with targets `y[idx]`: a mask (1, S, S) or K maps (K, S, S)."
+    def __init__(self, x, y, idx): self.x, self.y, self.idx = x, y, np.asarray(idx)
+    def __len__(self): return len(self.idx)
+    def __getitem__(self, i):
+        import torch
+        j = self.idx[i]
+        xb = torch.from_numpy(np.ascontiguousarray(self.x[j], np.float32) / 255.)[None]
+        yb = torch.from_numpy(np.ascontiguousarray(self.y[j], np.float32))
+        return xb, (yb[None] if yb.ndim == 2 else yb)
+
+def echo_dataloaders(x, y, split, bs=8, seed=42, device=None, num_workers=0):
+    "fastai DataLoaders over in-memory frames: shuffled `split['train']`, in-order `split['valid']`."
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from medrepro.core import get_device
+    dev = get_device(device)
+    trn, val = FrameSet(x, y, split['train']), FrameSet(x, y, split['valid'])
+    return DataLoaders(DataLoader(trn, bs=bs, shuffle=True, drop_last=len(trn) > bs, num_workers=num_workers, device=dev),
+                       DataLoader(val, bs=2 * bs, num_workers=num_workers, device=dev), device=dev)
