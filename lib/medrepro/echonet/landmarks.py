@@ -11,22 +11,20 @@ from torch import nn
 import torch.nn.functional as F
 from skimage.filters import gaussian
 import pandas as pd
-from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.callback.schedule import fit_one_cycle
 from fastai.metrics import AvgMetric
 from ..core import get_device
 from ..metrics import seg_scores
 from .data import order_points, fill_polygon, traced_arrays, reference_polygon
-from sklearn.model_selection import GroupShuffleSplit
 from ..train import make_learner
 
 # %% auto #0
 __all__ = ['TARGET_KINDS', 'LOSSES', 'corner_angles', 'optimal_landmarks', 'landmark_pixel', 'distance_map', 'expansion_map',
            'border_band', 'euclidean_map', 'gaussian_map', 'landmark_targets', 'argmax_points', 'soft_argmax',
            'points_mask', 'target_points', 'PaperCE', 'SpatialCE', 'SoftArgmaxLoss', 'landmark_loss', 'decode_points',
-           'landmark_set', 'frames_tensor', 'landmark_dls', 'LandmarkErr', 'train_landmarks', 'predict_points',
-           'landmark_scores', 'landmark_frames']
+           'landmark_set', 'frames_tensor', 'LandmarkErr', 'train_landmarks', 'predict_points', 'landmark_scores',
+           'frame_contours']
 
 # %% ../../../nbs/23_echonet_landmarks.ipynb #c007
 def corner_angles(poly) -> np.ndarray:
@@ -169,13 +167,6 @@ def frames_tensor(x) -> torch.Tensor:
     x = np.asarray(x)
     return torch.as_tensor(x.astype(np.float32) / (255. if x.dtype == np.uint8 else 1.))[:, None]
 
-def landmark_dls(ds, train_idx, valid_idx, bs=8, device=None, seed=42) -> DataLoaders:
-    "fastai DataLoaders over (frame, target maps) pairs of a `landmark_set`, split by the given indices."
-    x, y = frames_tensor(ds['x']), torch.as_tensor(ds['y'])
-    tr, va = ([(x[i], y[i]) for i in idx] for idx in (train_idx, valid_idx))
-    if not tr or not va: raise ValueError(f'{len(tr)} training and {len(va)} validation frames: need both')
-    return DataLoaders.from_dsets(tr, va, bs=bs, device=get_device(device), num_workers=0, seed=seed)
-
 # %% ../../../nbs/23_echonet_landmarks.ipynb #c027
 class LandmarkErr(AvgMetric):
     "Mean distance in pixels between decoded and true landmarks (decoder of `loss`), averaged over the epoch."
@@ -207,15 +198,8 @@ def landmark_scores(pred_pts, true_pts, masks, px=1.0) -> pd.DataFrame:
     return s
 
 # %% ../../../nbs/23_echonet_landmarks.ipynb #c029
-def landmark_frames(data, img_size=32, n_frames=None, valid_pct=0.2, seed=42) -> dict:
-    "Traced frames, masks and contours at `img_size`, videos drawn at random, split train/valid by video."
-    arr = traced_arrays(data, img_size)
-    frames = data.frames.assign(ok=arr['ok'])
-    videos = np.random.default_rng(seed).permutation(frames.FileName.unique())
-    order = frames.FileName.map({v: i for i, v in enumerate(videos)})
-    frames = frames[frames.ok].assign(order=order).sort_values(['order', 'Frame']).head(n_frames or len(frames))
+def frame_contours(data, idx, img_size=112) -> list:
+    "Reference polygons (the tracings' chord end points) of frames `data.frames.iloc[idx]`, scaled to `img_size`."
     scale = img_size / data.filelist.set_index('FileName').FrameWidth
-    contours = [reference_polygon(data.coords(r.FileName, r.Frame)) * scale[r.FileName] for r in frames.itertuples()]
-    tr, va = next(GroupShuffleSplit(1, test_size=valid_pct, random_state=seed).split(frames, groups=frames.FileName))
-    return dict(images=arr['x'][frames.index], masks=arr['y'][frames.index].astype(bool), contours=contours,
-                train=tr, valid=va, frames=frames.reset_index(drop=True), px=float(1 / scale[frames.FileName].mean()))
+    fr = data.frames.iloc[np.asarray(idx)]
+    return [reference_polygon(data.coords(r.FileName, r.Frame)) * scale[r.FileName] for r in fr.itertuples()]
