@@ -4,69 +4,13 @@
 
 # %% ../../nbs/01_sample.ipynb #c003
 from __future__ import annotations
-import importlib, pkgutil, shutil, tempfile, time
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Callable
 from fastcore.script import call_parse
+from .core import generators, generate, register   # register: what study data modules use
 
 # %% auto #0
-__all__ = ['Generator', 'register', 'generators', 'generate', 'main']
-
-# %% ../../nbs/01_sample.ipynb #c004
-@dataclass
-class Generator:
-    "A registered sample-data generator."
-    name: str
-    fn: Callable
-    n: int
-    doc: str
-
-_REGISTRY: dict[str, Generator] = {}
-
-def register(name, n=8):
-    "Decorator: register `fn(dest, n, seed)` as the generator of data set `name` (default size `n`)."
-    def _inner(fn):
-        _REGISTRY[name] = Generator(name, fn, n, (fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else '')
-        return fn
-    return _inner
-
-# %% ../../nbs/01_sample.ipynb #c005
-def _discover():
-    "Import every `medrepro.<study>.data` module so their generators register."
-    import medrepro
-    for m in pkgutil.iter_modules(medrepro.__path__):
-        if m.ispkg:
-            try: importlib.import_module(f'medrepro.{m.name}.data')
-            except ModuleNotFoundError as e:
-                if e.name != f'medrepro.{m.name}.data': raise
-
-def generators() -> dict:
-    "All registered generators, by data set name."
-    _discover()
-    # the canonical module's registry: under `python -m medrepro.sample` this file also runs as `__main__`
-    canon = importlib.import_module('medrepro.sample')
-    return dict(sorted({**_REGISTRY, **canon._REGISTRY}.items()))
-
-# %% ../../nbs/01_sample.ipynb #c006
-def generate(dataset, dest, n=None, seed=0, overwrite=False) -> Path:
-    "Write sample data set `dataset` into `dest` (atomically: temp folder, then rename)."
-    gens = generators()
-    if dataset not in gens: raise KeyError(f"unknown sample data set '{dataset}'; known: {', '.join(gens) or 'none'}")
-    g, dest = gens[dataset], Path(dest)
-    if dest.exists():
-        if not overwrite: return dest
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
-    try:
-        g.fn(tmp, g.n if n is None else n, seed)
-        try: tmp.rename(dest)
-        except OSError:                      # another process (parallel tests, two notebooks) wrote it first
-            if not dest.exists(): raise
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
-    return dest
+__all__ = ['main']
 
 # %% ../../nbs/01_sample.ipynb #c010
 @call_parse
