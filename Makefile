@@ -10,7 +10,7 @@ export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab clean
+.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-11s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ export: setup ## nbdev-export (nbs/ -> lib/medrepro) and nbdev-clean
 
 lab: setup ## open JupyterLab on nbs/ (works as root in containers too)
 	$(BIN)/jupyter lab nbs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM code; prints the surviving mutants
+	$(BIN)/python scripts/mutation.py --fresh
 
 clean: ## remove generated reports, build files and sample data (keeps .venv and data/raw)
 	rm -rf build reports/*/ reports/index.html reports/timings.csv data/sample data/cache

@@ -40,3 +40,12 @@ def test_layout_and_make_help():
 def test_library_is_tracked_not_ignored():
     r = subprocess.run(['git', 'check-ignore', '-q', 'lib/medrepro/core.py'], cwd=ROOT)
     assert r.returncode == 1, 'lib/medrepro is git-ignored: the exported library must be committed'
+
+
+def test_committed_notebooks_carry_no_outputs():
+    "The readable copy with figures is the executed report (reports/notebooks/*.html); nbs/ holds the source only."
+    import json
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        with_out = [i for i, c in enumerate(cells) if c.get('outputs') or c.get('execution_count')]
+        assert not with_out, f'{nb.name}: cells {with_out} carry outputs; run make export (nbdev-clean) and do not commit executed notebooks'

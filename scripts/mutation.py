@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Mutation testing with mutmut: mutate the metric, imaging and DICOM code and run the tests that cover it;
+print the count of killed and surviving mutants and list the survivors. By hand (`make mutation`), not in CI:
+it takes a while. The settings are `[tool.mutmut]` in pyproject.toml.
+
+mutmut copies the project into `mutants/` and imports the mutated code from there; our package lives in `lib/`,
+which mutmut does not put on the import path by itself, and the editable install would otherwise win, so this
+wrapper puts `mutants/lib` first.
+"""
+import os, shutil, sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main():
+    os.chdir(ROOT)
+    if '--fresh' in sys.argv: shutil.rmtree(ROOT/'mutants', ignore_errors=True)
+    sys.path.insert(0, str(ROOT/'mutants'/'lib'))           # the mutated copy shadows the editable install
+    os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT/'mutants'/'lib'), os.environ.get('PYTHONPATH', '')])
+    from mutmut.__main__ import cli
+    try: cli(['run', '--max-children', str(os.cpu_count() or 2)], standalone_mode=False)
+    except SystemExit: pass
+    import json
+    from mutmut.stats import status_by_exit_code
+    counts, survivors = Counter(), []
+    for meta in sorted((ROOT/'mutants').rglob('*.py.meta')):
+        for name, code in json.loads(meta.read_text())['exit_code_by_key'].items():
+            st = status_by_exit_code[code]; counts[st] += 1
+            if st == 'survived': survivors.append(name)
+    for s in sorted(survivors): print('survived:', s)
+    print(' '.join(f'{k}={v}' for k, v in sorted(counts.items())), f'total={sum(counts.values())}')
+
+
+if __name__ == '__main__': main()
