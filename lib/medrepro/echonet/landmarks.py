@@ -6,6 +6,7 @@ Dice of the rebuilt polygon and landmark error in pixels."""
 
 # %% ../../../nbs/23_echonet_landmarks.ipynb #c004
 from __future__ import annotations
+import contextlib, io
 import numpy as np, cv2, torch
 from torch import nn
 import torch.nn.functional as F
@@ -175,11 +176,13 @@ class LandmarkErr(AvgMetric):
     @property
     def name(self): return 'landmark_err'
 
-def train_landmarks(dls, model, loss='softargmax', epochs=5, lr=3e-3, out_dir='.', **kw) -> Learner:
+def train_landmarks(dls, model, loss='softargmax', epochs=5, lr=3e-3, out_dir='.', quiet=False, **kw) -> Learner:
     "Fit `model` on landmark heat maps with `loss` (one cycle); the best epoch by landmark error is kept."
     learn = make_learner(dls, model, landmark_loss(loss), metrics=[LandmarkErr(loss)], lr=lr, out_dir=out_dir,
                          monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None, **kw)
-    learn.fit_one_cycle(epochs, lr)
+    if not quiet: learn.fit_one_cycle(epochs, lr)
+    else:   # no progress bars, epoch tables or checkpoint messages (history.csv still written)
+        with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(epochs, lr)
     return learn
 
 def predict_points(model, x, loss, bs=64, device=None) -> np.ndarray:
