@@ -419,3 +419,20 @@ def test_any_file_order_reads_back_identically(small_study, tmp_path_factory, pe
     assert np.array_equal(s.hu, ref.hu) and np.array_equal(s.z, ref.z) and np.array_equal(s.positions, ref.positions)
     want = [p + 1 for p in perm] if names == 'num' else list(range(1, ph.n + 1))   # file number, else InstanceNumber
     assert s.slice_numbers.tolist() == want
+
+
+# ---------------------------------------------------------------- issue 10, case 15: the default decoder
+
+@pytest.mark.parametrize('load,want', [(0.0, 'process x2'), (9.0, 'serial')])
+def test_default_uses_processes_only_for_large_slow_series_on_idle_cores(studies, monkeypatch, load, want):
+    import medrepro.rsna.dicom as D
+    ph, dirs = studies
+    monkeypatch.setattr(D.os, 'cpu_count', lambda: 2)
+    monkeypatch.setattr(D, '_idle_cpus', lambda: 2 - load + 1)
+    assert read_series(dirs['j2k']).meta['decoder'] == 'serial'              # small series: serial
+    monkeypatch.setattr(D, 'AUTO_PROCESS_PIXELS', 1000)                      # now "large"
+    s = read_series(dirs['j2k'])
+    assert s.meta['decoder'] == want and np.array_equal(s.hu, read_series(dirs['j2k'], executor='serial').hu)
+    assert read_series(dirs['none']).meta['decoder'] == 'serial'             # uncompressed: decoding is cheap
+    assert read_series(dirs['j2k'], workers=1).meta['decoder'] == 'serial'
+    assert read_series(dirs['j2k'], workers=2, executor='thread').meta['decoder'] == 'thread x2'   # threads only when asked

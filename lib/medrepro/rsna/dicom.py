@@ -195,13 +195,20 @@ def _padding_hu(ds):
     return float(p)*s + i
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c011c
+def _idle_cpus() -> float:
+    "CPUs not busy with other work: usable ones minus the 1-minute load average (this process counted as idle)."
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    try: return cpus - os.getloadavg()[0] + 1
+    except OSError: return float(cpus)
+
 def _decoder(executor, workers, n, pixels, ts_name):
     "How to decode: ('serial'|'thread'|'process'|'executor', pool size), `executor=None` choosing by itself."
     cpus = os.cpu_count() or 1
-    if executor is None:
+    if executor is None:           # processes only for large, slow-to-decode series, and only when there are idle cores
         if workers == 1: return 'serial', 1
         big = pixels >= AUTO_PROCESS_PIXELS and any(k in ts_name for k in _SLOW_TS)
-        return ('process', min(workers or cpus, cpus, 8)) if big and cpus > 1 and n > 1 else ('serial', 1)
+        free = int(min(cpus, _idle_cpus())) if big and n > 1 else 0
+        return ('process', min(workers or free, free, 8)) if free >= 2 else ('serial', 1)
     if isinstance(executor, Executor): return 'executor', 0
     if executor not in ('serial', 'thread', 'process'):
         raise ValueError(f"executor must be None, 'serial', 'thread', 'process' or a concurrent.futures.Executor, got {executor!r}")
