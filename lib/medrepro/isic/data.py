@@ -249,9 +249,10 @@ SITE_P = (0.27, 0.2, 0.18, 0.115, 0.11, 0.016, 0.003, 0.002, 0.104)
 CLASS_AGE = dict(MEL=60, NV=42, BCC=67, AK=70, BKL=62, DF=48, VASC=50, SCC=70)
 
 def sample_counts(n, floor=None) -> dict:
-    "Images per class for a sample of `n`: the real proportions, at least `floor` (default n//40, min 2) per class."
+    "Images per class for a sample of `n` (at least 8): the real proportions, at least `floor` (default n//40, min 1) per class."
+    if n < len(CLASSES): raise ValueError(f'n={n}: the sample needs at least one image per class ({len(CLASSES)})')
     p = np.array([THESIS_COUNTS[c] for c in CLASSES], float); p /= p.sum()
-    floor = max(2, n // 40) if floor is None else floor
+    floor = max(1, n // 40) if floor is None else floor
     k = np.maximum(np.round(p * n), floor).astype(int)
     k[CLASSES.index('NV')] += n - k.sum()
     return dict(zip(CLASSES, k.tolist()))
@@ -288,8 +289,8 @@ def _draw2019(rng, les, h, w):
         f = lr.uniform(25, 40); lcol -= 25 * ((np.sin(u * f * 6.28) * np.sin(v * f * 6.28)) > 0.3)[..., None]
     elif tex == 'veil':
         blob = cv2.GaussianBlur(lr.normal(0, 1, (h, w)).astype(np.float32), (0, 0), s / 12)
-        blob = (blob > np.quantile(blob, 0.6))[..., None]
-        lcol = np.where(blob, np.array([95, 100, 135], np.float32) + lr.normal(0, 10, 3), lcol)
+        blob = (blob > np.quantile(blob, 0.6))[..., None] & (lr.random() < 0.6)      # a blue-grey veil in some melanomas
+        lcol = np.where(blob, 0.5 * lcol + 0.5 * (np.array([95, 100, 135], np.float32) + lr.normal(0, 15, 3)), lcol)
         lcol = np.where((d < 0.45)[..., None], les['col2'], lcol)
     elif tex == 'vessels':
         for _ in range(lr.integers(3, 6)):

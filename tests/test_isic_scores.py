@@ -1,0 +1,75 @@
+"ISIC 2019 scoring: BMA (correct vs printed formula, against scikit-learn), bootstrap intervals, the 5/8 conversion, scoring a saved model."
+import numpy as np, pandas as pd, pytest, torch
+from sklearn.metrics import balanced_accuracy_score
+from medrepro.core import DataError, save_model
+from medrepro.metrics import balanced_accuracy
+from medrepro.isic.labels import CLASSES, BALANCED_CLASSES, isic2019_table
+from medrepro.isic.data import write_isic2019
+from medrepro.isic.classify import model_config, build
+from medrepro.isic.scores import printed_bma, bootstrap_ci, _acc_bma, five_to_eight, score_model, summarise, THESIS_6_4
+
+
+def test_bma_formula():
+    yt = np.array([0] * 6 + [1] * 3 + [2]); yp = np.array([0] * 6 + [0, 1, 1] + [2])
+    assert balanced_accuracy(yt, yp) == pytest.approx((1 + 2 / 3 + 1) / 3) == pytest.approx(balanced_accuracy_score(yt, yp))
+    assert printed_bma(yt, yp) == pytest.approx(1 + 3 / 2 + 1)
+    assert printed_bma([0, 0, 1], [0, 0, 0]) == np.inf
+    assert balanced_accuracy([0] * 9 + [1] * 3 + [2] * 2, [0] * 14) == pytest.approx(1 / 3)     # majority class: 1/C
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = rng.integers(0, 8, 60), rng.integers(0, 8, 60)
+        assert _acc_bma(a, b, 8) == pytest.approx(((a == b).mean(), balanced_accuracy_score(a, b)))
+
+
+def test_bootstrap_ci():
+    yt = np.r_[np.zeros(80), np.ones(20)].astype(int); yp = np.r_[np.zeros(75), np.ones(5), np.ones(15), np.zeros(5)].astype(int)
+    ci = bootstrap_ci(yt, yp, n=500, seed=1).set_index('metric')
+    assert ci.value['accuracy'] == pytest.approx(0.9) and ci.value['bma'] == pytest.approx((75 / 80 + 15 / 20) / 2)
+    assert (ci.lo < ci.value).all() and (ci.value < ci.hi).all()
+    assert ci.hi['bma'] - ci.lo['bma'] > ci.hi['accuracy'] - ci.lo['accuracy']      # the rare class makes BMA less certain
+    pd.testing.assert_frame_equal(ci.reset_index(), bootstrap_ci(yt, yp, n=500, seed=1))
+    perfect = bootstrap_ci(yt, yt, n=50)
+    assert (perfect.lo == 1).all() and (perfect.hi == 1).all()
+
+
+def test_five_to_eight():
+    assert five_to_eight([0, 1, 2, 3, 4]).tolist() == [0, 1, 2, 4, 3]
+    assert five_to_eight([4], rare='SCC').tolist() == [7]
+    with pytest.raises(ValueError): five_to_eight([4], rare='MEL')
+    y8 = np.arange(8); p5 = np.array([0, 1, 2, 4, 3, 4, 4, 4])
+    assert balanced_accuracy_score(y8, five_to_eight(p5)) == pytest.approx(5 / 8)
+    assert THESIS_6_4['mean'].round(3).tolist() == [0.125, 0.345, 0.542, 0.614, 0.612]
+
+
+@pytest.fixture(scope='module')
+def saved(tmp_path_factory):
+    d = write_isic2019(tmp_path_factory.mktemp('s')/'isic2019', 40, seed=2)
+    t = isic2019_table(d)
+    torch.manual_seed(0)
+    out = {}
+    for name, classes in (('std', CLASSES), ('bal', BALANCED_CLASSES)):
+        cfg = model_config('isic_resnet', len(classes), widths=[4], classes=list(classes), img_size=16, decode_size=32,
+                           mean=[120.] * 3, std=[50.] * 3, test_images=t.image[:10].tolist(), fit_images=t.image[10:30].tolist())
+        out[name] = save_model(tmp_path_factory.mktemp(name), build(cfg), cfg)
+    return d, t, out
+
+
+def test_score_model_splits(saved):
+    d, t, m = saved
+    s, cfg = score_model(m['std'], d, 'test')
+    assert s.image.tolist() == t.image[:10].tolist() and s.y.tolist() == t.y[:10].tolist()
+    assert np.allclose(s[[f'p_{c}' for c in CLASSES]].sum(1), 1, atol=1e-5)
+    assert len(score_model(m['std'], d, 'all')[0]) == 40 and len(score_model(m['std'], d, 'not_fit')[0]) == 20
+    sb, _ = score_model(m['bal'], d, 'all')
+    assert set(sb.y) <= set(range(5)) and (sb.y == [BALANCED_CLASSES.index(l if l not in ('AK', 'DF', 'VASC', 'SCC') else 'AK+DF+VASC+SCC') for l in sb.label8]).all()
+    summ = summarise(s, CLASSES, n_boot=50)
+    assert summ['n'] == 10 and summ['acc_lo'] <= summ['accuracy'] <= summ['acc_hi']
+    assert summ['bma'] == pytest.approx(balanced_accuracy_score(s.y, s.pred))
+    with pytest.raises(ValueError, match='split must be'): score_model(m['std'], d, 'train')
+
+
+def test_score_model_other_folder(saved, tmp_path):
+    d, t, m = saved
+    other = write_isic2019(tmp_path/'other', 12, seed=9)
+    with pytest.raises(DataError, match="split='all'"): score_model(m['std'], other, 'test')
+    assert len(score_model(m['std'], other, 'all')[0]) == 12
