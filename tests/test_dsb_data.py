@@ -190,15 +190,107 @@ def test_crops_keep_split_by_image(sample):
     assert n[small] == 2 and n[big] == round(2 * areas[big] / 256 ** 2) > 2
 
 
+def _report_load_data(images, masks, split=0.2):
+    "The report's load_data, line by line (its paths are sorted globs; ours are ids)."
+    from sklearn.model_selection import train_test_split
+    size = int(len(images) * split)
+    train_x, valid_x = train_test_split(images, test_size=size, random_state=42)
+    train_y, valid_y = train_test_split(masks, test_size=size, random_state=42)
+    train_x, test_x = train_test_split(train_x, test_size=size, random_state=42)
+    train_y, test_y = train_test_split(train_y, test_size=size, random_state=42)
+    return (train_x, train_y), (valid_x, valid_y), (test_x, test_y)
+
+
+def test_paper_split_is_the_reports_procedure():
+    from sklearn.utils import shuffle
+    ids = sorted(f'{i:064x}' for i in np.random.default_rng(0).integers(0, 2 ** 62, 670))
+    images, masks = [f'DSB/images/{i}.jpg' for i in ids], [f'DSB/masks/{i}.jpg' for i in ids]
+    (tx, ty), (vx, vy), (sx, sy) = _report_load_data(images, masks)
+    np.random.seed(42)
+    tx, ty = shuffle(tx, ty)                              # the report's main: shuffle after np.random.seed(42)
+    name = lambda ps: [p.split('/')[-1][:-4] for p in ps]
+    assert name(tx) == name(ty) and name(vx) == name(vy) and name(sx) == name(sy)   # images and masks stay paired
+    import yaml
+    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/'paper'/'dsb.yaml').read_text())['33_dsb_train']
+    s = D.split_ids(list(reversed(ids)), valid=prof['valid_pct'], test=prof['test_pct'], seed=prof['seed'], order=prof['split_order'])
+    assert s['train'] == name(tx) and s['valid'] == name(vx) and s['test'] == name(sx)   # same ids, same training order
+    assert [len(s[k]) for k in ('train', 'valid', 'test')] == [402, 134, 134]
+    ours = D.split_ids(ids, seed=42)
+    assert sorted(ours['test']) == sorted(s['valid']) and not set(ours['test']) & set(s['test'])   # why the order matters
+    with pytest.raises(ValueError, match='order must be'): D.split_ids(ids, order='keras')
+
+
+@pytest.mark.parametrize('profile', ['paper', 'real-paper'])
+def test_paper_profiles_set_the_reports_recipe(profile):
+    import yaml
+    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/profile/'dsb.yaml').read_text())
+    t = prof['33_dsb_train']
+    assert (t['bn_momentum'], t['bn_eps']) == (0.01, 1e-3)                       # Keras BatchNormalization defaults
+    assert (t['adam_sqr_mom'], t['adam_eps'], t['wd'], t['lr']) == (0.999, 1e-7, 0.0, 1e-4)   # Keras Adam(1e-4)
+    assert (t['init'], t['soft_masks'], t['interp'], t['reshuffle'], t['split_order']) == ('glorot', True, 'linear', False, 'report')
+    assert (t['img_size'], t['bs'], t['epochs'], t['losses'], t['crop'], t['augment'], t['one_cycle'], t['fp16']) == (256, 8, 10, ['bce'], False, False, False, False)
+    assert t['filters'] == [16, 32, 64, 128, 256]
+
+
+def test_masks_binarised_by_their_own_value_range(tmp_path):
+    m = np.zeros((12, 10), np.uint8); m[2:6, 3:8] = 1
+    Image.fromarray(m).save(tmp_path/'01.png')
+    assert D.read_mask(tmp_path/'01.png').sum() == 20                 # a 0/1 PNG keeps its nucleus (the old 128 threshold lost it)
+    Image.fromarray(m * 255).save(tmp_path/'0255.png')
+    assert (D.read_mask(tmp_path/'0255.png') == (m > 0)).all()
+    grey = m.copy(); grey[0, 0] = 2
+    Image.fromarray(grey).save(tmp_path/'three.png')
+    with pytest.raises(DataError, match='3 grey levels') as e: D.read_mask(tmp_path/'three.png')
+    assert 'three.png' in str(e.value)
+    noisy = np.clip(m * 230 + np.random.default_rng(0).integers(0, 40, m.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path/'m.jpg', quality=90)           # lossy JPEG: many grey levels, thresholded
+    assert (D.read_mask(tmp_path/'m.jpg') == (m > 0)).mean() > 0.97
+
+
+def test_kaggle_item_with_01_masks(sample, tmp_path):
+    d = _copy(sample, tmp_path)
+    it = D.dsb_items(d)[0]
+    f = sorted(it.masks.glob('*.png'))[0]
+    a = np.asarray(Image.open(f)) > 0
+    Image.fromarray(a.astype(np.uint8)).save(f)                          # 0/1 instead of 0/255
+    lab = D.read_instances(it)
+    assert (lab == 1).sum() == a.sum() > 0
+
+
+def test_report_soft_masks_and_fixed_order(sample):
+    items = D.dsb_items(sample)
+    ds = D.load_set(items, 32, interp='linear', soft=True)
+    assert ds.soft and ds.y.dtype == np.uint8 and ((ds.y > 0) & (ds.y < 255)).any()
+    split = D.split_ids(ds.ids, seed=0, order='report')
+    dls = D.dsb_dataloaders(ds, split, bs=3, seed=0, device='cpu', reshuffle=False)
+    assert len(dls.train) == -(-len(split['train']) // 3)               # partial last batch kept
+    first = [list(dls.train.get_idxs()) for _ in range(2)]
+    assert first[0] == first[1] == list(range(len(split['train'])))     # same order every epoch
+    xb, yb = dls.one_batch()
+    assert yb.dtype.is_floating_point and float(yb.max()) <= 1 and ((yb > 0) & (yb < 1)).any()
+    with pytest.raises(ValueError, match='soft targets'): D.dsb_dataloaders(ds, split, augment=True)
+
+
 @pytest.mark.realdata
 def test_real_kaggle_files(shared_data):
+    "Every one of the 208 real images: header (mode, size), and every mask file binary and of its image's size."
     path = shared_data/'dsb2018'
     items = D.dsb_items(path)
-    assert len(items) == 208 and D.detect_layout(path)[0] == 'kaggle'
+    assert len(items) == 208 and D.detect_layout(path)[0] == 'kaggle' and len({it.id for it in items}) == 208
+    n_masks = 0
+    for it in items:
+        with Image.open(it.image) as im:
+            assert im.mode == 'RGBA' and it.image.name == f'{it.id}.png', it.image
+            w, h = im.size
+        assert 256 <= w <= 1388 and 256 <= h <= 1040, it.image
+        files = sorted(it.masks.glob('*.png'))
+        assert files, it.masks
+        for f in files:
+            m = D.read_mask(f)
+            assert m.shape == (h, w) and m.any(), f
+        n_masks += len(files)
+    assert n_masks > 5000
     big = max(items[:40], key=lambda it: Image.open(it.image).size[0])
-    for it in [items[0], big]:
-        assert Image.open(it.image).mode == 'RGBA'
-        img, lab = D.load_item(it)
-        assert img.shape[2] == 3 and img.dtype == np.uint8 and lab.shape == img.shape[:2]
-        assert lab.max() == len(list(it.masks.glob('*.png'))) > 0
-        assert 256 <= img.shape[1] <= 1388 and 256 <= img.shape[0] <= 1040
+    img, lab = D.load_item(big)
+    assert img.shape[2] == 3 and img.dtype == np.uint8 and lab.shape == img.shape[:2]
+    assert lab.max() == len(list(big.masks.glob('*.png'))) > 0

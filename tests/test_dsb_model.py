@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from medrepro.dsb.model import ResUNet, make_model, param_counts, layer_summary
+from medrepro.core import ModelConfig, save_model, load_model, DataError
+from medrepro.dsb.model import ResUNet, make_model, param_counts, layer_summary, keras_defaults
 from medrepro.dsb import train as T
 
 
@@ -38,6 +39,8 @@ def test_narrow_resunet_and_baseline():
     base = make_model('unet_resnet34', 64).eval()
     with torch.no_grad(): assert base(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match='unknown arch'): make_model('vgg')
+    small = make_model('unet_xresnet18s', 64)
+    assert param_counts(small)['trainable'] < 3e6   # a few MB: the smoke baseline
 
 
 def test_resunet_learns_a_tiny_batch():
@@ -74,11 +77,56 @@ def test_foreground_metrics_on_hand_made_masks():
     assert (d.name, j.name) == ('dice', 'jaccard')
 
 
+def test_keras_defaults_batchnorm_and_glorot():
+    m = make_model('resunet', filters=(4, 8, 16, 32, 64), bn_momentum=0.01, bn_eps=1e-3, init='glorot')
+    bns = [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+    assert bns and all((b.momentum, b.eps) == (0.01, 1e-3) for b in bns)
+    convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert all(float(c.bias.detach().abs().max()) == 0 for c in convs)
+    w = m.d1.block1[2].weight; bound = (6 / (w.shape[1] * 9 + w.shape[0] * 9)) ** 0.5
+    assert 0.9 * bound < float(w.abs().max()) <= bound
+    d = make_model('resunet', filters=(4, 8, 16, 32, 64))
+    assert d.e2.block1[0].momentum == 0.1 and float(d.head.bias.detach().abs().max()) > 0   # PyTorch's defaults otherwise
+    with pytest.raises(ValueError, match='init must be'): keras_defaults(d, init='he')
+
+
 def test_save_and_load_model(tmp_path):
-    m = ResUNet(filters=(4, 8, 16, 32, 64))
-    p = T.save_model(m, tmp_path/'m.pth', arch='resunet', filters=[4, 8, 16, 32, 64], img_size=32, mode='native', test_ids=['a'])
-    m2, meta = T.load_model(p)
-    assert meta['mode'] == 'native' and meta['test_ids'] == ['a']
+    torch.manual_seed(0)
+    cfg = ModelConfig('resunet', dict(filters=[4, 8, 16, 32, 64], bn_momentum=0.01, bn_eps=1e-3, init='glorot'), dict(mode='native', test_ids=['a']))
+    m = cfg.build()
+    save_model(tmp_path/'m', m, cfg)
+    m2, cfg2 = load_model(tmp_path/'m')
+    assert cfg2.meta['mode'] == 'native' and cfg2.meta['test_ids'] == ['a'] and m2.e1.block[0].eps == 1e-3
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
-    with pytest.raises(FileNotFoundError, match='run 33_dsb_train first'): T.load_model(tmp_path/'none.pth')
-    with pytest.raises(ValueError, match='do not fit'): T.load_model(p, filters=[16, 32, 64, 128, 256])
+    with pytest.raises(FileNotFoundError, match='no saved model'): load_model(tmp_path/'none')
+    import json
+    f = tmp_path/'m'/'config.json'
+    c = json.loads(f.read_text()); c['params']['filters'] = [8, 16, 32, 64, 128]; f.write_text(json.dumps(c))
+    with pytest.raises(DataError, match='do not fit'): load_model(tmp_path/'m')
+
+
+def test_smoke_recipe_beats_all_foreground(tmp_path):
+    "The smoke defaults of notebook 33 (half-width ResUNet, 64-px crops, one-cycle 1e-2) learn: Jaccard far above an all-foreground mask."
+    from fastai.callback.progress import ProgressCallback
+    from medrepro.core import seed_everything
+    from medrepro.sample import generate
+    from medrepro.metrics import seg_scores
+    from medrepro.dsb import data as D
+    from medrepro.dsb.evaluate import predict_prob
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try:
+        seed_everything(42)
+        items = D.dsb_items(generate('dsb2018', tmp_path/'dsb', n=16, seed=0))
+        split = D.split_ids([it.id for it in items], seed=42)
+        ds = D.load_crops([it for it in items if it.id not in set(split['test'])], 64, per_image=8, seed=42)
+        dls = D.dsb_dataloaders(ds, split, bs=8, seed=42, device='cpu')
+        learn = T.train_run(dls, ModelConfig('resunet', dict(filters=[8, 16, 32, 64, 128])), 'bce', epochs=8, lr=1e-2,
+                            out_dir=tmp_path/'run', one_cycle=True)
+        test = [it for it in items if it.id in set(split['test'])]
+        loaded = [D.load_item(it) for it in test]
+        preds = [predict_prob(learn.model, img, 64, 'native') > 0.5 for img, _ in loaded]
+        truths = [lab > 0 for _, lab in loaded]
+    finally: torch.set_num_threads(threads)
+    ours = seg_scores(preds, truths)['jaccard'].mean()
+    all_fg = seg_scores([np.ones_like(t) for t in truths], truths)['jaccard'].mean()
+    assert all_fg < 0.15 and ours > 0.6 and ours > 4 * all_fg, (ours, all_fg)
