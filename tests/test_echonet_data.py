@@ -118,7 +118,7 @@ def test_traced_arrays_cache(sample, tmp_path):
     b = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     np.testing.assert_array_equal(a['x'], b['x'])
     # the mask area at 64 px, scaled back, matches the tracing's polygon area
-    np.testing.assert_allclose(a['y'].reshape(12, -1).sum(1) * (112 / 64) ** 2, d.frames.Area, rtol=0.12)
+    np.testing.assert_allclose(a['y'].reshape(12, -1).sum(1) * (112 / 64) ** 2, d.frames.Area, rtol=0.03)
 
 
 # ---- bad inputs: each names the file and the problem

@@ -7,7 +7,7 @@ trained with fastai on the traced frames: binary cross-entropy as in the paper, 
 __all__ = ['PAPER_WIDTHS', 'PAPER_EXPERIMENTS', 'PAPER_RESULTS', 'conv_block', 'AttentionGate', 'EchoUNet', 'echonet_unet',
            'n_params', 'soft_dice_loss', 'MaskLoss', 'FgDice', 'AllDice', 'train_run', 'predict_probs']
 
-# %% ../../../nbs/22_echonet_train.ipynb #4e4a914d
+# %% ../../../nbs/22_echonet_train.ipynb #69ccf540
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import register_model
 
@@ -73,11 +73,12 @@ def n_params(model) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../../../nbs/22_echonet_train.ipynb #4eacb6b9
+# %% ../../../nbs/22_echonet_train.ipynb #00cbbda2
 import numpy as np, pandas as pd
 #| export
 from fastai.metrics import Metric
 from fastai.callback.schedule import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
+from ..core import get_device
 from ..train import make_learner
 
 def soft_dice_loss(logits, targ, smooth=1.0):
@@ -134,7 +135,6 @@ def train_run(dls, model, loss_func, epochs=5, lr=1e-3, out_dir='.', one_cycle=T
 
 def predict_probs(model, x, bs=32, device=None) -> np.ndarray:
     "Sigmoid probabilities (N, K, S, S) of a model on uint8 frames x (N, S, S), in batches, without gradients."
-    from medrepro.core import get_device
     dev = get_device(device); model = model.to(dev).eval(); out = []
     with torch.no_grad():
         for i in range(0, len(x), bs):
@@ -142,7 +142,7 @@ def predict_probs(model, x, bs=32, device=None) -> np.ndarray:
             out.append(torch.sigmoid(model(xb).float()).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1) + tuple(np.shape(x)[1:]), np.float32)
 
-# %% ../../../nbs/22_echonet_train.ipynb #75074f80
+# %% ../../../nbs/22_echonet_train.ipynb #cc2d9965
 PAPER_EXPERIMENTS = {   # Table 1 settings of the mask runs (the paper's section 4)
     1: dict(split='frames', n_frames=None, epochs=20, bridge=True),    # all traced frames 80/20 (16,038 / 4,010)
     2: dict(split='frames', n_frames=2000, epochs=5, bridge=True),     # 2,000 frames 80/20
