@@ -324,12 +324,13 @@ def test_implausible_hu_warns_with_slice_names(studies, tmp_path):
         read_series(studies[1]['none'])
 
 
-def test_padding_value_below_minus_2000_is_not_implausible(tmp_path):
-    "Scanners pad outside the field of view with PixelPaddingValue (here -3024 HU): not a reason to warn."
+@pytest.mark.parametrize('tagged', [True, False])
+def test_padding_value_below_minus_2000_is_not_implausible(tmp_path, tagged):
+    "Scanners pad outside the field of view with one value (here -3024 HU), tagged PixelPaddingValue or not: no warning."
     write_study(tmp_path, _phantom(n=3), '1.2.3', signed=True, intercept=-1024)
     for f in tmp_path.glob('*.dcm'):
         ds = pydicom.dcmread(f); a = ds.pixel_array.copy(); a[0, :4] = -2000
-        ds.PixelPaddingValue = -2000; ds['PixelPaddingValue'].VR = 'SS'
+        if tagged: ds.PixelPaddingValue = -2000; ds['PixelPaddingValue'].VR = 'SS'
         ds.PixelData = a.tobytes(); ds.save_as(f)
     with warnings.catch_warnings():
         warnings.simplefilter('error')

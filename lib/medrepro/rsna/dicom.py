@@ -252,9 +252,10 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
             if isinstance(a, tuple): raise DataError(a[1], a[2])
             if hu.dtype == np.int16 and (a.min() < -32768 or a.max() > 32767): hu = hu.astype(np.float32)   # does not fit: float32
             hu[k] = a
-            if a.min() < MIN_PLAUSIBLE_HU:
-                pad = _padding_hu(hdrs[k])
-                if pad is None or np.any((a < MIN_PLAUSIBLE_HU) & (a != pad)): low.append(files[k].name)
+            if a.min() < MIN_PLAUSIBLE_HU:      # one constant there is padding outside the field of view; a spread of values is not
+                lv, pad = a[a < MIN_PLAUSIBLE_HU], _padding_hu(hdrs[k])
+                if pad is not None: lv = lv[lv != pad]
+                if lv.size and lv.min() != lv.max(): low.append(files[k].name)
     finally:
         if tpool: tpool.shutdown()
         if ppool: ppool.shutdown(cancel_futures=True)
