@@ -408,3 +408,21 @@ def test_study_dirs_ignore_files_and_hidden_entries(tmp_path):
     (tmp_path/'train_images'/'.DS_Store').write_text('x'); (tmp_path/'train_images'/'notes.txt').write_text('x')
     (tmp_path/'train_images'/'.hidden').mkdir()
     assert [p.name for p in study_dirs(tmp_path)] == ['1.1', '1.2']
+
+
+# ---------------------------------------------------------------- issue 10, case 10: notebooks 10 and 11 validate their parameters
+
+@pytest.mark.parametrize('nb,bad,match', [('10_rsna_dicom', dict(depth=0), 'depth=0: must be >= 1'),
+                                          ('10_rsna_dicom', dict(source='s3'), 'source=.*must be one of'),
+                                          ('10_rsna_dicom', dict(workers='two'), 'workers=.*expected int'),
+                                          ('11_rsna_data', dict(n='four'), "n='four': expected int"),
+                                          ('11_rsna_data', dict(context=-1), 'context=-1')])
+def test_notebook_parameters_are_validated(nb, bad, match):
+    import json
+    cells = json.loads((Path(__file__).resolve().parents[1]/'nbs'/f'{nb}.ipynb').read_text())['cells']
+    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
+    src = [''.join(cells[i]['source']), ''.join(cells[i + 1]['source'])]
+    assert 'check_params' in src[1]                                  # right after the parameters cell
+    ok = {}; exec(src[0], ok); exec(src[1], ok)                      # the defaults pass
+    ns = {}; exec(src[0], ns); ns.update(bad)
+    with pytest.raises(ValueError, match=match): exec(src[1], ns)
