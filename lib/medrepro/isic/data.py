@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from ..core import DataError, dataset_path, project_root, cached
+from ..core import DataError, dataset_path, project_root, cached, register
 from ..imaging import read_rgb, resize_image
-from ..sample import register
 
 # %% auto #0
 __all__ = ['SEG_PARTS', 'ISIC_ID', 'MASK_SUFFIX', 'SKIN', 'SAMPLE_SIZES', 'seg_folders', 'SegItem', 'seg_items', 'isic2018_dir', 'image_size', 'read_mask', 'read_pair', 'sample_pair', 'make_isic2018', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders', 'seg_stats', 'LESION_LOOK', 'SITES', 'SITE_P', 'CLASS_AGE', 'sample_counts', 'write_isic2019']
@@ -239,7 +238,7 @@ from .labels import CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c015
 # class look: base RGB colour, border irregularity, texture kind, relative size (ours, loosely after dermoscopy atlases)
-LESION_LOOK = dict(MEL=((70, 45, 40), 0.22, 'veil', 1.0), NV=((125, 80, 55), 0.05, 'network', 0.8),
+LESION_LOOK = dict(MEL=((100, 66, 52), 0.22, 'veil', 0.9), NV=((125, 80, 55), 0.05, 'network', 0.8),
                    BCC=((200, 140, 140), 0.12, 'vessels', 0.8), AK=((185, 105, 95), 0.15, 'scale', 0.8),
                    BKL=((150, 110, 70), 0.10, 'dots', 0.9), DF=((150, 100, 80), 0.06, 'centre', 0.6),
                    VASC=((150, 40, 60), 0.08, 'lobules', 0.6), SCC=((200, 110, 100), 0.14, 'keratin', 0.9))

@@ -1,0 +1,107 @@
+"ISIC 2018 segmentation: the U-Net, the fastai baseline, loss, metric, prediction, scoring and the Otsu baseline."
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from medrepro.core import save_model, load_model, seed_everything
+from medrepro.metrics import thresholded_jaccard
+from medrepro.isic.data import SegItem, make_isic2018, seg_items, seg_split, load_seg_set, seg_dataloaders
+from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, DiceBCELoss, MeanJaccard, seg_loss, predict_probs, seg_learner, export_checkpoints
+from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary
+
+
+def test_unet_shapes_and_params():
+    m = UNet((4, 8, 16))
+    assert tuple(m(torch.zeros(2, 3, 20, 30)).shape) == (2, 1, 20, 30)      # sizes that do not divide by 4 work too
+    # by hand: enc 3->4, 4->8 (+bottom 8->16), up 16->8, 8->4, decoders 16->8, 8->4, head 4->1; BN = 4 per channel and conv
+    dc = lambda a, b: 9 * a * b + 9 * b * b + 4 * b
+    expect = dc(3, 4) + dc(4, 8) + dc(8, 16) + (4 * 16 * 8 + 8) + dc(16, 8) + (4 * 8 * 4 + 4) + dc(8, 4) + 4 + 1
+    assert n_params(m) == expect
+    assert 31_000_000 < n_params(UNet(bn=False)) < 31_100_000
+
+
+def test_save_load_roundtrip(tmp_path):
+    for arch, params, m in [('isic_unet', dict(widths=[4, 8, 16]), isic_unet([4, 8, 16])),
+                            ('isic_fastai_unet', dict(backbone='resnet18', img_size=[32, 32]), fastai_unet('resnet18', (32, 32)))]:
+        x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype(np.uint8)
+        before = predict_probs(m, x)
+        save_model(tmp_path/arch, m, dict(arch=arch, params=params, meta=dict(img_size=[32, 32])))
+        m2, cfg = load_model(tmp_path/arch)
+        assert cfg.arch == arch and np.allclose(predict_probs(m2, x), before, atol=1e-6)
+
+
+def test_loss_and_metric():
+    targ = torch.tensor([[[1, 1], [0, 0]]])
+    perfect, wrong = torch.tensor([[[[20., 20.], [-20., -20.]]]]), torch.tensor([[[[-20., -20.], [20., 20.]]]])
+    assert float(DiceBCELoss()(perfect, targ)) == pytest.approx(0, abs=1e-3)
+    # BCE ~20 per pixel, soft Dice = (0 + 1) / (2 + 2 + 1)
+    assert float(DiceBCELoss()(wrong, targ)) == pytest.approx(20 + (1 - 1 / 5), abs=1e-3)
+    with pytest.raises(ValueError, match='unknown loss'): seg_loss('focal')
+    class L: pass
+    l = L(); l.pred = torch.cat([perfect, wrong, -perfect.abs()]); l.y = torch.cat([targ, targ, torch.zeros_like(targ)])
+    mj = MeanJaccard(); mj.reset(); mj.accumulate(l)
+    assert mj.vals == [1.0, 0.0, 1.0] and mj.value == pytest.approx(2 / 3)
+
+
+def test_predict_tta_flips():
+    class Left(torch.nn.Module):        # lesion = left half: flips move it, so TTA averages 1/3 and 2/3 there
+        def __init__(self): super().__init__(); self.p = torch.nn.Parameter(torch.zeros(1))
+        def forward(self, x):
+            out = torch.full(x[:, :1].shape, -50.); out[..., : x.shape[-1] // 2] = 50.; return out + 0 * self.p
+    x = np.zeros((1, 4, 6, 3), np.uint8)
+    assert np.allclose(predict_probs(Left(), x)[0, :, :3], 1) and np.allclose(predict_probs(Left(), x)[0, :, 3:], 0)
+    p = predict_probs(Left(), x, tta=True)[0]
+    assert np.allclose(p[:, :3], 2 / 3) and np.allclose(p[:, 3:], 1 / 3)
+
+
+def test_otsu_baseline():
+    img = np.full((60, 80, 3), 210, np.uint8)
+    img[np.hypot(*np.mgrid[-30:30, -40:40]) > 38] = 15          # the dermatoscope's dark rim (centroid in the middle)
+    lesion = np.hypot(*np.mgrid[-30:30, -40:40]) < 15
+    img[lesion] = 60; img[np.hypot(*np.mgrid[-30:30, -40:40]) < 4] = 200     # light centre: a hole to fill
+    m = otsu_lesion(img, sigma=0.5)
+    assert m[30, 40] and not m[0, 0] and not m[30, 79]
+    assert abs(int(m.sum()) - int(lesion.sum())) < 40
+    assert not otsu_lesion(np.full((10, 10, 3), 100, np.uint8)).any()     # a flat image has no lesion
+
+
+def test_full_resolution_scoring(tmp_path):
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path/'ISIC_0000001.jpg')
+    mm = np.zeros((40, 60), np.uint8); mm[:20] = 255; Image.fromarray(mm).save(tmp_path/'ISIC_0000001_segmentation.png')
+    it = SegItem('ISIC_0000001', tmp_path/'ISIC_0000001.jpg', tmp_path/'ISIC_0000001_segmentation.png')
+    low = np.zeros((4, 6), np.float32); low[:2] = 1.0
+    half = np.zeros((4, 6), np.float32); half[:1] = 1.0                      # a quarter of the image: J = 0.5
+    s = score_masks([it, it, it], [low, half, np.zeros((4, 6), bool)])
+    assert s.jaccard.round(3).tolist() == [1.0, 0.5, 0.0]
+    summ = score_summary({'m': s}).iloc[0]
+    assert summ.jaccard == pytest.approx(0.5) and summ.thresholded_jaccard == pytest.approx(1 / 3)
+    assert thresholded_jaccard([0.9, 0.64, 0.65]) == pytest.approx((0.9 + 0.65) / 3)
+    assert upsample(np.eye(2, dtype=bool), (4, 4)).sum() == 8
+
+
+@pytest.mark.slow
+def test_smoke_training_beats_trivial_masks(tmp_path):
+    torch.set_num_threads(1)
+    path = make_isic2018(tmp_path/'data', n=16, seed=0)
+    items = seg_items(path)
+    split = seg_split(items, valid=0.25, test=0.0, seed=0)
+    ds = load_seg_set(items, (48, 64))
+    seed_everything(0)
+    dls = seg_dataloaders(ds, split, bs=4, augment=True, seed=0)
+    learn = seg_learner(dls, isic_unet([8, 16, 32]), lr=3e-3, out_dir=tmp_path/'run')
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(25, 3e-3)
+    saved = export_checkpoints(learn, tmp_path/'models'/'unet', dict(arch='isic_unet', params=dict(widths=[8, 16, 32])))
+    model, cfg = load_model(saved['jaccard'])
+    va = [i for i, it in enumerate(items) if it.id in split['valid']]
+    s = score_masks([items[i] for i in va], predict_probs(model, ds.x[va], tta=True))
+    all_fg = score_masks([items[i] for i in va], [np.ones((48, 64), bool)] * len(va))
+    assert s.jaccard.mean() > all_fg.jaccard.mean() + 0.15, (s.jaccard.mean(), all_fg.jaccard.mean())   # all-background: 0
+
+
+@pytest.mark.realdata
+def test_otsu_on_real_pairs(shared_data, tmp_path):
+    root = shared_data/'isic2018'
+    if not root.is_dir(): pytest.skip(f'{root} not present')
+    items = seg_items(root)
+    ds = load_seg_set(items, (192, 256), tmp_path/'cache')
+    s = score_masks(items, [otsu_lesion(x) for x in ds.x])
+    assert len(s) == 36 and 0.45 < s.jaccard.mean() < 0.8      # "about 0.6" on real dermoscopy
