@@ -9,7 +9,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from medrepro.core import DataError
 from medrepro.imaging import window
-from medrepro.rsna.dicom import CTSeries, decoder_hint, dicom_files, preprocess_series, read_series, resample_depth
+from medrepro.rsna.dicom import CTSeries, decoder_hint, dicom_files, preprocess_series, read_series
 from medrepro.rsna.data import NeckPhantom, write_study
 
 
@@ -214,15 +214,6 @@ def test_dicom_files_prefers_dcm_and_skips_hidden(studies, tmp_path):
     shutil.copy(studies[1]['none']/'1.dcm', tmp_path/'1.dcm')
     (tmp_path/'notes.txt').write_text('x'); (tmp_path/'.DS_Store').write_text('x')
     assert [f.name for f in dicom_files(tmp_path)] == ['1.dcm']
-
-
-# ---------------------------------------------------------------- resampling (windows and resizing: tests/test_imaging.py)
-
-def test_resample_depth_alias_is_resample_axis_on_depth():
-    vol = np.stack([np.full((2, 3), v, np.float32) for v in (0, 10, 20)])   # (3, 2, 3)
-    assert np.allclose(resample_depth(vol, 5)[:, 0, 0], [0, 5, 10, 15, 20])
-    rc = resample_depth(np.stack([vol, -vol]), 5)                        # channels first: depth is axis -3
-    assert rc.shape == (2, 5, 2, 3) and np.allclose(rc[1, :, 1, 2], [0, -5, -10, -15, -20])
 
 
 # ---------------------------------------------------------------- preprocess_series + cache

@@ -17,7 +17,7 @@ from ..imaging import WINDOWS, window, multi_window, resize_inplane, resample_ax
 
 # %% auto #0
 __all__ = ['AUTO_PROCESS_PIXELS', 'MIN_PLAUSIBLE_HU', 'decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series',
-           'resample_depth', 'preprocess_series']
+           'preprocess_series']
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c006
 _DECODER_HINT = {
@@ -272,11 +272,6 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
                 rescale=_rescale(h), z_gap_max=float(np.max(-np.diff(z))) if len(z) > 1 else None)
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
-
-# %% ../../../nbs/10_rsna_dicom.ipynb #c025
-def resample_depth(vol, n) -> np.ndarray:
-    "Deprecated alias of `medrepro.imaging.resample_axis(vol, n, axis=-3)`, kept until every caller has moved."
-    return resample_axis(vol, n, axis=-3)
 
 # %% ../../../nbs/10_rsna_dicom.ipynb #c028
 def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brain'), cache_dir=None, dtype=np.float16, workers=None) -> np.ndarray:
