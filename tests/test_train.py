@@ -1,3 +1,6 @@
+import json, os, subprocess, sys
+from pathlib import Path
+import nbformat
 import pandas as pd, pytest, torch
 from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau, EarlyStoppingCallback
 from fastai.callback.progress import CSVLogger
@@ -43,3 +46,57 @@ def test_save_load_roundtrip_and_errors(tmp_path):
         load_weights(m, tmp_path/'bad.pth')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_weights(m, tmp_path/'missing.pth')
+
+
+TRAIN_NB = [
+    "num_processes = 1\nepochs = 2",
+    "import json, os, torch\nfrom pathlib import Path\nfrom fastai.data.core import DataLoaders\nfrom fastai.metrics import AccumMetric\n"
+    "from fastai.torch_core import rank_distrib, num_distrib\nfrom torch.utils.data import TensorDataset\n"
+    "from medrepro.train import make_learner, launch, data_parallel\nout = Path(os.environ['OUT'])",
+    "def train():\n    g = torch.Generator().manual_seed(0); x = torch.randn(60, 3, generator=g); y = x @ torch.tensor([[1.], [-2.], [.5]])\n"
+    "    dls = DataLoaders.from_dsets(TensorDataset(x[:40], y[:40]), TensorDataset(x[40:], y[40:]), bs=8, device='cpu')\n"
+    "    learn = make_learner(dls, torch.nn.Linear(3, 1), torch.nn.MSELoss(), lr=5e-2, out_dir=out, save_best=False, es_patience=None, lr_patience=None)\n"
+    "    with data_parallel(learn), learn.no_bar(): learn.fit(epochs)\n"
+    "    (out/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(world=num_distrib(), w=learn.model.weight.tolist())))\n"
+    "launch(train, num_processes)",
+]
+
+
+def _train_nb(tmp_path):
+    proj = tmp_path/'proj'; (proj/'nbs').mkdir(parents=True); (proj/'params'/'smoke').mkdir(parents=True)
+    (proj/'pyproject.toml').write_text('')
+    cells = [nbformat.v4.new_code_cell(TRAIN_NB[0], metadata={'tags': ['parameters']})] + [nbformat.v4.new_code_cell(s) for s in TRAIN_NB[1:]]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}}), proj/'nbs'/'33_t.ipynb')
+    (tmp_path/'out').mkdir()
+    return proj
+
+
+@pytest.mark.slow
+def test_script_route_under_torchrun_two_cpu_processes(tmp_path):
+    "`torchrun ... medrepro-train <nb>`: the notebook's code runs without Jupyter in 2 gloo processes with identical weights."
+    proj = _train_nb(tmp_path)
+    env = {**os.environ, 'OUT': str(tmp_path/'out'), 'MEDREPRO_ROOT': str(proj)}
+    bin_ = Path(sys.executable).parent
+    r = subprocess.run([str(bin_/'torchrun'), '--nproc-per-node', '2', '--master-port', str(_port()), str(bin_/'medrepro-train'),
+                        str(proj/'nbs'/'33_t.ipynb'), '-p', 'epochs', '3'], capture_output=True, text=True, env=env, timeout=300, cwd=proj)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path/'out'/f'rank{i}.json').read_text()) for i in (0, 1)]
+    assert ranks[0]['world'] == ranks[1]['world'] == 2 and ranks[0]['w'] == ranks[1]['w']
+    assert len(pd.read_csv(tmp_path/'out'/'history.csv')) == 3                    # -p epochs 3 reached the code; one history
+    assert r.stdout.count('epoch 3/3') == 1                                          # one log line per epoch, from rank 0
+
+
+def test_script_route_one_process_and_bad_parameter(tmp_path):
+    proj = _train_nb(tmp_path)
+    env = {**os.environ, 'OUT': str(tmp_path/'out'), 'MEDREPRO_ROOT': str(proj)}
+    exe = str(Path(sys.executable).parent/'medrepro-train')
+    r = subprocess.run([exe, str(proj/'nbs'/'33_t.ipynb')], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path/'out'/'rank0.json').read_text())['world'] == 0 and not (tmp_path/'out'/'rank1.json').exists()
+    r = subprocess.run([exe, str(proj/'nbs'/'33_t.ipynb'), '-p', 'epochz', '3'], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode != 0 and "declares no parameter 'epochz'" in r.stderr
+
+
+def _port():
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'atomic_write', 'save_fig', 'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params', 'Generator', 'register', 'generators', 'generate']
+__all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'atomic_write', 'is_rank0', 'save_fig', 'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params', 'Generator', 'register', 'generators', 'generate']
 
 # %% ../../nbs/00_core.ipynb #c004
 class DataError(ValueError):
@@ -79,15 +79,21 @@ def atomic_write(path):
         if tmp.exists(): tmp.unlink()
 
 # %% ../../nbs/00_core.ipynb #c016
+def is_rank0() -> bool:
+    "False in the extra processes of a data-parallel run (`RANK` > 0): only rank 0 writes reports and checkpoints."
+    return int(os.environ.get('RANK', '0') or 0) == 0
+
 def save_fig(fig, path, dpi=110, **kw) -> Path:
     "Save a matplotlib figure atomically (format from the suffix)."
     path = Path(path)
+    if not is_rank0(): return path
     with atomic_write(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format=path.suffix[1:] or 'png', **kw)
     return path
 
 def save_table(df, path, index=False) -> Path:
     "Save a DataFrame atomically as CSV."
     path = Path(path)
+    if not is_rank0(): return path
     with atomic_write(path) as tmp: df.to_csv(tmp, index=index)
     return path
 
@@ -95,6 +101,7 @@ def save_json(obj, path) -> Path:
     "Save a JSON-serialisable object atomically."
     import json
     path = Path(path)
+    if not is_rank0(): return path
     with atomic_write(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, default=float))
     return path
 
@@ -187,6 +194,8 @@ def save_model(folder, model, config) -> Path:
     import torch
     cfg = (config if isinstance(config, ModelConfig) else ModelConfig(**config)).validate()
     folder, model = Path(folder), getattr(model, 'model', model)        # a fastai Learner works too
+    if not is_rank0(): return folder                                    # data-parallel runs: rank 0 writes
+    model = getattr(model, 'module', model)                             # unwrap DistributedDataParallel
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     cfg.build().load_state_dict(sd)                                     # the config really rebuilds this model
     buf = io.BytesIO(); torch.save(sd, buf)                             # in memory: no temp-file name inside the archive

@@ -16,7 +16,7 @@ from .core import project_root, atomic_write, save_table, save_json
 # %% auto #0
 __all__ = ['STUDIES', 'INLINE', 'STUDY_TITLES', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries',
            'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'figure_context', 'build_index',
-           'main']
+           'main', 'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
 STUDIES = {'0': 'core', '1': 'rsna', '2': 'echonet', '3': 'dsb', '4': 'isic'}
@@ -353,3 +353,39 @@ def main(argv=None):
     print(f"\n{pd.DataFrame(rows)[['notebook', 'status', 'seconds']].to_string(index=False)}\ntotal {time.time() - t0:.1f}s; index: {idx}")
     if any(r['status'] != 'ok' for r in rows): sys.exit(1)
 
+
+# %% ../../nbs/05_report.ipynb #7a06b188
+def notebook_source(nb, profile='smoke', params=None) -> list:
+    "The code cells of `nb` with the profile's (and `params`') values injected after its parameters cell, as papermill does."
+    import papermill as pm
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    nb = Path(nb)
+    declared = pm.inspect_notebook(str(nb))
+    pdir = nb.resolve().parent.parent/'params'
+    wanted = {**profile_params(profile, nb, params_dir=pdir if pdir.is_dir() else None), **(params or {})}
+    bad = [k for k in (params or {}) if k not in declared]
+    if bad: raise ValueError(f"{nb.name} declares no parameter {', '.join(map(repr, bad))}; it has {', '.join(declared)}")
+    book = parameterize_notebook(load_notebook_node(str(nb)), {k: v for k, v in wanted.items() if k in declared}, report_mode=False)
+    return [c.source for c in book.cells if c.cell_type == 'code']
+
+def train_main(argv=None):
+    "Run one notebook's code without Jupyter (an IPython shell in this process), e.g. under `accelerate launch` or `torchrun`."
+    ap = argparse.ArgumentParser(prog='medrepro-train', description='Run a training notebook as a script, with a profile, '
+                                 'so `accelerate launch` or `torchrun` can start it on every process of a cluster.')
+    ap.add_argument('notebook', help="notebook name or path, e.g. 33_dsb_train")
+    ap.add_argument('--profile', default='smoke')
+    ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
+    a = ap.parse_args(argv)
+    nb = Path(a.notebook)
+    if not nb.exists(): nb = project_root()/'nbs'/(a.notebook if a.notebook.endswith('.ipynb') else f'{a.notebook}.ipynb')
+    if not nb.exists(): sys.exit(f'{a.notebook}: no such notebook')
+    nb = nb.resolve()
+    if a.profile not in profiles(nb.resolve().parent.parent/'params'): sys.exit(f"unknown profile {a.profile!r}; profiles: {', '.join(profiles(nb.resolve().parent.parent/'params'))}")
+    os.environ.setdefault('MPLBACKEND', 'Agg'); os.environ.setdefault('MEDREPRO_BATCH', '1'); os.environ.setdefault('MEDREPRO_ROOT', str(nb.resolve().parent.parent))
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    os.chdir(nb.resolve().parent)
+    for i, src in enumerate(notebook_source(nb, a.profile, {k: yaml.safe_load(v) for k, v in a.parameter}), 1):
+        r = shell.run_cell(src, silent=True)
+        if not r.success: sys.exit(f'{nb.name}: code cell {i} raised {type(r.error_in_exec or r.error_before_exec).__name__}: {r.error_in_exec or r.error_before_exec}')

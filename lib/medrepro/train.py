@@ -4,7 +4,8 @@
 
 # %% ../../nbs/04_train.ipynb #c003
 from __future__ import annotations
-import os, time
+import os, socket, time
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastai.learner import Learner
@@ -14,9 +15,12 @@ from fastai.optimizer import Adam
 from .core import atomic_write, get_device
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
+from fastcore.basics import patch
+from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
+from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'save_weights', 'load_weights']
+__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'save_weights', 'load_weights', 'launch', 'data_parallel']
 
 # %% ../../nbs/04_train.ipynb #c004
 def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.csv', lr_patience=5, lr_factor=0.1,
@@ -35,6 +39,7 @@ class EpochLog(Callback):
     order = 70                                              # after the Recorder has the epoch's values
     def before_epoch(self): self.t0 = time.time()
     def after_epoch(self):
+        if rank_distrib(): return                              # one log, from rank 0
         names = [n for n in self.recorder.metric_names[1:-1]]
         vals = self.recorder.log[1:len(names) + 1]
         print(f'epoch {self.epoch + 1}/{self.n_epoch} ' + ' '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}'
@@ -48,7 +53,8 @@ def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monito
                  opt_func=Adam, fp16='auto', callbacks=True, **cb_kw) -> Learner:
     "A fastai Learner with the papers' callbacks, checkpoints and CSV log under `out_dir`, fp16 on CUDA; a log line per epoch in batch runs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    cbs = keras_callbacks(monitor=monitor, comp=comp, log=out_dir/'history.csv', **cb_kw) if callbacks else []
+    log = out_dir/'history.csv' if not rank_distrib() else None   # in data-parallel runs only rank 0 writes the history
+    cbs = keras_callbacks(monitor=monitor, comp=comp, log=log, **cb_kw) if callbacks else []
     learn = Learner(dls, model, loss_func=loss_func, metrics=list(metrics), lr=lr, opt_func=opt_func,
                     path=out_dir, model_dir='.', cbs=cbs)
     if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog())
@@ -75,3 +81,47 @@ def load_weights(model, path, strict=True):
     try: target.load_state_dict(sd, strict=strict)
     except RuntimeError as e: raise ValueError(f'{path}: weights do not fit this model ({str(e).splitlines()[0]})') from e
     return model
+
+# %% ../../nbs/04_train.ipynb #7e7b2c39
+@patch
+def _broadcast(self: DistributedDL, t, rank):
+    "Broadcast `t` from `rank`: fastai's version moves it to CUDA (for nccl); with gloo on CPU it stays on the CPU."
+    dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
+    t = torch.tensor(t, dtype=torch.long, device=dev)
+    torch.distributed.broadcast(t, rank)
+    return t.cpu().tolist()
+
+def _free_port() -> int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@contextmanager
+def _env(**kw):
+    old = {k: os.environ.get(k) for k in kw}
+    os.environ.update(kw)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+def launch(train_fn, num_processes=1, seed=0):
+    "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo)."
+    from medrepro.core import seed_everything
+    def _run():
+        seed_everything(seed + rank_distrib())
+        return train_fn()
+    if num_distrib() > 1:                                   # started by `accelerate launch` / torchrun: already parallel
+        out = _run(); distrib_barrier(); return out
+    if num_processes is None or num_processes <= 1: return _run()
+    from accelerate import notebook_launcher
+    cpu = not torch.cuda.is_available()
+    if not cpu and num_processes > torch.cuda.device_count():
+        raise ValueError(f'num_processes={num_processes} but only {torch.cuda.device_count()} GPU(s): use at most one process per GPU')
+    with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo'} if cpu else {})):
+        notebook_launcher(_run, num_processes=num_processes, use_port=str(_free_port()),
+                          mixed_precision='fp16' if not cpu else 'no')
+
+def data_parallel(learn):
+    "Context in which `learn` trains data-parallel when several processes run (fastai's `distrib_ctx`); a no-op otherwise."
+    cuda = torch.cuda.is_available()
+    return learn.distrib_ctx(sync_bn=cuda, cpu=not cuda)
