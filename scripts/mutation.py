@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main():
     os.chdir(ROOT)
     if '--fresh' in sys.argv: shutil.rmtree(ROOT/'mutants', ignore_errors=True)
+    (ROOT/'mutants'/'lib').mkdir(parents=True, exist_ok=True)   # exists before Python caches a finder for it
     sys.path.insert(0, str(ROOT/'mutants'/'lib'))           # the mutated copy shadows the editable install
     os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT/'mutants'/'lib'), os.environ.get('PYTHONPATH', '')])
     from mutmut.__main__ import cli
