@@ -45,8 +45,9 @@ def test_frame_scores_and_phase_summary():
 def test_results_table_rows():
     runs = pd.DataFrame([dict(run='r', loss='bce', split='video', epochs=2, bridge=True, attention=True, test_dice_all=0.9,
                               test_dice_fg=0.5, valid_loss=0.1, seconds=3.0), dict(run='all-black prediction', loss=np.nan)])
-    lms = pd.DataFrame([dict(run='lm7', dice_fg=0.3, seconds=5.0)])
+    lms = pd.DataFrame([dict(approach='landmarks', loss='paper_ce', K=7, epochs=3, dice_fg=0.3, landmark_err_px=4.5, train_s=5.0)])
     t = V.results_table(PAPER_RESULTS, runs, lms, hardware='cpu')
     assert t.source.tolist() == ['paper'] * 4 + ['echonet/dynamic (Ouyang 2020)', 'ours', 'ours (landmarks)']
     assert t.iloc[5].setting == 'bce, split by video, 2 epochs, attention' and t.iloc[6].dice_fg == 0.3
+    assert t.iloc[6].setting == 'paper_ce, K = 7, 3 epochs' and t.iloc[6].landmark_err_px == 4.5 and t.iloc[6].time == '5 s'
     assert t.iloc[0].dice_all == 0.9862 and t.iloc[4].dice_fg == 0.92
