@@ -1,7 +1,7 @@
 import numpy as np, pandas as pd, pytest
 from sklearn import metrics as skm
 from medrepro.metrics import (mask_counts, seg_scores, seg_summary, thresholded_jaccard, binary_scores,
-                              balanced_accuracy, per_class_recall, rsna_weighted_log_loss, rsna_weights, RSNA_LABELS)
+                              balanced_accuracy, per_class_recall)
 
 
 def square(n=4, sl=(slice(1, 3), slice(1, 3))):
@@ -70,22 +70,3 @@ def test_binary_and_balanced():
     assert per_class_recall(yt, yp).to_dict() == {'MEL': .5, 'NV': 1.}
     rng = np.random.default_rng(1); a = rng.integers(0, 8, 200); p = rng.integers(0, 8, 200)
     assert balanced_accuracy(a, p) == pytest.approx(per_class_recall(a, p).mean())
-
-
-def test_rsna_log_loss_by_hand():
-    y = np.array([[1, 0, 0, 0, 0, 0, 0, 1]], float)
-    p = np.full((1, 8), 0.5)
-    assert rsna_weighted_log_loss(y, p) == pytest.approx(np.log(2))   # every term is log 2
-    p = np.array([[.9, .2, .2, .2, .2, .2, .2, .8]])
-    w = rsna_weights(y)[0]
-    assert list(w) == [2, 1, 1, 1, 1, 1, 1, 14]
-    terms = -np.array([np.log(.9)] + [np.log(.8)] * 6 + [np.log(.8)])
-    assert rsna_weighted_log_loss(y, p) == pytest.approx((w * terms).sum() / w.sum())
-
-
-def test_rsna_log_loss_dataframes_and_shape_check():
-    y = pd.DataFrame([[0] * 8, [1] * 8], columns=RSNA_LABELS)
-    p = y.astype(float).clip(.05, .95)[RSNA_LABELS[::-1]]           # column order must not matter
-    assert rsna_weighted_log_loss(y, p) == pytest.approx(-np.log(.95))
-    with pytest.raises(ValueError, match='n, 8'):
-        rsna_weighted_log_loss(np.zeros((2, 7)), np.zeros((2, 7)))

@@ -8,8 +8,8 @@ import numpy as np, pandas as pd
 from sklearn import metrics as skm
 
 # %% auto #0
-__all__ = ['RSNA_LABELS', 'mask_counts', 'scores_from_counts', 'seg_scores', 'seg_summary', 'thresholded_jaccard',
-           'binary_scores', 'per_class_recall', 'balanced_accuracy', 'rsna_weights', 'rsna_weighted_log_loss']
+__all__ = ['mask_counts', 'scores_from_counts', 'seg_scores', 'seg_summary', 'thresholded_jaccard', 'binary_scores',
+           'per_class_recall', 'balanced_accuracy']
 
 # %% ../../nbs/02_metrics.ipynb #c004
 def _as_mask(x):
@@ -84,20 +84,3 @@ def per_class_recall(y_true, y_pred, labels=None) -> pd.Series:
 def balanced_accuracy(y_true, y_pred) -> float:
     "Balanced multi-class accuracy: mean over classes of per-class recall."
     return float(skm.balanced_accuracy_score(y_true, y_pred))
-
-# %% ../../nbs/02_metrics.ipynb #c017
-RSNA_LABELS = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7', 'patient_overall']
-
-def rsna_weights(y_true) -> np.ndarray:
-    "Competition weights for an (n, 8) label array ordered C1..C7, patient_overall."
-    y = np.asarray(y_true, float)
-    neg = np.array([1.] * 7 + [7.]); pos = np.array([2.] * 7 + [14.])
-    return np.where(y > 0.5, pos, neg)
-
-def rsna_weighted_log_loss(y_true, y_prob, eps=1e-7) -> float:
-    "RSNA 2022 weighted log loss over C1..C7 and patient_overall (DataFrames by column name, or (n, 8) arrays)."
-    if isinstance(y_true, pd.DataFrame): y_true = y_true[RSNA_LABELS].to_numpy()
-    if isinstance(y_prob, pd.DataFrame): y_prob = y_prob[RSNA_LABELS].to_numpy()
-    y, p = np.asarray(y_true, float), np.clip(np.asarray(y_prob, float), eps, 1 - eps)
-    if y.shape != p.shape or y.ndim != 2 or y.shape[1] != 8: raise ValueError(f'expected two (n, 8) arrays, got {y.shape} and {p.shape}')
-    return float(skm.log_loss(y.ravel(), p.ravel(), sample_weight=rsna_weights(y).ravel(), labels=[0, 1]))

@@ -5,88 +5,26 @@
 # %% ../../../nbs/14_rsna_localise.ipynb #c003
 from __future__ import annotations
 import hashlib, json
+from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastai.metrics import AccumMetric, ActivationType
-from ..core import atomic_write, reports_dir, get_device
-from ..train import load_weights
-from .dicom import CTSeries, read_series, dicom_files, multi_window, resize_inplane, resample_depth, window
-from .data import VERTEBRAE, seg_file, vertebra_presence, presence_frame, bone_boxes, estimate_presence, range_scores
-from .seq import small_encoder, binary_accuracy
-from .models import save_model, _np
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+from ..core import ModelConfig, get_device, load_model, register_model, reports_dir
+from ..imaging import resample_axis, window
+from .data import VERTEBRAE, presence_frame, bone_boxes, range_scores
+from .preprocess import series_input
 
 # %% auto #0
-__all__ = ['series_input', 'resample_presence', 'to_slices', 'study_cache_path', 'localiser_inputs', 'plot_presence',
-           'LocaliserNet', 'LocaliserDataset', 'postprocess', 'mean_range_iou', 'localiser_metrics',
-           'default_localiser_dir', 'Localiser', 'save_localiser', 'load_localiser']
-
-# %% ../../../nbs/14_rsna_localise.ipynb #c006
-def series_input(series, depth=48, size=48, windows=('bone', 'soft')) -> np.ndarray:
-    "A CTSeries (or HU volume, head first) -> `(depth, len(windows), size, size)` float32 in [0, 1]."
-    hu = series.hu if isinstance(series, CTSeries) else np.asarray(series)
-    v = resample_depth(resize_inplane(hu, size), depth)
-    return np.ascontiguousarray(multi_window(v, windows).transpose(1, 0, 2, 3))
-
-def _interp_rows(a, n_out) -> np.ndarray:
-    "Linearly interpolate the rows of `a` (n, k) to `n_out` rows, first and last kept (like `resample_depth`)."
-    a = np.asarray(a, np.float32)
-    if len(a) == n_out: return a.copy()
-    if len(a) == 1: return np.repeat(a, n_out, 0)
-    pos = np.linspace(0, len(a) - 1, n_out)
-    return np.stack([np.interp(pos, np.arange(len(a)), a[:, j]) for j in range(a.shape[1])], 1).astype(np.float32)
-
-def resample_presence(pres, depth) -> np.ndarray:
-    "Presence `(n_slices, 7)` (0/1) -> `(depth, 7)` float32 on the grid of `series_input`."
-    return _interp_rows(pres, depth)
-
-def to_slices(probs, n_slices) -> np.ndarray:
-    "Per-slice probabilities `(depth, 7)` on the resampled grid -> `(n_slices, 7)` on the original slices."
-    return _interp_rows(probs, n_slices)
-
-# %% ../../../nbs/14_rsna_localise.ipynb #c009
-def _file_sig(p): p = Path(p); return (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-
-def study_cache_path(root, uid, cache_dir, tag, **kw) -> Path:
-    "Cache file `<uid>_<tag>_<hash>.npz` of per-study arrays, keyed on the study's DICOM files, its NIfTI and the settings `kw`."
-    folder = Path(root)/'train_images'/str(uid)
-    seg = seg_file(root, uid)
-    key = json.dumps(dict(v=1, folder=str(folder.resolve()), files=[_file_sig(f) for f in dicom_files(folder)],
-                          seg=_file_sig(seg) if seg else None, **{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}),
-                     sort_keys=True)
-    return Path(cache_dir)/f'{uid}_{tag}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
-
-def _inputs_path(root, uid, cache_dir, **kw) -> Path: return study_cache_path(root, uid, cache_dir, 'loc', **kw)
-
-def localiser_inputs(root, uid, depth=48, size=48, windows=('bone', 'soft'), cache_dir=None) -> dict:
-    "{'x': (depth, C, S, S) float16, 'y': (depth, 7) or None, 'pres': (n, 7) or None (no segmentation), 'est': (n, 7), 'z': (n,)} of one study, cached."
-    path = _inputs_path(root, uid, cache_dir, depth=depth, size=size, windows=windows) if cache_dir is not None else None
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as z:
-                d = {k: z[k] for k in z.files}
-            has = bool(d.pop('has_seg'))
-            return dict(d, y=d['y'] if has else None, pres=d['pres'] if has else None, path=path)
-        except Exception: path.unlink()                        # unreadable cache: rebuild
-    s = read_series(Path(root)/'train_images'/str(uid))
-    seg = seg_file(root, uid)
-    pres = vertebra_presence(seg, s)[VERTEBRAE].to_numpy(np.uint8) if seg is not None else None
-    d = dict(x=series_input(s, depth, size, windows).astype(np.float16), z=np.asarray(s.z, np.float32),
-             est=estimate_presence(s)[VERTEBRAE].to_numpy(np.uint8),
-             y=resample_presence(pres, depth) if pres is not None else np.zeros((depth, 7), np.float32),
-             pres=pres if pres is not None else np.zeros((len(s), 7), np.uint8))
-    if path is not None:
-        with atomic_write(path) as tmp:
-            with open(tmp, 'wb') as f: np.savez(f, has_seg=np.array(pres is not None), **d)
-    return dict(d, y=d['y'] if pres is not None else None, pres=pres, path=path)
+__all__ = ['plot_presence', 'small_encoder', 'LocaliserNet', 'LocaliserDataset', 'postprocess', 'mean_range_iou',
+           'default_localiser_dir', 'Localiser']
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c012
 _COLORS = ['#e41a1c', '#377eb8', '#4daf4a', '#984ea3', '#ff7f00', '#a6761d', '#f781bf']
 
 def plot_presence(series, presences: dict, col=None, title=None):
     "Mid-sagittal bone-window view of `series` with the C1..C7 slice ranges of each presence table (`{name: frame or (n, 7) array}`) beside it."
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
     n, R, C = series.hu.shape
     col = C//2 if col is None else col
     img = window(series.hu[:, :, col], 'bone')                       # (n slices, rows): head at the top
@@ -98,17 +36,27 @@ def plot_presence(series, presences: dict, col=None, title=None):
         p = np.asarray(p[VERTEBRAE] if isinstance(p, pd.DataFrame) else p)
         x0 = R*(1.04 + 0.2*j)
         for i in range(7):
-            ks = np.nonzero(p[:, i])[0]
-            for a in ks: ax.add_patch(plt.Rectangle((x0 + 0.03*R*(i % 2), a - 0.5), 0.15*R, 1, color=_COLORS[i], lw=0))
+            for a in np.nonzero(p[:, i])[0]: ax.add_patch(plt.Rectangle((x0 + 0.03*R*(i % 2), a - 0.5), 0.15*R, 1, color=_COLORS[i], lw=0))
         ax.text(x0 + 0.09*R, -1.5, name, ha='center', va='bottom', fontsize=8, rotation=30)
     ax.set_xlim(0, R*(1.06 + 0.2*k)); ax.set_ylim(n - 0.5, -4)
-    ax.set_xlabel('row (anterior -> posterior)'); ax.set_ylabel('slice (head first)')
+    ax.set_xticks(np.linspace(0, R, 3).round())                       # ticks only under the image: those are rows
+    ax.set_xlabel('image row (anterior -> posterior) | slice ranges'); ax.set_ylabel('slice (head first)')
     ax.legend(handles=[Patch(color=c, label=v) for c, v in zip(_COLORS, VERTEBRAE)], fontsize=7, loc='lower left', ncol=2)
     if title: ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c015
+def small_encoder(in_ch=3, widths=(16, 32, 64)) -> nn.Module:
+    "A small 2D CNN (conv-BN-ReLU x2 + maxpool blocks, global max pool): (n, in_ch, S, S) -> (n, widths[-1])."
+    layers, c = [], in_ch
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                   nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        c = w
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
+
+@register_model('rsna_localiser')
 class LocaliserNet(nn.Module):
     "Per-slice CNN + bidirectional GRU over z: `(n, depth, C, S, S)` -> `(n, depth, 7)` logits; `pos`: add the relative position in the scan."
     def __init__(self, in_ch=2, widths=(8, 16), hidden=64, dropout=0.1, pos=True):
@@ -129,7 +77,7 @@ class LocaliserNet(nn.Module):
             h, _ = self.gru(f)
         return self.head(h).float()
 
-# %% ../../../nbs/14_rsna_localise.ipynb #c018
+# %% ../../../nbs/14_rsna_localise.ipynb #e14004
 class LocaliserDataset(torch.utils.data.Dataset):
     "(x (depth, C, S, S) float32, y (depth, 7)) pairs; when `augment`: left-right flip and a random z sub-range."
     def __init__(self, x, y, augment=False, zcrop=0.3):
@@ -144,10 +92,8 @@ class LocaliserDataset(torch.utils.data.Dataset):
             if self.zcrop > 0 and torch.rand(()) < .8:
                 L = int(round(d*(1 - self.zcrop*float(torch.rand(())))))
                 a = int(torch.randint(0, d - L + 1, ()))
-                x, y = x[a:a + L], y[a:a + L]
-                x = F.interpolate(x.permute(1, 2, 3, 0).reshape(1, -1, L), size=d, mode='linear', align_corners=True
-                                  ).reshape(*x.shape[1:], d).permute(3, 0, 1, 2).contiguous()
-                y = F.interpolate(y.T[None], size=d, mode='linear', align_corners=True)[0].T.contiguous()
+                x = torch.from_numpy(resample_axis(x[a:a + L].numpy(), d, axis=0))
+                y = torch.from_numpy(resample_axis(y[a:a + L].numpy(), d, axis=0))
         return x, y
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c021
@@ -173,25 +119,28 @@ def postprocess(probs, thr=0.5, order=True) -> np.ndarray:
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c024
 def mean_range_iou(probs, y):
-    "Mean over studies and vertebrae of the slice-set IoU after `postprocess` (on the resampled grid)."
-    p, t = _np(probs), _np(y)
+    "Mean over studies and vertebrae of the slice-set IoU after `postprocess` (probabilities and targets `(n, depth, 7)` on the resampled grid)."
+    p, t = (np.asarray(a.detach().float().cpu() if hasattr(a, 'detach') else a) for a in (probs, y))
     return float(np.mean([range_scores(postprocess(pi), ti > .5)['iou'].mean() for pi, ti in zip(p, t)]))
-
-def localiser_metrics():
-    "fastai metrics: per-slice accuracy (`seq.binary_accuracy`: p > 0.5 agrees with target > 0.5) and mean slice-range IoU."
-    sig = ActivationType.Sigmoid
-    return [AccumMetric(binary_accuracy, activation=sig, flatten=False, name='accuracy'),
-            AccumMetric(mean_range_iou, activation=sig, flatten=False, name='iou')]
 
 # %% ../../../nbs/14_rsna_localise.ipynb #c030
 def default_localiser_dir() -> Path: return reports_dir('rsna')/'models'/'localiser'
 
 class Localiser:
-    "A trained `LocaliserNet` with its input settings: `loc(series)` -> presence DataFrame (`source='model'`)."
-    def __init__(self, model, config: dict, device=None, key=None):
-        self.config, self.device = dict(config), get_device(device)
+    "A trained `LocaliserNet` with its input settings (`config.meta`): `loc(series)` -> presence DataFrame (`source='model'`)."
+    def __init__(self, model, config: ModelConfig, device=None, key=None):
+        self.config, self.meta, self.device = config, dict(config.meta), get_device(device)
         self.model = model.to(self.device).eval()
-        self.key = key or hashlib.sha1(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.key = key or hashlib.sha1(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    @classmethod
+    def load(cls, folder=None, device=None) -> 'Localiser':
+        "The localiser notebook 14 saved in `folder` (default `reports/rsna/models/localiser`); `key` hashes its files."
+        folder = Path(folder or default_localiser_dir())
+        if not (folder/'config.json').is_file():
+            raise FileNotFoundError(f"{folder/'config.json'}: no trained vertebra localiser here; run nbs/14_rsna_localise.ipynb first")
+        model, cfg = load_model(folder, device)
+        key = hashlib.sha1((folder/'model.pth').read_bytes() + (folder/'config.json').read_bytes()).hexdigest()[:16]
+        return cls(model, cfg, device, key)
     def probs(self, x) -> np.ndarray:
         "Sigmoid probabilities `(..., depth, 7)` of inputs `(depth, C, S, S)` or `(n, depth, C, S, S)`."
         x = torch.as_tensor(np.asarray(x, np.float32))
@@ -200,34 +149,11 @@ class Localiser:
         return p[0] if one else p
     def presence(self, x, n_slices) -> np.ndarray:
         "0/1 presence `(n_slices, 7)` on the original slices from one study's input `(depth, C, S, S)`."
-        c = self.config
-        return postprocess(to_slices(self.probs(x), n_slices), c.get('thr', 0.5), c.get('order', True))
+        return postprocess(resample_axis(self.probs(x), n_slices, axis=0), self.meta.get('thr', 0.5), self.meta.get('order', True))
     def inputs(self, series) -> np.ndarray:
-        c = self.config
-        return series_input(series, c['depth'], c['img_size'], tuple(c['windows'])).astype(np.float16)   # float16 as in training
+        m = self.meta
+        return series_input(series, m['depth'], m['img_size'], tuple(m['windows'])).astype(np.float16)   # float16 as in training
     def __call__(self, series) -> pd.DataFrame:
         pres = self.presence(self.inputs(series), len(series))
         return presence_frame(pres, series, bone_boxes(series, pres), source='model')
-    def __repr__(self): return f"Localiser(depth={self.config.get('depth')}, img_size={self.config.get('img_size')}, key={self.key})"
-
-def save_localiser(learn_or_model, out_dir=None, config: dict = None) -> Path:
-    "Weights + `config.json` (depth, img_size, windows, widths, hidden, thr, order, ...) into `out_dir`."
-    need = {'depth', 'img_size', 'windows', 'widths', 'hidden'}
-    cfg = dict(config or {})
-    if need - set(cfg): raise ValueError(f'config lacks {sorted(need - set(cfg))}')
-    cfg = {'model': 'localiser', 'thr': 0.5, 'order': True, **{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
-    return save_model(learn_or_model, Path(out_dir or default_localiser_dir()), cfg)
-
-def load_localiser(out_dir=None, device=None) -> Localiser:
-    "The `Localiser` saved in `out_dir` (default `reports/rsna/models/localiser`) by notebook 14."
-    out_dir = Path(out_dir or default_localiser_dir())
-    cfg_path = out_dir/'config.json'
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f'{cfg_path}: no trained vertebra localiser here; run nbs/14_rsna_localise.ipynb first '
-                                f'(it trains and saves one)')
-    cfg = json.loads(cfg_path.read_text())
-    model = LocaliserNet(len(cfg['windows']), tuple(cfg['widths']), cfg['hidden'], pos=cfg.get('pos', True))
-    w = out_dir/cfg.get('weights', 'model.pth')
-    load_weights(model, w)
-    key = hashlib.sha1(w.read_bytes() + json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-    return Localiser(model, cfg, device, key=key)
+    def __repr__(self): return f"Localiser(depth={self.meta.get('depth')}, img_size={self.meta.get('img_size')}, key={self.key})"

@@ -1,0 +1,65 @@
+"RSNA model inputs: depth reduction, per-study inputs (HU and JPG routes, per-vertebra limits) and their cache, lazy reading, volumes."
+import numpy as np, pandas as pd, pytest, torch
+from medrepro.rsna.data import write_sample, seg_file, VERTEBRAE
+from medrepro.rsna.preprocess import (pick_depth, interp_depth, slab_depth, fracture_sampled, positions, roundtrip_box_error,
+                                      study_inputs, load_inputs, load_volumes, LazyInputs, VolumeDataset, jpg_slices, slice_picks)
+
+
+@pytest.fixture(scope='module')
+def tiny_rsna(tmp_path_factory):
+    "Three small generated studies (64 px, 40 slices); study 2 has no segmentation."
+    return write_sample(tmp_path_factory.mktemp('rsna')/'rsna', n=3, seed=5, size=64, n_slices=40)
+
+
+def test_depth_reductions():
+    v = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+    assert pick_depth(v, 4)[:, 0, 0].tolist() == [0, 3, 6, 9]
+    assert interp_depth(v, 3)[:, 0, 0].tolist() == pytest.approx([0, 4.5, 9])
+    assert slab_depth(v, 5)[:, 0, 0].tolist() == pytest.approx([.5, 2.5, 4.5, 6.5, 8.5])
+    assert slab_depth(np.stack([v, v]), 5).shape == (2, 5, 2, 3)
+    assert not fracture_sampled([10, 11], 64, 8, 'numpy pick') and fracture_sampled([9], 64, 8, 'numpy pick')
+    assert fracture_sampled([10, 11], 64, 8, 'slab mean') and positions(64, 8, 'linear interpolation')[1] == pytest.approx(9)
+    assert roundtrip_box_error(v, 10, [(3, 0, 0, 2, 3)]) == pytest.approx(0)
+
+
+def test_jpg_route_and_slice_picks():
+    hu = np.stack([np.full((40, 40), -1000.), np.full((40, 40), 1400.)])
+    j = jpg_slices(hu, size=16)
+    assert j.shape == (2, 3, 16, 16)
+    assert j[0, 0].mean() == pytest.approx(-.485 / .229, abs=.05) and j[1, 1].mean() == pytest.approx((1 - .456) / .224, abs=.05)
+    assert slice_picks([4, 5, 6, 7, 8, 9, 10], 3) == [4, 7, 10] and slice_picks([3], 2) == [3, 3]
+
+
+def test_study_inputs_shapes_sources_and_cache(tiny_rsna, tmp_path):
+    uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist()
+    assert seg_file(tiny_rsna, uids[0]) is not None and seg_file(tiny_rsna, uids[2]) is None
+    kw = dict(n_slices=3, img_size=16, crop_size=12, windows=('bone', 'soft'), crop_window='bone', context=1)
+    d = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **kw)
+    assert {v: a.shape for v, a in d['seq'].items()} == {v: (3, 2, 16, 16) for v in VERTEBRAE}
+    assert d['crops'].shape == (7, 3, 3, 12, 12) and d['crops'].dtype == np.float16 and d['crops'].max() > .5
+    assert d['presence_source'] == 'nifti'
+    assert study_inputs(tiny_rsna, uids[2], cache_dir=tmp_path, **kw)['presence_source'] == 'estimate'
+    assert len(list(tmp_path.glob('*.npz'))) == 2 and d['path'].exists()
+    d2 = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **kw)
+    assert np.array_equal(d['crops'], d2['crops']) and np.array_equal(d['seq']['C3'], d2['seq']['C3'])
+    study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **{**kw, 'context': 2})     # another setting: another cache file
+    assert len(list(tmp_path.glob('*.npz'))) == 3
+    limits = {'C1': 4, 'C2': 1, 'C3': 2, 'C4': 2, 'C5': 1, 'C6': 3, 'C7': 3}
+    j = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, route='jpg', slice_limits=limits, **kw)
+    assert {v: a.shape for v, a in j['seq'].items()} == {v: (limits[v], 3, 16, 16) for v in VERTEBRAE}
+    assert j['crops'].shape == (7, 3, 3, 12, 12)
+
+
+def test_load_inputs_lazy_and_volumes(tiny_rsna, tmp_path):
+    uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist()
+    kw = dict(n_slices=2, img_size=16, crop_size=16, windows=('bone',), context=1)
+    seq, crops, src = load_inputs(tiny_rsna, uids, tmp_path, **kw)
+    assert crops.shape == (3, 7, 2, 3, 16, 16) and seq['C5'].shape == (3, 2, 1, 16, 16) and src == ['nifti', 'nifti', 'estimate']
+    lseq, lcrops, _ = load_inputs(tiny_rsna, uids, tmp_path, lazy=True, **kw)
+    assert isinstance(lcrops, LazyInputs) and len(lcrops) == 3
+    assert np.array_equal(lcrops[1], crops[1]) and np.array_equal(lcrops[0:2], crops[0:2]) and np.array_equal(lseq['C5'][2], seq['C5'][2])
+    x, y = VolumeDataset(lcrops, np.zeros((3, 8)))[2]
+    assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2].astype(np.float32))
+    with pytest.raises(ValueError, match='cache_dir'): load_inputs(tiny_rsna, uids, None, lazy=True, **kw)
+    vols = load_volumes(tiny_rsna, uids[:2], depth=8, size=16, windows=('bone', 'soft'))
+    assert vols.shape == (2, 2, 8, 16, 16) and vols.dtype == np.float16
