@@ -7,7 +7,7 @@ trained with fastai on the traced frames: binary cross-entropy as in the paper, 
 __all__ = ['PAPER_WIDTHS', 'PAPER_EXPERIMENTS', 'PAPER_RESULTS', 'conv_block', 'AttentionGate', 'EchoUNet', 'echonet_unet',
            'n_params', 'soft_dice_loss', 'MaskLoss', 'FgDice', 'AllDice', 'train_run', 'predict_probs']
 
-# %% ../../../nbs/22_echonet_train.ipynb #91343bc7
+# %% ../../../nbs/22_echonet_train.ipynb #c005
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import register_model
 
@@ -73,7 +73,7 @@ def n_params(model) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../../../nbs/22_echonet_train.ipynb #6fb37669
+# %% ../../../nbs/22_echonet_train.ipynb #c010
 import numpy as np, pandas as pd
 #| export
 from fastai.metrics import Metric
@@ -142,7 +142,7 @@ def predict_probs(model, x, bs=32, device=None) -> np.ndarray:
             out.append(torch.sigmoid(model(xb).float()).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1) + tuple(np.shape(x)[1:]), np.float32)
 
-# %% ../../../nbs/22_echonet_train.ipynb #a29602a1
+# %% ../../../nbs/22_echonet_train.ipynb #c019
 PAPER_EXPERIMENTS = {   # Table 1 settings of the mask runs (the paper's section 4)
     1: dict(split='frames', n_frames=None, epochs=20, bridge=True),    # all traced frames 80/20 (16,038 / 4,010)
     2: dict(split='frames', n_frames=2000, epochs=5, bridge=True),     # 2,000 frames 80/20
