@@ -58,7 +58,7 @@ def test_score_model_splits(saved):
     d, t, m = saved
     s, cfg = score_model(m['std'], d, 'test')
     assert s.image.tolist() == t.image[:10].tolist() and s.y.tolist() == t.y[:10].tolist()
-    assert np.allclose(s[[f'p_{c}' for c in CLASSES]].sum(1), 1, atol=1e-5)
+    assert np.allclose(s[[f'p_{c}' for c in CLASSES]].sum(axis=1), 1, atol=1e-5)
     assert len(score_model(m['std'], d, 'all')[0]) == 40 and len(score_model(m['std'], d, 'not_fit')[0]) == 20
     sb, _ = score_model(m['bal'], d, 'all')
     assert set(sb.y) <= set(range(5)) and (sb.y == [BALANCED_CLASSES.index(l if l not in ('AK', 'DF', 'VASC', 'SCC') else 'AK+DF+VASC+SCC') for l in sb.label8]).all()
