@@ -12,7 +12,7 @@ from fastai.learner import Learner
 from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau, EarlyStoppingCallback
 from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Adam
-from .core import atomic_write, get_device
+from .core import atomic_write, get_device, seed_everything
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.basics import patch
@@ -106,7 +106,6 @@ def _env(**kw):
 
 def launch(train_fn, num_processes=1, seed=0):
     "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo)."
-    from medrepro.core import seed_everything
     def _run():
         seed_everything(seed + rank_distrib())
         return train_fn()
