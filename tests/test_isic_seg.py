@@ -6,7 +6,7 @@ from medrepro.core import save_model, load_model, seed_everything
 from medrepro.metrics import thresholded_jaccard
 from medrepro.isic.data import SegItem, make_isic2018, seg_items, seg_split, load_seg_set, seg_dataloaders
 from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, DiceBCELoss, MeanJaccard, seg_loss, predict_probs, seg_learner, export_checkpoints
-from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary
+from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
 
 
 def test_unet_shapes_and_params():
@@ -19,8 +19,35 @@ def test_unet_shapes_and_params():
     assert 31_000_000 < n_params(UNet(bn=False)) < 31_100_000
 
 
+def test_input_norm_is_per_image():
+    m = UNet((4, 8), in_norm=True).eval()
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(m(x), m(0.5 * x + 0.2), atol=1e-4)       # brightness and contrast of the photo do not matter
+    assert len(m.state_dict()) == len(UNet((4, 8)).state_dict())   # no weights added
+
+
+def test_post_processing():
+    m = np.zeros((20, 30), bool); m[5:15, 10:20] = True; m[9:11, 14:16] = False; m[0:3, 0:3] = True
+    c = central_component(m)
+    assert c.sum() == 100 and not c[0, 0] and c[10, 15]
+    assert not central_component(np.zeros((5, 5), bool)).any()
+    p = np.where(m, 0.9, 0.1).astype(np.float32); p[10, 15] = 0.2
+    k = keep_central(p)
+    assert k[0, 0] == 0 and k[10, 15] == 1.0 and k[7, 12] == pytest.approx(0.9) and (k > 0.5).sum() == 100
+
+
+def test_colour_augmentation(tmp_path):
+    items = seg_items(make_isic2018(tmp_path/'d', n=4, seed=0))
+    ds = load_seg_set(items, (32, 48))
+    dls = seg_dataloaders(ds, seg_split(items, valid=0.25, test=0.0), bs=2, augment=True, colour=True, seed=0)
+    names = [type(t).__name__ for t in dls.train.after_batch.fs]
+    assert 'Saturation' in names and 'Hue' in names
+    xb, yb = dls.one_batch()
+    assert tuple(xb.shape) == (2, 3, 32, 48) and set(yb.unique().tolist()) <= {0, 1}
+
+
 def test_save_load_roundtrip(tmp_path):
-    for arch, params, m in [('isic_unet', dict(widths=[4, 8, 16]), isic_unet([4, 8, 16])),
+    for arch, params, m in [('isic_unet', dict(widths=[4, 8, 16], in_norm=True), isic_unet([4, 8, 16], in_norm=True)),
                             ('isic_fastai_unet', dict(backbone='resnet18', img_size=[32, 32]), fastai_unet('resnet18', (32, 32)))]:
         x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype(np.uint8)
         before = predict_probs(m, x)

@@ -206,15 +206,16 @@ def seg_split(items, valid=0.15, test=0.3, seed=42) -> dict:
     return {'train': sorted(tr), 'valid': sorted(va or parts['valid']), 'test': sorted(te or parts['test'])}
 
 # %% ../../../nbs/40_isic_data.ipynb #c029
-def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, seed=42, device=None, num_workers=0):
+def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, seed=42, device=None, num_workers=0):
     "fastai DataLoaders (train, valid) over a `SegSet`, split by id with `seg_split`."
-    from fastai.vision.all import DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, IndexSplitter, aug_transforms
+    from fastai.vision.all import DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, IndexSplitter, aug_transforms, Saturation, Hue
     tr_ids, va_ids = set(split['train']), set(split['valid'])
     tr = [i for i, it in enumerate(ds.items) if it.id in tr_ids]
     va = [i for i, it in enumerate(ds.items) if it.id in va_ids]
     if not tr: raise ValueError('no training images in this split')
     tfms = aug_transforms(flip_vert=True, max_rotate=180., max_zoom=1.2, max_warp=0.1, max_lighting=0.25, p_affine=0.9,
                           pad_mode='reflection') if augment else None
+    if augment and colour: tfms += [Saturation(max_lighting=0.3, p=0.75), Hue(max_hue=0.1, p=0.75)]
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'lesion'])),
                        get_x=lambda i: PILImage.create(ds.x[i]), get_y=lambda i: PILMask.create(ds.y[i]),
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)

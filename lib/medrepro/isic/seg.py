@@ -26,9 +26,10 @@ def _double_conv(ci, co, bn=True):
 
 class UNet(nn.Module):
     "Ronneberger's U-Net (padded convolutions, optional batch norm) with `n_out` logit channels."
-    def __init__(self, widths=(64, 128, 256, 512, 1024), in_ch=3, n_out=1, bn=True):
+    def __init__(self, widths=(64, 128, 256, 512, 1024), in_ch=3, n_out=1, bn=True, in_norm=False):
         super().__init__()
         w = list(widths)
+        self.norm = nn.InstanceNorm2d(in_ch) if in_norm else nn.Identity()   # per-image standardisation (no weights)
         self.down = nn.ModuleList([_double_conv(ci, co, bn) for ci, co in zip([in_ch] + w[:-2], w[:-1])])
         self.bottom = _double_conv(w[-2], w[-1], bn)
         self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in reversed(range(len(w) - 1))])
@@ -36,7 +37,7 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(w[0], n_out, 1)
 
     def forward(self, x):
-        skips = []
+        skips, x = [], self.norm(x)
         for d in self.down:
             x = d(x); skips.append(x); x = F.max_pool2d(x, 2)
         x = self.bottom(x)
@@ -47,9 +48,9 @@ class UNet(nn.Module):
         return self.head(x)
 
 @register_model('isic_unet')
-def isic_unet(widths=(64, 128, 256, 512, 1024), bn=True) -> nn.Module:
+def isic_unet(widths=(64, 128, 256, 512, 1024), bn=True, in_norm=False) -> nn.Module:
     "The thesis's U-Net for `save_model` / `load_model` (widths ours: Ronneberger's by default)."
-    return UNet(tuple(widths), bn=bn)
+    return UNet(tuple(widths), bn=bn, in_norm=in_norm)
 
 def n_params(model) -> int:
     "Number of trainable parameters."

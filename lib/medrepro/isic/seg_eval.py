@@ -11,25 +11,33 @@ from ..metrics import seg_scores, thresholded_jaccard
 from .data import image_size, read_mask, read_pair, load_seg_set
 
 # %% auto #0
-__all__ = ['otsu_lesion', 'upsample', 'score_masks', 'score_summary']
+__all__ = ['central_component', 'otsu_lesion', 'keep_central', 'upsample', 'score_masks', 'score_summary']
 
 # %% ../../../nbs/42_isic_seg_evaluate.ipynb #c007
+def central_component(mask, min_frac=0.01) -> np.ndarray:
+    "Of a mask's components covering at least `min_frac` of the image, the one whose pixel comes nearest the centre, holes filled."
+    m = np.asarray(mask, bool)
+    lab, n = ndimage.label(m)
+    if n == 0: return m.copy()
+    idx = np.arange(1, n + 1)
+    areas = ndimage.sum(m, lab, idx)
+    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+    near = np.asarray(ndimage.minimum(np.hypot(yy - (m.shape[0] - 1) / 2, xx - (m.shape[1] - 1) / 2), lab, idx))   # closest pixel
+    big = np.flatnonzero(areas >= min_frac * m.size)
+    if not len(big): big = np.array([int(np.argmax(areas))])
+    return ndimage.binary_fill_holes(lab == big[np.argmin(near[big])] + 1)
+
 def otsu_lesion(img, sigma=None, min_frac=0.01) -> np.ndarray:
     "Lesion mask of an RGB image: Otsu on the blurred blue channel, the large dark component nearest the centre, holes filled."
     from skimage.filters import threshold_otsu
     b = ndimage.gaussian_filter(np.asarray(img)[..., 2].astype(np.float32), sigma or max(img.shape[:2]) / 200)
     if b.max() == b.min(): return np.zeros(b.shape, bool)
-    dark = b < threshold_otsu(b)
-    lab, n = ndimage.label(dark)
-    if n == 0: return dark
-    idx = np.arange(1, n + 1)
-    areas = ndimage.sum(dark, lab, idx)
-    yy, xx = np.mgrid[:b.shape[0], :b.shape[1]]
-    near = ndimage.minimum(np.hypot(yy - b.shape[0] / 2, xx - b.shape[1] / 2), lab, idx)   # closest pixel to the centre
-    big = np.flatnonzero(areas >= min_frac * dark.size)
-    if not len(big): big = np.array([int(np.argmax(areas))])
-    k = big[np.argmin(np.asarray(near)[big])]
-    return ndimage.binary_fill_holes(lab == k + 1)
+    return central_component(b < threshold_otsu(b), min_frac)
+
+def keep_central(prob, threshold=0.5, min_frac=0.01) -> np.ndarray:
+    "A probability map with everything outside the central component of `prob > threshold` set to 0 and its holes to 1."
+    keep = central_component(np.asarray(prob) > threshold, min_frac)
+    return np.where(keep, np.maximum(prob, np.where(np.asarray(prob) > threshold, prob, 1.0)), 0.0).astype(np.float32)
 
 # %% ../../../nbs/42_isic_seg_evaluate.ipynb #c010
 def upsample(pred, shape, threshold=0.5) -> np.ndarray:
