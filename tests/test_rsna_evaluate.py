@@ -55,4 +55,8 @@ def test_smoke_crop_model_learns_and_never_sees_the_test_studies(tmp_path):
     const = weighted_log_loss(y_te, np.tile(np.clip(y_tr.mean(0), .01, .99), (len(y_te), 1)))
     assert weighted_log_loss(y_te, p) < const
     s = label_scores(y_te, p)
-    assert np.nanmax(s.loc[['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7'], 'f1'].astype(float)) > 0
+    print(s, p.round(2))
+    assert s.loc['patient_overall', 'f1'] > 0.5                          # F1 is not stuck at 0 (nor NA)
+    from sklearn.metrics import roc_auc_score
+    v = [i for i in range(7) if 0 < y_te[:, i].sum() < len(y_te)]
+    assert np.mean([roc_auc_score(y_te[:, i], p[:, i]) for i in v]) > 0.7   # it ranks fractured vertebrae first
