@@ -250,7 +250,8 @@ def check_params(ns, **spec) -> dict:
     return {k: ns[k] for k in spec}
 
 # %% ../../nbs/01_sample.ipynb #58e797e3
-import pkgutil, shutil
+import importlib, pkgutil, shutil, tempfile
+from dataclasses import dataclass
 from typing import Callable
 
 # %% ../../nbs/01_sample.ipynb #c004

@@ -9,7 +9,7 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from fastai.metrics import Metric
 from fastai.losses import BCEWithLogitsLossFlat
 from fastai.callback.tracker import SaveModelCallback
-from ..core import register_model
+from ..core import register_model, save_model
 from ..train import make_learner, keras_callbacks
 
 # %% auto #0
@@ -108,7 +108,6 @@ def seg_learner(dls, model, loss='dice_bce', lr=1e-3, out_dir='.', learner=None)
 
 def export_checkpoints(learn, folder_stem, config:dict) -> dict:
     "Save the `best_loss` and `best_jaccard` checkpoints with `core.save_model` as `<folder_stem>_loss` / `_jaccard`."
-    from medrepro.core import save_model
     out = {}
     for k in ('loss', 'jaccard'):
         learn.load(f'best_{k}', with_opt=False)
