@@ -14,9 +14,9 @@ from .core import project_root, atomic_write, save_table, save_json
 
 
 # %% auto #0
-__all__ = ['STUDIES', 'INLINE', 'STUDY_TITLES', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries',
-           'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'figure_context', 'build_index',
-           'main', 'notebook_source', 'train_main']
+__all__ = ['STUDIES', 'INLINE', 'STUDY_TITLES', 'HEADLINES', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles',
+           'profile_entries', 'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook',
+           'figure_context', 'build_index', 'main', 'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
 STUDIES = {'0': 'core', '1': 'rsna', '2': 'echonet', '3': 'dsb', '4': 'isic'}
@@ -149,6 +149,8 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
 STUDY_TITLES = {'core': 'Shared library (notebooks 00-09)', 'rsna': 'RSNA cervical spine fractures (notebooks 10-19)',
                 'echonet': 'EchoNet-Dynamic left ventricle (notebooks 20-29)', 'dsb': 'DSB 2018 nuclei (notebooks 30-39)',
                 'isic': 'ISIC skin lesions (notebooks 40-49)', 'other': 'Other'}
+HEADLINES = ('*headline*.csv', '*paper_vs_ours*.csv', 'compare.csv', '*seg_summary_test.csv', '*table_6_1.csv')  # the paper-beside-ours tables each study's evaluation saves
+
 SMOKE_BANNER = ('<b>Smoke profile</b>: synthetic sample data, tiny models, a few epochs on a CPU. It shows that every step of '
                 'the pipeline runs and that each model beats its trivial baseline, <b>not</b> how well the methods work. '
                 'Run <code>make reports PROFILE=paper</code> on the real data sets (on a GPU) for that.')
@@ -234,8 +236,8 @@ def build_index(out_root=None, profile=None) -> Path:
     for study in studies:
         d = out_root/study
         parts.append(f'<h2 id="{study}">{STUDY_TITLES.get(study, study)}</h2>')
-        heads = sorted(d.glob('*headline*.csv')) if d.exists() else []
-        for h in heads: parts += [f'<h3>Headline: {html.escape(h.stem)}</h3>', _table_html(h, force=True)]
+        heads = list(dict.fromkeys(f for g in HEADLINES for f in sorted(d.rglob(g)))) if d.exists() else []
+        for h in heads: parts += [f'<h3>Headline: <a href="{h.relative_to(out_root).as_posix()}">{html.escape(h.relative_to(d).as_posix())}</a></h3>', _table_html(h, force=True, max_chars=40)]
         nbs = sorted(n for n in status if study_of(n) == study)
         if nbs:
             parts.append('<p>notebooks: ' + ' · '.join(
@@ -255,7 +257,7 @@ def build_index(out_root=None, profile=None) -> Path:
                 parts.append(f'<figure><a href="{f}"><img loading="lazy" src="{f}" alt="{html.escape(Path(f).stem)}"></a>'
                              f'<figcaption><b>{html.escape(Path(f).name)}</b>: {html.escape(cap or Path(f).stem.replace("_", " "))} '
                              f'<a href="{link}">[{"in the notebook" if n else "file"}]</a></figcaption></figure>')
-            tabs = [f for f in files if f.endswith('.csv') and 'headline' not in f]
+            tabs = [f for f in files if f.endswith('.csv') and (out_root/f) not in heads]
             big = []
             for f in tabs:
                 t = _table_html(out_root/f)
