@@ -62,3 +62,53 @@ def test_data_error_message_and_pickling():
     assert str(e) == 'x/y.png: truncated' and isinstance(e, ValueError)
     e2 = pickle.loads(pickle.dumps(e))      # raised inside a process pool, re-raised in the parent
     assert str(e2) == str(e) and e2.path == e.path and e2.problem == 'truncated'
+
+
+# ---- the one cache, the one checkpoint convention, parameter checks ----
+import numpy as np, torch, warnings
+from medrepro.core import cached, cache_path, save_model, load_model, ModelConfig, register_model, check_params, Param, DataError
+
+
+@register_model('test_linear')
+def _test_linear(n_in=3, n_out=2): return torch.nn.Linear(n_in, n_out)
+
+
+def test_save_model_roundtrip_bytes_and_errors(tmp_path):
+    m = _test_linear(3, 2)
+    save_model(tmp_path/'a', m, ModelConfig('test_linear', {'n_in': 3, 'n_out': 2}, meta={'split': [1, 2]}))
+    m2, cfg = load_model(tmp_path/'a')
+    assert torch.equal(m.weight, m2.weight) and cfg.meta == {'split': [1, 2]} and cfg.module == __name__
+    save_model(tmp_path/'b', m, dict(arch='test_linear', params={'n_in': 3, 'n_out': 2}))
+    assert (tmp_path/'a'/'model.pth').read_bytes() == (tmp_path/'b'/'model.pth').read_bytes()   # byte-reproducible
+    with pytest.raises(ValueError, match='does not fit its builder'):
+        save_model(tmp_path/'c', m, ModelConfig('test_linear', {'width': 3}))
+    with pytest.raises(RuntimeError, match='size mismatch'):
+        save_model(tmp_path/'c', m, ModelConfig('test_linear', {'n_in': 4, 'n_out': 2}))
+    assert not (tmp_path/'c').exists()                                                  # nothing half-written
+    (tmp_path/'a'/'model.pth').write_bytes(b'not a checkpoint')
+    with pytest.raises(DataError, match='model.pth: not a readable weights-only checkpoint'):
+        load_model(tmp_path/'a')
+    with pytest.raises(FileNotFoundError, match='no saved model'):
+        load_model(tmp_path/'missing')
+
+
+def test_cached_rebuilds_on_key_change_input_change_and_corruption(tmp_path):
+    calls, src = [], tmp_path/'in.txt'
+    src.write_text('a')
+    build = lambda: calls.append(1) or {'x': np.arange(3)}
+    for _ in range(2): np.testing.assert_array_equal(cached(tmp_path/'c', 't', build, k=1, src=src)['x'], np.arange(3))
+    assert len(calls) == 1
+    cached(tmp_path/'c', 't', build, version=2, k=1, src=src); assert len(calls) == 2
+    src.write_text('bb'); cached(tmp_path/'c', 't', build, k=1, src=src); assert len(calls) == 3
+    cache_path(tmp_path/'c', 't', k=1, src=src).write_bytes(b'junk')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); cached(tmp_path/'c', 't', build, k=1, src=src)
+    assert len(calls) == 4 and any('unreadable cache entry' in str(x.message) for x in w)
+
+
+def test_check_params_names_every_bad_parameter():
+    rules = dict(img_size=Param(int, lo=16), bs=Param(int, lo=1), arch=Param(str, choices=('a', 'b')))
+    assert check_params(dict(img_size=32, bs=2, arch='a'), **rules) == dict(img_size=32, bs=2, arch='a')
+    with pytest.raises(ValueError) as e: check_params(dict(img_size=-1, bs='four', arch='c'), **rules)
+    msg = str(e.value)
+    assert "img_size=-1: must be >= 16" in msg and "bs='four': expected int, got str" in msg and 'must be one of' in msg

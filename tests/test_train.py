@@ -7,7 +7,7 @@ from fastai.callback.progress import CSVLogger
 from fastai.data.core import DataLoaders
 from torch.utils.data import TensorDataset
 from medrepro.core import seed_everything
-from medrepro.train import keras_callbacks, make_learner, save_weights, load_weights
+from medrepro.train import keras_callbacks, make_learner
 
 
 def _dls():
@@ -33,19 +33,6 @@ def test_learner_trains_logs_and_checkpoints(tmp_path):
     assert (tmp_path/'best.pth').exists()
     sd = torch.load(tmp_path/'best.pth', weights_only=True)      # fastai's checkpoint is a plain state_dict
     assert set(sd) == {'weight', 'bias'}
-
-
-def test_save_load_roundtrip_and_errors(tmp_path):
-    m = torch.nn.Linear(3, 2); p = save_weights(m, tmp_path/'w.pth')
-    m2 = load_weights(torch.nn.Linear(3, 2), p)
-    assert torch.equal(m.weight, m2.weight)
-    with pytest.raises(ValueError, match='do not fit'):
-        load_weights(torch.nn.Linear(4, 2), p)
-    (tmp_path/'bad.pth').write_bytes(b'not a checkpoint')
-    with pytest.raises(ValueError, match='bad.pth'):
-        load_weights(m, tmp_path/'bad.pth')
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
-        load_weights(m, tmp_path/'missing.pth')
 
 
 TRAIN_NB = [

@@ -703,6 +703,4 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'medrepro.train.data_parallel': ('train.html#data_parallel', 'medrepro/train.py'),
                                 'medrepro.train.keras_callbacks': ('train.html#keras_callbacks', 'medrepro/train.py'),
                                 'medrepro.train.launch': ('train.html#launch', 'medrepro/train.py'),
-                                'medrepro.train.load_weights': ('train.html#load_weights', 'medrepro/train.py'),
-                                'medrepro.train.make_learner': ('train.html#make_learner', 'medrepro/train.py'),
-                                'medrepro.train.save_weights': ('train.html#save_weights', 'medrepro/train.py')}}}
+                                'medrepro.train.make_learner': ('train.html#make_learner', 'medrepro/train.py')}}}

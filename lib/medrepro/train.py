@@ -20,7 +20,7 @@ from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'save_weights', 'load_weights', 'launch', 'data_parallel']
+__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'launch', 'data_parallel']
 
 # %% ../../nbs/04_train.ipynb #c004
 def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.csv', lr_patience=5, lr_factor=0.1,
@@ -61,26 +61,6 @@ def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monito
     if fp16 is True or (fp16 == 'auto' and dls.device is not None and torch.device(dls.device).type == 'cuda'):
         learn = learn.to_fp16()
     return learn
-
-# %% ../../nbs/04_train.ipynb #c009
-def save_weights(model, path) -> Path:
-    "Save `model.state_dict()` (a Learner's model too) atomically with torch.save."
-    model = getattr(model, 'model', model)
-    path = Path(path)
-    with atomic_write(path) as tmp: torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    return path
-
-def load_weights(model, path, strict=True):
-    "Load a state_dict saved by `save_weights` (or fastai's `learn.save`) with weights_only=True."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'{path}: no such checkpoint')
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f'{path}: not a readable weights-only checkpoint ({e})') from e
-    if isinstance(sd, dict) and 'model' in sd and isinstance(sd['model'], dict): sd = sd['model']
-    target = getattr(model, 'model', model)
-    try: target.load_state_dict(sd, strict=strict)
-    except RuntimeError as e: raise ValueError(f'{path}: weights do not fit this model ({str(e).splitlines()[0]})') from e
-    return model
 
 # %% ../../nbs/04_train.ipynb #7e7b2c39
 @patch
