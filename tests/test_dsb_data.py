@@ -155,8 +155,8 @@ def test_resolve_data_dir_relative_to_project_root(sample, monkeypatch, tmp_path
     monkeypatch.chdir(tmp_path)
     assert D.resolve_data_dir(sample) == sample
     with pytest.raises(DataError, match='does not exist'): D.resolve_data_dir('no/such/dsb')
-    from medrepro.core import project_root
-    monkeypatch.setattr(D, 'project_root', lambda: sample.parent)
+    import medrepro.core as core                                  # the relative-path rule lives in core.dataset_path
+    monkeypatch.setattr(core, 'project_root', lambda: sample.parent)
     assert D.resolve_data_dir(sample.name) == sample.parent/sample.name
 
 

@@ -39,9 +39,10 @@ def data_root(path=None) -> Path:
 
 # %% ../../nbs/00_core.ipynb #c010
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
-    "Folder of dataset `name`: `path` if given, else `<root>/<source>/<name>`; sample data is generated when missing."
-    if path is not None:
+    "Folder of dataset `name`: `path` if given (relative to the cwd, else to the project), else `<root>/<source>/<name>`; sample data is generated when missing."
+    if path is not None and str(path) != '':
         p = Path(path).expanduser()
+        if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
         if not p.exists(): raise DataError(p, f"data folder for '{name}' does not exist")
         return p
     p = data_root(root)/source/name

@@ -71,10 +71,7 @@ def dsb_items(path) -> list:
 # %% ../../../nbs/30_dsb_data.ipynb #c009
 def resolve_data_dir(data_dir=None, source='sample') -> Path:
     "The DSB folder a notebook should read: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    if data_dir is None or str(data_dir) == '': return dataset_path('dsb2018', source=source)
-    p = Path(data_dir).expanduser()
-    if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
-    return dataset_path('dsb2018', p)
+    return dataset_path('dsb2018', data_dir, source=source)
 
 # %% ../../../nbs/30_dsb_data.ipynb #6bf3361a
 def _open(path, what):

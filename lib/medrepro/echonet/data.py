@@ -308,10 +308,7 @@ def make_sample(dest, n=24, seed=0):
 # %% ../../../nbs/20_echonet_data.ipynb #c025
 def resolve_data_dir(data_dir=None, source='sample') -> Path:
     "The EchoNet folder a notebook should read: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    if data_dir is None or str(data_dir) == '': return dataset_path('echonet', source=source)
-    p = Path(data_dir).expanduser()
-    if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
-    return dataset_path('echonet', p)
+    return dataset_path('echonet', data_dir, source=source)
 
 # %% ../../../nbs/20_echonet_data.ipynb #c030
 def default_cache_dir() -> Path:

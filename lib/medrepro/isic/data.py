@@ -66,10 +66,7 @@ def seg_items(path, part='all') -> list:
 # %% ../../../nbs/40_isic_data.ipynb #c011
 def isic2018_dir(data_dir=None, source='sample') -> Path:
     "The ISIC 2018 Task 1 folder a notebook reads: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    if data_dir is None or str(data_dir) == '': return dataset_path('isic2018', source=source)
-    p = Path(data_dir).expanduser()
-    if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
-    return dataset_path('isic2018', p)
+    return dataset_path('isic2018', data_dir, source=source)
 
 # %% ../../../nbs/40_isic_data.ipynb #c013
 def image_size(path) -> tuple:

@@ -75,10 +75,7 @@ def isic2019_table(folder, images=True) -> pd.DataFrame:
 
 def resolve_data_dir(data_dir=None, source='sample') -> Path:
     "The ISIC 2019 folder a notebook reads: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    if data_dir is None or str(data_dir) == '': return dataset_path('isic2019', source=source)
-    p = Path(data_dir).expanduser()
-    if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
-    return dataset_path('isic2019', p)
+    return dataset_path('isic2019', data_dir, source=source)
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c020
 def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
