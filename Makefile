@@ -44,7 +44,7 @@ sync-check: setup ## fail if nbdev-export / nbdev-clean would change the tree
 	echo "nbdev sync: ok"
 
 nbdev-test: setup ## the shared-library notebooks 00-09 with nbdev-test (study notebooks run in `notebooks`, every cell)
-	$(BIN)/nbdev-test --path nbs --file-re '^0[0-9]_.*\.ipynb$$' --n-workers 2 --timing
+	$(BIN)/nbdev-test nbs --file-re '^0[0-9]_.*\.ipynb$$' --n-workers 2 --timing
 
 pytest: setup data
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile

@@ -330,7 +330,7 @@ def main(argv=None):
                 else: say(f"[{study}] {r['notebook']} FAILED\n" + '\n'.join(f'[{study}]   {l}' for l in r['error'].splitlines()))
             elif not _NOISE.search(line): say(f'[{study}] {line}')
         p.wait()
-    signal.signal(signal.SIGTERM, _interrupt)
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _interrupt)   # (not when run from a thread, e.g. by nbdev-test)
     ex = ThreadPoolExecutor(max(1, a.jobs))
     try:
         futs = [ex.submit(run_group, s, g) for s, g in groups.items()]
