@@ -112,3 +112,18 @@ def test_check_params_names_every_bad_parameter():
     with pytest.raises(ValueError) as e: check_params(dict(img_size=-1, bs='four', arch='c'), **rules)
     msg = str(e.value)
     assert "img_size=-1: must be >= 16" in msg and "bs='four': expected int, got str" in msg and 'must be one of' in msg
+
+
+def test_atomic_write_temp_file_sits_beside_its_target(tmp_path):
+    "A temp file elsewhere (the system temp folder) would make the final rename a copy across file systems."
+    from medrepro.core import atomic_write
+    seen = []
+    with atomic_write(tmp_path/'sub'/'x.csv') as tmp:
+        seen.append(tmp); tmp.write_text('a')
+    assert seen[0].parent == tmp_path/'sub' and seen[0].name.startswith('.tmp.x.') and not seen[0].exists()
+    assert (tmp_path/'sub'/'x.csv').read_text() == 'a'
+    assert (tmp_path/'sub'/'x.csv').stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    m = os.umask(0); os.umask(m); return m
