@@ -26,11 +26,6 @@ def test_shapes_bridge_and_attention():
     with pytest.raises(ValueError, match='at least 2 widths'): N.EchoUNet(widths=(4,))
 
 
-def test_conv_block_count_by_hand():
-    assert N.n_params(N.conv_block(1, 4, bn=False)) == (9 + 1) * 4 + (36 + 1) * 4
-    assert N.n_params(N.conv_block(1, 4, bn=True)) == 9 * 4 + 36 * 4 + 4 * 4   # no conv bias; BN weight + bias twice
-
-
 def test_save_and_load_through_the_registry(tmp_path):
     torch.manual_seed(0)
     m = N.echonet_unet(widths=(4, 8), attention=True, n_out=2).eval()

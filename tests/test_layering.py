@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 LIB = Path(__file__).resolve().parents[1]/'lib'/'medrepro'
-SHARED = {'imaging', 'metrics', 'plots', 'train', 'sample', 'report'}
+SHARED = {'imaging', 'metrics', 'nets', 'plots', 'train', 'sample', 'report'}
 STUDIES = {'rsna', 'echonet', 'dsb', 'isic'}
 
 

@@ -17,12 +17,7 @@ __all__ = ['UNet', 'isic_unet', 'n_params', 'fastai_unet', 'DiceBCELoss', 'seg_l
            'export_checkpoints', 'predict_probs']
 
 # %% ../../../nbs/41_isic_seg_train.ipynb #c007
-def _double_conv(ci, co, bn=True):
-    "Two (3x3 conv, batch norm, ReLU) layers."
-    layers = []
-    for a, b in ((ci, co), (co, co)):
-        layers += [nn.Conv2d(a, b, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(b)] if bn else []) + [nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
+from ..nets import conv_block   # two (3x3 conv, batch norm, ReLU) layers, shared with EchoNet
 
 class UNet(nn.Module):
     "Ronneberger's U-Net (padded convolutions, optional batch norm) with `n_out` logit channels."
@@ -30,10 +25,10 @@ class UNet(nn.Module):
         super().__init__()
         w = list(widths)
         self.norm = nn.InstanceNorm2d(in_ch) if in_norm else nn.Identity()   # per-image standardisation (no weights)
-        self.down = nn.ModuleList([_double_conv(ci, co, bn) for ci, co in zip([in_ch] + w[:-2], w[:-1])])
-        self.bottom = _double_conv(w[-2], w[-1], bn)
+        self.down = nn.ModuleList([conv_block(ci, co, bn) for ci, co in zip([in_ch] + w[:-2], w[:-1])])
+        self.bottom = conv_block(w[-2], w[-1], bn)
         self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in reversed(range(len(w) - 1))])
-        self.dec = nn.ModuleList([_double_conv(2 * w[i], w[i], bn) for i in reversed(range(len(w) - 1))])
+        self.dec = nn.ModuleList([conv_block(2 * w[i], w[i], bn) for i in reversed(range(len(w) - 1))])
         self.head = nn.Conv2d(w[0], n_out, 1)
 
     def forward(self, x):
