@@ -2,7 +2,7 @@ import os
 from pathlib import Path
 import pandas as pd, pytest, torch
 from medrepro import core
-from medrepro.core import DataError, atomic_write, data_root, dataset_path, reports_dir, save_table, get_device, seed_everything
+from medrepro.core import DataError, atomic_write, cache_dir, data_root, dataset_path, reports_dir, save_table, get_device, seed_everything
 
 
 def test_project_root_has_pyproject():
@@ -28,6 +28,15 @@ def test_reports_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv('MEDREPRO_REPORTS', str(tmp_path/'r'))
     d = reports_dir('dsb')
     assert d == tmp_path/'r'/'dsb' and d.is_dir()
+
+
+def test_cache_dir_is_under_the_data_root_not_the_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv('MEDREPRO_DATA', str(tmp_path/'data'))
+    monkeypatch.setenv('MEDREPRO_REPORTS', str(tmp_path/'reports'))
+    d = cache_dir('rsna')
+    assert d == tmp_path/'data'/'cache'/'rsna' and d.is_dir()
+    assert not d.is_relative_to(reports_dir('rsna').parent)
+    assert cache_dir('isic', root=tmp_path/'elsewhere') == tmp_path/'elsewhere'/'cache'/'isic'
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):

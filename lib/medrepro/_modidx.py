@@ -15,6 +15,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.core._jsonable': ('core.html#_jsonable', 'medrepro/core.py'),
                                'medrepro.core._umask': ('core.html#_umask', 'medrepro/core.py'),
                                'medrepro.core.atomic_write': ('core.html#atomic_write', 'medrepro/core.py'),
+                               'medrepro.core.cache_dir': ('core.html#cache_dir', 'medrepro/core.py'),
                                'medrepro.core.cache_path': ('core.html#cache_path', 'medrepro/core.py'),
                                'medrepro.core.cached': ('core.html#cached', 'medrepro/core.py'),
                                'medrepro.core.check_params': ('core.html#check_params', 'medrepro/core.py'),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'atomic_write', 'is_rank0', 'save_fig', 'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params', 'Generator', 'register', 'generators', 'generate']
+__all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'cache_dir', 'atomic_write', 'is_rank0', 'save_fig', 'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params', 'Generator', 'register', 'generators', 'generate']
 
 # %% ../../nbs/00_core.ipynb #c004
 class DataError(ValueError):
@@ -56,6 +56,13 @@ def reports_dir(study, root=None) -> Path:
     "Output folder for `study`'s figures and tables (created)."
     base = Path(root) if root is not None else Path(os.environ.get('MEDREPRO_REPORTS') or project_root()/'reports')
     d = base/study
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+# %% ../../nbs/00_core.ipynb #d15730bb
+def cache_dir(study, root=None) -> Path:
+    "Cache folder for `study`'s preprocessed inputs: `<data root>/cache/<study>` (created); `root` as in `data_root`."
+    d = data_root(root)/'cache'/study
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -13,7 +13,7 @@ import cv2
 import skimage.draw
 from ..core import DataError, dataset_path, project_root
 from ..sample import register
-from ..core import data_root, cached
+from ..core import cached, cache_dir as core_cache_dir   # aliased: `cache_dir` is a parameter and argument name here
 from ..imaging import resize_image
 
 # %% auto #0
@@ -312,8 +312,8 @@ def resolve_data_dir(data_dir=None, source='sample') -> Path:
 
 # %% ../../../nbs/20_echonet_data.ipynb #c030
 def default_cache_dir() -> Path:
-    "Where EchoNet's decoded frames are cached: `<data root>/cache/echonet`."
-    return data_root()/'cache'/'echonet'
+    "Where EchoNet's decoded frames are cached: `core.cache_dir('echonet')`, i.e. `<data root>/cache/echonet` (created)."
+    return core_cache_dir('echonet')
 
 def _traced_build(data, size, method, on_error):
     n = len(data.frames)
