@@ -30,9 +30,17 @@ def test_learner_trains_logs_and_checkpoints(tmp_path):
     with learn.no_bar(), learn.no_logging(): learn.fit(3)
     h = pd.read_csv(tmp_path/'history.csv')
     assert len(h) == 3 and h.valid_loss.iloc[-1] < h.valid_loss.iloc[0]
-    assert (tmp_path/'best.pth').exists()
+    assert not (tmp_path/'best.pth').exists()                     # reloaded at the end of fit, then deleted: the report keeps models once
+
+
+def test_keep_checkpoints_keeps_the_best_epoch(tmp_path):
+    learn = make_learner(_dls(), torch.nn.Linear(3, 1), torch.nn.MSELoss(), lr=0.1, out_dir=tmp_path, keep_checkpoints=True)
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
     sd = torch.load(tmp_path/'best.pth', weights_only=True)      # fastai's checkpoint is a plain state_dict
     assert set(sd) == {'weight', 'bias'}
+    h = pd.read_csv(tmp_path/'history.csv')
+    m = torch.nn.Linear(3, 1); m.load_state_dict(sd)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), learn.model.state_dict().values()))   # the reloaded weights
 
 
 TRAIN_NB = [

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04_train.ipynb #c003
 from __future__ import annotations
-import os, socket, time
+import contextlib, io, os, socket, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -15,12 +15,12 @@ from fastai.optimizer import Adam
 from .core import atomic_write, get_device, seed_everything
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
-from fastcore.basics import patch
+from fastcore.basics import patch, noop
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'launch', 'data_parallel']
+__all__ = ['keras_callbacks', 'EpochLog', 'batch_run', 'DropCheckpoints', 'make_learner', 'launch', 'data_parallel']
 
 # %% ../../nbs/04_train.ipynb #c004
 def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.csv', lr_patience=5, lr_factor=0.1,
@@ -49,15 +49,25 @@ def batch_run() -> bool:
     "True under the report runner or papermill batch runs (`MEDREPRO_BATCH` set): log lines, no progress bars."
     return os.environ.get('MEDREPRO_BATCH', '') not in ('', '0')
 
+class DropCheckpoints(Callback):
+    "Delete the `SaveModelCallback` files once fit has reloaded the best epoch: a notebook keeps models with `core.save_model`."
+    order = 65                                              # after SaveModelCallback (60) has reloaded the best weights
+    def after_fit(self):
+        distrib_barrier()                                   # every process has read them
+        if rank_distrib(): return
+        for cb in self.learn.cbs:
+            if isinstance(cb, SaveModelCallback): (self.learn.path/self.learn.model_dir/f'{cb.fname}.pth').unlink(missing_ok=True)
+
 def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monitor='valid_loss', comp=None,
-                 opt_func=Adam, fp16='auto', callbacks=True, **cb_kw) -> Learner:
-    "A fastai Learner with the papers' callbacks, checkpoints and CSV log under `out_dir`, fp16 on CUDA; a log line per epoch in batch runs."
+                 opt_func=Adam, fp16='auto', callbacks=True, keep_checkpoints=False, **cb_kw) -> Learner:
+    "A fastai Learner with the papers' callbacks and CSV log under `out_dir`, fp16 on CUDA; a log line per epoch in batch runs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir/'history.csv' if not rank_distrib() else None   # in data-parallel runs only rank 0 writes the history
     cbs = keras_callbacks(monitor=monitor, comp=comp, log=log, **cb_kw) if callbacks else []
     learn = Learner(dls, model, loss_func=loss_func, metrics=list(metrics), lr=lr, opt_func=opt_func,
                     path=out_dir, model_dir='.', cbs=cbs)
-    if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog())
+    if callbacks and not keep_checkpoints: learn.add_cb(DropCheckpoints())
+    if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog()); learn.logger = noop   # EpochLog's lines only
     if fp16 is True or (fp16 == 'auto' and dls.device is not None and torch.device(dls.device).type == 'cuda'):
         learn = learn.to_fp16()
     return learn
@@ -86,19 +96,23 @@ def _env(**kw):
 
 def launch(train_fn, num_processes=1, seed=0):
     "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo)."
-    def _run():
+    out = sys.stdout
+    def _run(quiet=False):
+        if quiet: sys.stdout = open(os.devnull, 'w') if rank_distrib() else out   # one voice: rank 0's
         seed_everything(seed + rank_distrib())
         return train_fn()
     if num_distrib() > 1:                                   # started by `accelerate launch` / torchrun: already parallel
-        out = _run(); distrib_barrier(); return out
+        res = _run(); distrib_barrier(); return res
     if num_processes is None or num_processes <= 1: return _run()
     from accelerate import notebook_launcher
     cpu = not torch.cuda.is_available()
     if not cpu and num_processes > torch.cuda.device_count():
         raise ValueError(f'num_processes={num_processes} but only {torch.cuda.device_count()} GPU(s): use at most one process per GPU')
-    with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo'} if cpu else {})):
-        notebook_launcher(_run, num_processes=num_processes, use_port=str(_free_port()),
-                          mixed_precision='fp16' if not cpu else 'no')
+    print(f'training in {num_processes} data-parallel processes: ' + ('CPU, gloo' if cpu else 'one per GPU, nccl'), flush=True)
+    threads = str(max(1, (os.cpu_count() or 1) // num_processes))
+    with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', threads)} if cpu else {})), \
+         contextlib.redirect_stdout(io.StringIO()):         # accelerate's banner says "CUDAs" even on a CPU
+        notebook_launcher(_run, args=(True,), num_processes=num_processes, use_port=str(_free_port()), mixed_precision='no')  # fp16: fastai's to_fp16
 
 def data_parallel(learn):
     "Context in which `learn` trains data-parallel when several processes run (fastai's `distrib_ctx`); a no-op otherwise."

@@ -7,46 +7,14 @@ from __future__ import annotations
 import time
 from functools import partial
 import numpy as np, torch
-from fastai.losses import BCEWithLogitsLossFlat, DiceLoss
-from fastai.metrics import Dice
 from fastai.optimizer import Adam
 from ..core import ModelConfig
-from ..train import make_learner
+from ..nets import MaskLoss, MaskScore
+from ..train import make_learner, data_parallel
 from .model import make_model
 
 # %% auto #0
-__all__ = ['BinaryDiceLoss', 'dsb_loss', 'FgDice', 'FgJaccard', 'keras_adam', 'train_run']
-
-# %% ../../../nbs/33_dsb_train.ipynb #a3aa2adb
-class BinaryDiceLoss(DiceLoss):
-    "fastai `DiceLoss` for one logit channel: 1 - soft Dice of sigmoid(logit) and the nucleus mask (> 0.5), mean over images."
-    def __init__(self, smooth=1.0): super().__init__(axis=1, smooth=smooth, reduction='mean')
-    @staticmethod
-    def _one_hot(x, classes, axis=1): return (x > 0.5).float().unsqueeze(axis)
-    def activation(self, x): return torch.sigmoid(x)
-    def decodes(self, x): return (x > 0).long().squeeze(1)
-
-def dsb_loss(name='bce'):
-    "'bce' (binary cross-entropy on logits: the report's) or 'dice' (1 - soft Dice: ours)."
-    if name == 'bce': return BCEWithLogitsLossFlat()
-    if name == 'dice': return BinaryDiceLoss()
-    raise ValueError(f"unknown loss {name!r}: use 'bce' or 'dice'")
-
-# %% ../../../nbs/33_dsb_train.ipynb #54772ec7
-class FgDice(Dice):
-    "Foreground Dice of a one-channel logit output (pixels with logit > 0; truth > 0.5), pooled over the epoch."
-    def accumulate(self, learn):
-        p, t = (learn.pred[:, 0] > 0).float().flatten(), (learn.y > 0.5).float().flatten()
-        self.inter += (p * t).sum().item(); self.union += (p + t).sum().item()
-    @property
-    def name(self): return 'dice'
-
-class FgJaccard(FgDice):
-    "Foreground Jaccard (IoU) of a one-channel logit output, pooled over the epoch."
-    @property
-    def value(self): return self.inter / (self.union - self.inter) if self.union > 0 else None
-    @property
-    def name(self): return 'jaccard'
+__all__ = ['keras_adam', 'train_run']
 
 # %% ../../../nbs/33_dsb_train.ipynb #ef7630b2
 def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
@@ -54,10 +22,11 @@ def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
     return partial(Adam, mom=0.9, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 def train_run(dls, config:ModelConfig, loss='bce', epochs=10, lr=1e-4, out_dir='.', one_cycle=False, opt_func=None, fp16='auto', **cb_kw):
-    "Train the model `config` builds with the report's callbacks; returns the Learner (best epoch's weights loaded)."
+    "Train the model `config` builds with the report's callbacks (data-parallel when several processes run); returns the Learner, best epoch loaded."
     model = config.build()
-    learn = make_learner(dls, model, dsb_loss(loss), metrics=[FgDice(), FgJaccard()], lr=lr, out_dir=out_dir,
+    learn = make_learner(dls, model, MaskLoss(loss), metrics=[MaskScore('dice'), MaskScore('jaccard')], lr=lr, out_dir=out_dir,
                          opt_func=opt_func or keras_adam(0.99, 1e-5, 0.01), fp16=fp16, **cb_kw)
-    if one_cycle: learn.fit_one_cycle(epochs, lr)
-    else: learn.fit(epochs, lr)
+    with data_parallel(learn):
+        if one_cycle: learn.fit_one_cycle(epochs, lr)
+        else: learn.fit(epochs, lr)
     return learn
