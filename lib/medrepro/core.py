@@ -115,10 +115,11 @@ def save_json(obj, path) -> Path:
 
 # %% ../../nbs/00_core.ipynb #c019
 def get_device(pref=None):
-    "`pref` if given ('cpu', 'cuda', 'cuda:1', 'mps'), else cuda, then mps, then cpu."
+    "`pref` if given ('cpu', 'cuda', 'cuda:1', 'mps'), else cuda (this process's GPU under a distributed launcher), then mps, then cpu."
     import torch   # here, not at the top: the report runner and the data loaders need core without torch's import time
     if pref not in (None, '', 'auto'): return torch.device(pref)
-    if torch.cuda.is_available(): return torch.device('cuda')
+    if torch.cuda.is_available():                           # `accelerate launch` / torchrun set LOCAL_RANK: one GPU per process
+        return torch.device('cuda', int(os.environ['LOCAL_RANK'])) if os.environ.get('LOCAL_RANK') else torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 

@@ -59,16 +59,17 @@ class DropCheckpoints(Callback):
             if isinstance(cb, SaveModelCallback): (self.learn.path/self.learn.model_dir/f'{cb.fname}.pth').unlink(missing_ok=True)
 
 def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monitor='valid_loss', comp=None,
-                 opt_func=Adam, fp16='auto', callbacks=True, keep_checkpoints=False, **cb_kw) -> Learner:
+                 opt_func=Adam, fp16='auto', callbacks=True, keep_checkpoints=False, cbs=(), **cb_kw) -> Learner:
     "A fastai Learner with the papers' callbacks and CSV log under `out_dir`, fp16 on CUDA; a log line per epoch in batch runs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir/'history.csv' if not rank_distrib() else None   # in data-parallel runs only rank 0 writes the history
-    cbs = keras_callbacks(monitor=monitor, comp=comp, log=log, **cb_kw) if callbacks else []
+    kcbs = keras_callbacks(monitor=monitor, comp=comp, log=log, **cb_kw) if callbacks else []
     learn = Learner(dls, model, loss_func=loss_func, metrics=list(metrics), lr=lr, opt_func=opt_func,
-                    path=out_dir, model_dir='.', cbs=cbs)
+                    path=out_dir, model_dir='.', cbs=kcbs + list(cbs))   # `cbs`: any of your own, added after the papers'
     if callbacks and not keep_checkpoints: learn.add_cb(DropCheckpoints())
     if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog()); learn.logger = noop   # EpochLog's lines only
-    if fp16 is True or (fp16 == 'auto' and dls.device is not None and torch.device(dls.device).type == 'cuda'):
+    on_gpu = (dls.device is not None and torch.device(dls.device).type == 'cuda') or (num_distrib() > 1 and torch.cuda.is_available())
+    if fp16 is True or (fp16 == 'auto' and on_gpu):         # several GPU processes: DataLoaders may sit on the CPU, batches go to each GPU
         learn = learn.to_fp16()
     return learn
 
@@ -108,6 +109,10 @@ def launch(train_fn, num_processes=1, seed=0):
     cpu = not torch.cuda.is_available()
     if not cpu and num_processes > torch.cuda.device_count():
         raise ValueError(f'num_processes={num_processes} but only {torch.cuda.device_count()} GPU(s): use at most one process per GPU')
+    if not cpu and torch.cuda.is_initialized():            # the launcher forks: CUDA must not be running in this process yet
+        raise RuntimeError('CUDA is already initialised in this kernel, so it cannot fork GPU processes: restart the kernel and run '
+                           'the notebook with num_processes set from the start (build DataLoaders with device="cpu" before launch), '
+                           'or use the script route: accelerate launch --num_processes N $(which medrepro-train) <notebook>')
     print(f'training in {num_processes} data-parallel processes: ' + ('CPU, gloo' if cpu else 'one per GPU, nccl'), flush=True)
     threads = str(max(1, (os.cpu_count() or 1) // num_processes))
     with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', threads)} if cpu else {})), \
