@@ -4,6 +4,7 @@ import pytest
 from medrepro.core import seed_everything
 from medrepro.metrics import seg_scores
 from medrepro.sample import generate
+from medrepro.nets import MaskLoss, MaskScore
 from medrepro.echonet import data as D, nets as N
 
 
@@ -48,22 +49,25 @@ def test_dataloaders_mask_and_k_maps():
 
 
 def test_losses_and_metrics_by_hand():
+    "The shared one-channel loss and scores (medrepro.nets) as notebook 22 uses them, under the history's column names."
     logits = torch.tensor([[[[4., -4.], [4., -4.]]]]); targ = torch.tensor([[[[1., 1.], [0., 0.]]]])
-    assert float(N.MaskLoss('bce')(logits, targ)) == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, targ)))
+    assert float(MaskLoss('bce')(logits, targ)) == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, targ)))
     # weighting the foreground by 3 weights exactly the two foreground pixels' terms by 3
     l1 = F.binary_cross_entropy_with_logits(logits, targ, reduction='none')
     exp = float((l1 * torch.where(targ > 0, 3., 1.)).mean())
-    assert float(N.MaskLoss('wbce', 3.)(logits, targ)) == pytest.approx(exp, rel=1e-6)
-    assert float(N.soft_dice_loss(torch.full((1, 1, 2, 2), 50.), targ, smooth=0)) == pytest.approx(1 - 4 / 6, abs=1e-4)
-    assert float(N.soft_dice_loss(torch.where(targ > 0, 50., -50.), targ)) == pytest.approx(0, abs=1e-4)
-    with pytest.raises(ValueError, match='pos_weight'): N.MaskLoss('wbce')
-    with pytest.raises(ValueError, match='unknown loss'): N.MaskLoss('focal')
-    class L: pred, y = logits, targ
-    f, a = N.FgDice(), N.AllDice(); f.reset(); a.reset(); f.accumulate(L); a.accumulate(L)
+    assert float(MaskLoss('wbce', 3.)(logits, targ)) == pytest.approx(exp, rel=1e-6)
+    assert float(MaskLoss('dice', smooth=0)(torch.full((1, 1, 2, 2), 50.), targ)) == pytest.approx(1 - 4 / 6, abs=1e-4)
+    assert float(MaskLoss('dice')(torch.where(targ > 0, 50., -50.), targ)) == pytest.approx(0, abs=1e-4)
+    class L: pred, y, to_detach = logits, targ, staticmethod(lambda t: t)
+    f, a = MaskScore('dice', name='dice_fg'), MaskScore('accuracy', name='dice_all')
+    for m in (f, a): m.reset(); m.accumulate(L)
     assert (f.value, a.value, f.name, a.name) == (0.5, 0.5, 'dice_fg', 'dice_all')
-    # agrees with the shared seg_scores on the same masks
+    # agrees with the shared seg_scores on the same masks: the paper's Dice over both classes is the pixel accuracy
     s = seg_scores([(logits[0, 0] > 0).numpy()], [targ[0, 0].numpy() > 0])
     assert s.f1[0] == 0.5 and s.dice_all[0] == 0.5
+    # an empty prediction of an empty mask scores 1 (as notebook 22's own metric did)
+    class E: pred, y, to_detach = torch.full((1, 1, 2, 2), -5.), torch.zeros(1, 1, 2, 2), staticmethod(lambda t: t)
+    f.reset(); f.accumulate(E); assert f.value == 1.0
 
 
 def test_all_black_scores_high_on_all_pixel_dice_only():
@@ -81,7 +85,7 @@ def test_smoke_model_beats_all_black(tmp_path):
     sp = D.split_frames(data.frames, 'video')
     seed_everything(42)
     dls = D.echo_dataloaders(arr['x'], arr['y'], sp, bs=4, device='cpu')
-    learn = N.train_run(dls, N.EchoUNet(widths=(8, 16, 32, 64, 128)), N.MaskLoss('bce'), epochs=10, lr=1e-2, out_dir=tmp_path/'run')
+    learn = N.train_run(dls, N.EchoUNet(widths=(8, 16, 32, 64, 128)), MaskLoss('bce'), epochs=10, lr=1e-2, out_dir=tmp_path/'run')
     p = N.predict_probs(learn.model, arr['x'][sp['test']], device='cpu')[:, 0] > 0.5
     fg = seg_scores(p, arr['y'][sp['test']]).f1.mean()
     black = seg_scores(np.zeros_like(p), arr['y'][sp['test']])

@@ -18,7 +18,7 @@ from fastai.metrics import AvgMetric
 from ..core import get_device
 from ..metrics import seg_scores
 from .data import order_points, fill_polygon, traced_arrays, reference_polygon
-from ..train import make_learner
+from ..train import make_learner, data_parallel
 
 # %% auto #0
 __all__ = ['TARGET_KINDS', 'LOSSES', 'corner_angles', 'optimal_landmarks', 'landmark_pixel', 'distance_map', 'expansion_map',
@@ -177,12 +177,13 @@ class LandmarkErr(AvgMetric):
     def name(self): return 'landmark_err'
 
 def train_landmarks(dls, model, loss='softargmax', epochs=5, lr=3e-3, out_dir='.', quiet=False, **kw) -> Learner:
-    "Fit `model` on landmark heat maps with `loss` (one cycle); the best epoch by landmark error is kept."
+    "Fit `model` on landmark heat maps with `loss` (one cycle, data-parallel when several processes run); the best epoch by landmark error is kept."
     learn = make_learner(dls, model, landmark_loss(loss), metrics=[LandmarkErr(loss)], lr=lr, out_dir=out_dir,
                          monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None, **kw)
-    if not quiet: learn.fit_one_cycle(epochs, lr)
-    else:   # no progress bars, epoch tables or checkpoint messages (history.csv still written)
-        with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(epochs, lr)
+    with data_parallel(learn):
+        if not quiet: learn.fit_one_cycle(epochs, lr)
+        else:   # no progress bars, epoch tables or checkpoint messages (history.csv still written)
+            with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(epochs, lr)
     return learn
 
 def predict_points(model, x, loss, bs=64, device=None) -> np.ndarray:

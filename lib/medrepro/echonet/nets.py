@@ -5,7 +5,7 @@ trained with fastai on the traced frames: binary cross-entropy as in the paper, 
 
 # %% auto #0
 __all__ = ['PAPER_WIDTHS', 'PAPER_EXPERIMENTS', 'PAPER_RESULTS', 'AttentionGate', 'EchoUNet', 'echonet_unet', 'n_params',
-           'soft_dice_loss', 'MaskLoss', 'FgDice', 'AllDice', 'train_run', 'predict_probs']
+           'train_run', 'predict_probs']
 
 # %% ../../../nbs/22_echonet_train.ipynb #c005
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -69,61 +69,18 @@ def n_params(model) -> int:
 
 # %% ../../../nbs/22_echonet_train.ipynb #c010
 import numpy as np, pandas as pd
-#| export
-from fastai.metrics import Metric
 from fastai.callback.schedule import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
 from ..core import get_device
-from ..train import make_learner
-
-def soft_dice_loss(logits, targ, smooth=1.0):
-    "1 - soft foreground Dice of sigmoid(logits) and `targ`, per image and map, then the mean."
-    p, t = torch.sigmoid(logits), targ.float()
-    inter, tot = (p * t).sum((-2, -1)), (p + t).sum((-2, -1))
-    return 1 - ((2 * inter + smooth) / (tot + smooth)).mean()
-
-class MaskLoss(nn.Module):
-    "Loss of one-channel logits against a 0/1 mask: 'bce' (the paper's), 'wbce' (BCE, foreground weighted by `pos_weight`) or 'dice'."
-    def __init__(self, kind='bce', pos_weight=None):
-        super().__init__()
-        if kind not in ('bce', 'wbce', 'dice'): raise ValueError(f"unknown loss {kind!r}: use 'bce', 'wbce' or 'dice'")
-        if kind == 'wbce' and not pos_weight: raise ValueError("'wbce' needs pos_weight (background / foreground pixels)")
-        self.kind, self.pos_weight = kind, float(pos_weight) if kind == 'wbce' else None
-    def forward(self, pred, targ):
-        targ = targ.float().view_as(pred)
-        if self.kind == 'dice': return soft_dice_loss(pred, targ)
-        pw = torch.tensor(self.pos_weight, device=pred.device) if self.pos_weight else None
-        return F.binary_cross_entropy_with_logits(pred.float(), targ, pos_weight=pw)
-    def activation(self, x): return torch.sigmoid(x)
-    def decodes(self, x): return (x > 0).float()
-
-class FgDice(Metric):
-    "Foreground Dice of one-channel logits (probability > 0.5), pooled over the epoch: 2 |P and T| / (|P| + |T|)."
-    def reset(self): self.inter, self.tot = 0., 0.
-    def accumulate(self, learn):
-        p, t = (learn.pred > 0).float(), (learn.y > 0.5).float().view_as(learn.pred)
-        self.inter += float((p * t).sum()); self.tot += float((p + t).sum())
-    @property
-    def value(self): return 2 * self.inter / self.tot if self.tot else 1.0
-    @property
-    def name(self): return 'dice_fg'
-
-class AllDice(FgDice):
-    "The paper's Dice: over both classes (background counted), which for 0/1 masks equals pixel accuracy."
-    def reset(self): self.hit, self.n = 0., 0.
-    def accumulate(self, learn):
-        p, t = learn.pred > 0, (learn.y > 0.5).view_as(learn.pred)
-        self.hit += float((p == t).sum()); self.n += p.numel()
-    @property
-    def value(self): return self.hit / self.n if self.n else 1.0
-    @property
-    def name(self): return 'dice_all'
+from ..nets import MaskLoss, MaskScore
+from ..train import make_learner, data_parallel
 
 def train_run(dls, model, loss_func, epochs=5, lr=1e-3, out_dir='.', one_cycle=True, metrics=None, monitor='dice_fg'):
-    "Fit `model` with `make_learner` (best epoch by `monitor` kept, CSV history in `out_dir`); returns the Learner."
+    "Fit `model` with `make_learner` (best epoch by `monitor` kept, CSV history in `out_dir`), data-parallel when several processes run."
     comp = np.less if 'loss' in monitor else np.greater
-    learn = make_learner(dls, model, loss_func, metrics=[FgDice(), AllDice()] if metrics is None else metrics, lr=lr,
-                         out_dir=out_dir, monitor=monitor, comp=comp, lr_patience=None if one_cycle else 5, es_patience=None)
-    with learn.no_bar(), learn.no_logging():
+    if metrics is None: metrics = [MaskScore('dice', name='dice_fg'), MaskScore('accuracy', name='dice_all')]   # foreground; the paper's
+    learn = make_learner(dls, model, loss_func, metrics=metrics, lr=lr, out_dir=out_dir, monitor=monitor, comp=comp,
+                         lr_patience=None if one_cycle else 5, es_patience=None)
+    with data_parallel(learn), learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr) if one_cycle else learn.fit(epochs, lr)
     return learn
 

@@ -1,0 +1,62 @@
+"EchoNet's fit functions through the shared data-parallel switch (issue #12): two CPU processes over gloo, the same code as one."
+import json
+import numpy as np, pandas as pd, pytest, torch
+from fastai.torch_core import rank_distrib, num_distrib
+from medrepro.core import ModelConfig, save_model, load_model
+from medrepro.nets import MaskLoss, MaskScore
+from medrepro.train import launch, make_learner
+from medrepro.echonet.data import echo_dataloaders, fill_polygon
+from medrepro.echonet.nets import train_run
+from medrepro.echonet.landmarks import landmark_set, train_landmarks
+
+
+def _frames(n=17, size=16, seed=0):
+    "Noisy frames with one bright square each, its mask, and its four corners (the landmarks)."
+    rng = np.random.default_rng(seed)
+    x, m, corners = rng.integers(0, 60, (n, size, size)).astype(np.uint8), np.zeros((n, size, size), np.uint8), []
+    for i in range(n):
+        a, b = rng.integers(2, size - 8, 2); w = int(rng.integers(4, 7))
+        sq = np.array([[a, b], [a + w, b], [a + w, b + w], [a, b + w]], float)
+        m[i] = fill_polygon(sq, (size, size)); x[i][m[i] > 0] = 200; corners.append(sq)
+    return x, m, corners
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_the_unet_and_a_landmark_model(tmp_path):
+    x, m, corners = _frames()
+    split = dict(train=np.arange(12), valid=np.arange(12, 17))      # 5 validation frames: the distributed sampler pads one
+    mask_dls = echo_dataloaders(x, m, split, bs=4, device='cpu')
+    lm = landmark_set(x, m, corners, k=4, radius=2, band=1, sigma=1.0)
+    lm_dls = echo_dataloaders(lm['x'], lm['y'], split, bs=4, device='cpu')
+    cfg_mask = ModelConfig('echonet_unet', dict(n_in=1, n_out=1, widths=[4, 8]))    # with BatchNorm: its buffers must agree too
+    cfg_lm = ModelConfig('echonet_unet', dict(n_in=1, n_out=4, widths=[4, 8]))
+    ranks = tmp_path/'ranks'; ranks.mkdir()
+
+    def train():
+        r = rank_distrib()
+        a = train_run(mask_dls, cfg_mask.build(), MaskLoss('bce'), epochs=2, lr=1e-2, out_dir=tmp_path/'mask')
+        b = train_landmarks(lm_dls, cfg_lm.build(), 'spatial_ce', epochs=2, lr=1e-2, out_dir=tmp_path/'lm', quiet=True)
+        for name, learn in (('mask', a), ('lm', b)):
+            torch.save(learn.model.state_dict(), ranks/f'{name}{r}.pt')
+        (ranks/f'rank{r}.json').write_text(json.dumps(dict(world=num_distrib(), values=[list(map(float, v)) for v in a.recorder.values])))
+        save_model(tmp_path/'mask'/'model', a.model, cfg_mask)
+
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try: launch(train, num_processes=2, seed=0)
+    finally: torch.set_num_threads(threads)
+    r0, r1 = (json.loads((ranks/f'rank{r}.json').read_text()) for r in (0, 1))
+    assert r0['world'] == r1['world'] == 2 and r0['values'] == r1['values']            # two ranks, the same synced numbers
+    for name in ('mask', 'lm'):
+        w0, w1 = (torch.load(ranks/f'{name}{r}.pt', weights_only=True) for r in (0, 1))
+        assert all(torch.equal(w0[k], w1[k]) for k in w0), name                       # identical weights, BatchNorm buffers included
+    assert sorted(p.name for p in (tmp_path/'lm').iterdir()) == ['history.csv']       # one history, no checkpoint left behind
+    assert sorted(p.name for p in (tmp_path/'mask').iterdir()) == ['history.csv', 'model']
+    assert len(pd.read_csv(tmp_path/'lm'/'history.csv')) == 2
+    hist = pd.read_csv(tmp_path/'mask'/'history.csv')
+    assert list(hist.columns) == ['epoch', 'train_loss', 'valid_loss', 'dice_fg', 'dice_all', 'time']
+    best = hist.loc[hist.dice_fg.idxmax()]                                              # SaveModelCallback reloaded this epoch
+    model, _ = load_model(tmp_path/'mask'/'model', device='cpu')
+    one = make_learner(mask_dls, model, MaskLoss('bce'), metrics=[MaskScore('dice', name='dice_fg'), MaskScore('accuracy', name='dice_all')],
+                       out_dir=tmp_path/'eval', callbacks=False)
+    with one.no_bar(), one.no_logging(): _, fg, acc = one.validate()
+    assert (fg, acc) == pytest.approx((best['dice_fg'], best['dice_all']), abs=1e-9)  # gathered over both shards: the whole set's
