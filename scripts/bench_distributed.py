@@ -1,8 +1,9 @@
 """Data-parallel training speed (issue #12): images/s of the DSB ResUNet trained by the notebooks' own code path
 (`dsb.train.train_run` under `train.launch`) in 1 process and in N processes, on the same data and model.
 
-On a CPU the processes talk over gloo and share the machine's cores, so each gets cores / N threads; on a GPU machine
-each process gets one GPU (N at most the GPU count). Throughput counts every process's images: the training set once
+On a CPU the processes talk over gloo and share the machine's cores. A forked process can only use one thread
+(OpenMP does not survive fork, see notebook 04), so N CPU processes use N threads in all; the one-process baseline is
+run both with all cores and with one thread. On a GPU machine each process gets one GPU (N at most the GPU count). Throughput counts every process's images: the training set once
 per epoch, whatever N is. The first epoch (start-up, process launch) is timed separately and left out of images/s.
 
     .venv/bin/python scripts/bench_distributed.py [--processes 1 2] [--epochs 4] [--img-size 64] [--bs 8] [--out FILE]
@@ -30,7 +31,7 @@ def run(n, dls, cfg, epochs, work, threads):
     "Train once with `n` processes; returns rank 0's measurements."
     res = work/f'n{n}.json'
     def train():
-        torch.set_num_threads(threads)
+        if n == 1: torch.set_num_threads(threads)                                           # forked processes stay at one thread
         clock = EpochClock()
         with contextlib.redirect_stdout(io.StringIO()):                                      # no epoch log: the table says it
             train_run(dls, cfg, 'bce', epochs=epochs, lr=1e-2, out_dir=work/f'run{n}', one_cycle=True, cbs=[clock])
@@ -49,7 +50,6 @@ def main():
     ap.add_argument('--epochs', type=int, default=4); ap.add_argument('--img-size', type=int, default=64)
     ap.add_argument('--bs', type=int, default=8, help='batch size per process'); ap.add_argument('--crops', type=int, default=16)
     ap.add_argument('--filters', default='8,16,32,64,128'); ap.add_argument('--data-dir', default=None)
-    ap.add_argument('--threads', type=int, default=None, help='torch threads per process on a CPU (default: cores / processes)')
     ap.add_argument('--out', default=None, help='CSV of the results (default: print only)')
     a = ap.parse_args()
     os.environ['MEDREPRO_BATCH'] = '1'                                                        # no progress bars
@@ -67,8 +67,9 @@ def main():
           f'{len(dls.train_ds)} training crops of {a.img_size}px, batch {a.bs} per process, {a.epochs} epochs, ResUNet {a.filters}', flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in procs:
-            threads = (a.threads or max(1, cores // n)) if not cuda else 1
+        runs = [(1, cores), (1, 1)] if not cuda and cores > 1 else [(1, cores if not cuda else 1)]
+        runs += [(n, 1) for n in procs if n > 1]
+        for n, threads in runs:
             r = run(n, dls, cfg, a.epochs, Path(tmp), threads)
             steady = r['secs'][1:] or r['secs']
             imgs = (len(dls.train) // n) * n * a.bs                                           # per epoch, all processes together
@@ -76,9 +77,9 @@ def main():
                              images_per_epoch=imgs, first_epoch_s=round(r['secs'][0], 2), epoch_s=round(sum(steady) / len(steady), 3),
                              images_per_s=round(imgs / (sum(steady) / len(steady)), 1), wall_s=round(r['wall'], 1),
                              peak_mb_rank0=round(r['peak_mb'])))
-            print(f'  {n} process(es): {rows[-1]["images_per_s"]} images/s', flush=True)
+            print(f'  {n} process(es) x {threads} thread(s): {rows[-1]["images_per_s"]} images/s', flush=True)
     df = pd.DataFrame(rows)
-    df['speedup'] = (df.images_per_s / df.images_per_s.iloc[0]).round(2)
+    df['speedup_vs_first'] = (df.images_per_s / df.images_per_s.iloc[0]).round(2)
     print(df.to_string(index=False))
     if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); df.to_csv(a.out, index=False); print('saved', a.out)
 

@@ -95,3 +95,41 @@ def test_script_route_one_process_and_bad_parameter(tmp_path):
 def _port():
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+FORK_AFTER_THREADS = '''
+import json, sys, torch
+from pathlib import Path
+from fastai.data.core import DataLoaders
+from fastai.torch_core import rank_distrib, num_distrib
+from torch.utils.data import TensorDataset
+from medrepro.train import make_learner, launch, data_parallel
+torch.set_num_threads(2)
+torch.randn(4_000_000).exp().sum()                      # the kernel has run a multi-threaded (OpenMP) op before launching
+x = torch.randn(48, 3); y = x.sum(1, keepdim=True)
+dls = DataLoaders.from_dsets(TensorDataset(x[:40], y[:40]), TensorDataset(x[40:], y[40:]), bs=8, device='cpu')
+out = Path(sys.argv[1])
+def train():
+    torch.randn(4_000_000).exp().sum()                  # and so does each process: a parallel region after fork
+    learn = make_learner(dls, torch.nn.Linear(3, 1), torch.nn.MSELoss(), lr=1e-2, out_dir=out)
+    with data_parallel(learn), learn.no_bar(), learn.no_logging(): learn.fit(2)
+    (out/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(world=num_distrib(), threads=torch.get_num_threads())))
+launch(train, 2)
+print('threads after', torch.get_num_threads())
+'''
+
+
+def test_launch_on_cpu_after_multithreaded_work(tmp_path):
+    "OpenMP does not survive fork: launch must not hang when the parent already ran threaded ops; the parent's threads come back."
+    (tmp_path/'s.py').write_text(FORK_AFTER_THREADS)
+    p = subprocess.Popen([sys.executable, str(tmp_path/'s.py'), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try: out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9); p.communicate()
+        pytest.fail('launch hung: the forked processes deadlocked in OpenMP')
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in (0, 1)]
+    assert [d['world'] for d in ranks] == [2, 2] and [d['threads'] for d in ranks] == [1, 1]
+    assert 'threads after 2' in r.stdout

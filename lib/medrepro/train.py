@@ -37,9 +37,10 @@ def keras_callbacks(monitor='valid_loss', comp=None, fname='best', log='history.
 class EpochLog(Callback):
     "One plain line per epoch (epoch, losses, metrics, seconds): what a batch run's log needs, instead of progress bars."
     order = 70                                              # after the Recorder has the epoch's values
-    def before_epoch(self): self.t0 = time.time()
+    def before_epoch(self): self.t0, self.trained = time.time(), False
+    def after_train(self): self.trained = True
     def after_epoch(self):
-        if rank_distrib(): return                              # one log, from rank 0
+        if rank_distrib() or not self.trained: return          # one log, from rank 0; get_preds/validate are no epochs
         names = [n for n in self.recorder.metric_names[1:-1]]
         vals = self.recorder.log[1:len(names) + 1]
         print(f'epoch {self.epoch + 1}/{self.n_epoch} ' + ' '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}'
@@ -113,11 +114,14 @@ def launch(train_fn, num_processes=1, seed=0):
         raise RuntimeError('CUDA is already initialised in this kernel, so it cannot fork GPU processes: restart the kernel and run '
                            'the notebook with num_processes set from the start (build DataLoaders with device="cpu" before launch), '
                            'or use the script route: accelerate launch --num_processes N $(which medrepro-train) <notebook>')
-    print(f'training in {num_processes} data-parallel processes: ' + ('CPU, gloo' if cpu else 'one per GPU, nccl'), flush=True)
-    threads = str(max(1, (os.cpu_count() or 1) // num_processes))
-    with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', threads)} if cpu else {})), \
-         contextlib.redirect_stdout(io.StringIO()):         # accelerate's banner says "CUDAs" even on a CPU
-        notebook_launcher(_run, args=(True,), num_processes=num_processes, use_port=str(_free_port()), mixed_precision='no')  # fp16: fastai's to_fp16
+    print(f'training in {num_processes} data-parallel processes: ' + ('CPU, gloo, one thread each' if cpu else 'one per GPU, nccl'), flush=True)
+    threads = torch.get_num_threads()
+    if cpu: torch.set_num_threads(1)                        # OpenMP does not survive fork: a forked process may only use one thread
+    try:
+        with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1'} if cpu else {})), \
+             contextlib.redirect_stdout(io.StringIO()):     # accelerate's banner says "CUDAs" even on a CPU
+            notebook_launcher(_run, args=(True,), num_processes=num_processes, use_port=str(_free_port()), mixed_precision='no')  # fp16: fastai's to_fp16
+    finally: torch.set_num_threads(threads)
 
 def data_parallel(learn):
     "Context in which `learn` trains data-parallel when several processes run (fastai's `distrib_ctx`); a no-op otherwise."
