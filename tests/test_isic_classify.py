@@ -5,7 +5,7 @@ import numpy as np, pytest, torch
 from sklearn.metrics import balanced_accuracy_score
 from medrepro.core import load_model
 from medrepro.isic.classify import (TV_ARCHS, torchvision_classifier, imagenet_weights, isic_resnet, model_config, build,
-                                    array_dataloaders, channel_stats, class_weights, bma_metric, train_run, predict, CHECKPOINTS)
+                                    array_dataloaders, channel_stats, class_weights, accuracy_metric, bma_metric, train_run, predict, CHECKPOINTS)
 from medrepro.isic.labels import isic2019_table, load_images, split_70_10_20
 from medrepro.isic.data import write_isic2019
 
@@ -47,6 +47,8 @@ def test_bma_metric_matches_sklearn():
     yt, yp = torch.tensor([0, 0, 1, 1, 1, 2]), torch.tensor([0, 1, 1, 1, 0, 0])
     met.accum_values(yp, yt)
     assert met.name == 'bma' and met.value == pytest.approx(balanced_accuracy_score(yt, yp)) == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
+    acc = accuracy_metric(); acc.reset(); acc.accum_values(yp, yt)
+    assert acc.name == 'accuracy' and acc.value == pytest.approx(3 / 6)
 
 
 @pytest.fixture(scope='module')

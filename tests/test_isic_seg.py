@@ -1,11 +1,12 @@
 "ISIC 2018 segmentation: the U-Net, the fastai baseline, loss, metric, prediction, scoring and the Otsu baseline."
 from pathlib import Path
-import numpy as np, pytest, torch
+import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from medrepro.core import save_model, load_model, seed_everything
 from medrepro.metrics import thresholded_jaccard
 from medrepro.isic.data import SegItem, make_isic2018, seg_items, seg_split, load_seg_set, seg_dataloaders
-from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, DiceBCELoss, MeanJaccard, seg_loss, predict_probs, seg_learner, export_checkpoints
+from medrepro.nets import MaskLoss
+from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, predict_probs, seg_learner, fit_seg, export_checkpoints
 from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
 
 
@@ -56,17 +57,46 @@ def test_save_load_roundtrip(tmp_path):
         assert cfg.arch == arch and np.allclose(predict_probs(m2, x), before, atol=1e-6)
 
 
-def test_loss_and_metric():
+def _tiny_dls(n_train=6, n_valid=3, size=16, seed=0):
+    "In-memory images whose dark pixels are the lesion."
+    from fastai.data.core import DataLoaders
+    from torch.utils.data import TensorDataset
+    x = torch.rand(n_train + n_valid, 3, size, size, generator=torch.Generator().manual_seed(seed)); y = (x.mean(1) < 0.5).long()
+    return DataLoaders.from_dsets(TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:]), bs=2, device='cpu')
+
+
+def test_loss_and_metric_are_the_shared_ones(tmp_path):
+    learn = seg_learner(_tiny_dls(), isic_unet([4, 8]), out_dir=tmp_path)
+    assert isinstance(learn.loss_func, MaskLoss) and learn.loss_func.kind == 'dice_bce'
+    assert seg_learner(_tiny_dls(), isic_unet([4, 8]), loss='bce', out_dir=tmp_path).loss_func.kind == 'bce'
+    with pytest.raises(ValueError, match='unknown loss'): seg_learner(_tiny_dls(), isic_unet([4, 8]), loss='focal', out_dir=tmp_path)
     targ = torch.tensor([[[1, 1], [0, 0]]])
     perfect, wrong = torch.tensor([[[[20., 20.], [-20., -20.]]]]), torch.tensor([[[[-20., -20.], [20., 20.]]]])
-    assert float(DiceBCELoss()(perfect, targ)) == pytest.approx(0, abs=1e-3)
+    assert float(learn.loss_func(perfect, targ)) == pytest.approx(0, abs=1e-3)
     # BCE ~20 per pixel, soft Dice = (0 + 1) / (2 + 2 + 1)
-    assert float(DiceBCELoss()(wrong, targ)) == pytest.approx(20 + (1 - 1 / 5), abs=1e-3)
-    with pytest.raises(ValueError, match='unknown loss'): seg_loss('focal')
+    assert float(learn.loss_func(wrong, targ)) == pytest.approx(20 + (1 - 1 / 5), abs=1e-3)
+    (mj,) = learn.metrics
+    assert mj.name == 'jaccard'                              # the history column the notebooks read
     class L: pass
-    l = L(); l.pred = torch.cat([perfect, wrong, -perfect.abs()]); l.y = torch.cat([targ, targ, torch.zeros_like(targ)])
-    mj = MeanJaccard(); mj.reset(); mj.accumulate(l)
-    assert mj.vals == [1.0, 0.0, 1.0] and mj.value == pytest.approx(2 / 3)
+    l = L(); l.pred = torch.cat([perfect, wrong, -perfect.abs()]); l.y = torch.cat([targ, targ, torch.zeros_like(targ)]); l.to_detach = lambda t: t
+    mj.reset(); mj.accumulate(l)
+    assert mj.value == pytest.approx(2 / 3)                  # per image 1, 0 and 1 (both empty), then the mean
+
+
+@pytest.mark.parametrize('factory', [False, True])
+def test_export_checkpoints_leaves_no_intermediate_files(tmp_path, factory):
+    "Both branches of seg_learner (make_learner, or a learner factory like unet_learner) keep fastai's two files until export, then drop them."
+    from fastai.learner import Learner
+    kw = dict(model=None, learner=lambda dls, **k: Learner(dls, isic_unet([4, 8]), **k)) if factory else dict(model=isic_unet([4, 8]))
+    learn = seg_learner(_tiny_dls(), lr=1e-2, out_dir=tmp_path/'train', **kw)
+    with learn.no_bar(), learn.no_logging(): fit_seg(learn, 2, 1e-2)
+    assert sorted(p.name for p in (tmp_path/'train').iterdir()) == ['best_jaccard.pth', 'best_loss.pth', 'history.csv']
+    best = torch.load(tmp_path/'train'/'best_jaccard.pth', weights_only=True)
+    saved = export_checkpoints(learn, tmp_path/'models'/'u', dict(arch='isic_unet', params=dict(widths=[4, 8])))
+    assert sorted(p.name for p in (tmp_path/'train').iterdir()) == ['history.csv']
+    m, cfg = load_model(saved['jaccard'])
+    assert cfg.meta['checkpoint'] == 'best valid jaccard' and all(torch.equal(best[k], v) for k, v in m.state_dict().items())
+    assert list(pd.read_csv(tmp_path/'train'/'history.csv').columns) == ['epoch', 'train_loss', 'valid_loss', 'jaccard', 'time']
 
 
 def test_predict_tta_flips():

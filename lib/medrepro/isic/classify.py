@@ -7,20 +7,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torchvision
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle   # adds Learner.fit_one_cycle
 from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy, AccumMetric
+from fastai.metrics import AccumMetric
 from ..core import register_model, ModelConfig, save_model, get_device
-from ..train import make_learner
+from ..train import make_learner, data_parallel
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'CHECKPOINTS', 'imagenet_weights', 'torchvision_classifier', 'ResBlock', 'isic_resnet', 'model_config',
-           'build', 'ArrayDataset', 'channel_stats', 'array_dataloaders', 'bma_metric', 'class_weights',
-           'ThreeCheckpoints', 'train_run', 'predict']
+           'build', 'ArrayDataset', 'channel_stats', 'array_dataloaders', 'accuracy_metric', 'bma_metric',
+           'class_weights', 'ThreeCheckpoints', 'train_run', 'predict']
 
 # %% ../../../nbs/44_isic_cls_train.ipynb #c007
 TV_ARCHS = dict(vgg16=('vgg16', 'VGG16_Weights'), alexnet=('alexnet', 'AlexNet_Weights'),
@@ -109,6 +109,10 @@ def array_dataloaders(x, y, split, bs=32, augment=True, seed=0, device=None) -> 
     return dls
 
 # %% ../../../nbs/44_isic_cls_train.ipynb #c018
+def accuracy_metric():
+    "fastai metric: accuracy of the argmax over the whole validation set (scikit-learn's accuracy_score), named 'accuracy'."
+    return AccumMetric(accuracy_score, dim_argmax=-1, to_np=True, invert_arg=True, name='accuracy')
+
 def bma_metric():
     "fastai metric: balanced multi-class accuracy (scikit-learn's balanced_accuracy_score of the argmax), named 'bma'."
     return AccumMetric(balanced_accuracy_score, dim_argmax=-1, to_np=True, invert_arg=True, name='bma')
@@ -140,14 +144,14 @@ class ThreeCheckpoints(Callback):
 
 # %% ../../../nbs/44_isic_cls_train.ipynb #c021
 def train_run(dls, cfg:ModelConfig, folder, epochs=10, lr=1e-3, weights=None, device=None):
-    "Train the model of `cfg` on `dls` (cross-entropy, class-weighted if `weights`), saving its three checkpoints under `folder`."
+    "Train the model of `cfg` on `dls` (cross-entropy, class-weighted if `weights`; data-parallel when several processes run), saving its three checkpoints under `folder`."
     folder = Path(folder)
     model = build(cfg)
     loss = CrossEntropyLossFlat(weight=None if weights is None else weights.to(get_device(device)))
-    learn = make_learner(dls, model, loss, metrics=[accuracy, bma_metric()], lr=lr, out_dir=folder,
+    learn = make_learner(dls, model, loss, metrics=[accuracy_metric(), bma_metric()], lr=lr, out_dir=folder,
                          save_best=False, lr_patience=None, es_patience=None)
     learn.add_cb(ThreeCheckpoints(folder, cfg))
-    learn.fit_one_cycle(epochs, lr)
+    with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
     return learn
 
 @torch.no_grad()

@@ -6,15 +6,15 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from fastai.metrics import Metric
-from fastai.losses import BCEWithLogitsLossFlat
 from fastai.callback.tracker import SaveModelCallback
-from ..core import register_model, save_model
-from ..train import make_learner, keras_callbacks
+from fastai.callback.schedule import fit_one_cycle   # adds Learner.fit_one_cycle
+from fastai.torch_core import distrib_barrier
+from ..core import register_model, save_model, is_rank0
+from ..nets import MaskLoss, MaskScore
+from ..train import make_learner, keras_callbacks, data_parallel
 
 # %% auto #0
-__all__ = ['UNet', 'isic_unet', 'n_params', 'fastai_unet', 'DiceBCELoss', 'seg_loss', 'MeanJaccard', 'seg_learner',
-           'export_checkpoints', 'predict_probs']
+__all__ = ['UNet', 'isic_unet', 'n_params', 'fastai_unet', 'seg_learner', 'fit_seg', 'export_checkpoints', 'predict_probs']
 
 # %% ../../../nbs/41_isic_seg_train.ipynb #c007
 from ..nets import conv_block   # two (3x3 conv, batch norm, ReLU) layers, shared with EchoNet
@@ -59,55 +59,37 @@ def fastai_unet(backbone='resnet18', img_size=(768, 1024), n_out=1) -> nn.Module
     from torchvision import models
     return create_unet_model(getattr(models, backbone), n_out, tuple(img_size), pretrained=False)
 
-# %% ../../../nbs/41_isic_seg_train.ipynb #c014
-class DiceBCELoss:
-    "Binary cross-entropy on logits + `dice_weight` x (1 - soft Dice) per image, for one logit channel and a 0/1 mask."
-    def __init__(self, dice_weight=1.0, smooth=1.0): self.bce, self.w, self.smooth = BCEWithLogitsLossFlat(), dice_weight, smooth
-    def __call__(self, pred, targ):
-        t = targ.float().reshape(pred.shape[0], -1); p = torch.sigmoid(pred.float()).reshape(pred.shape[0], -1)
-        dice = (2 * (p * t).sum(1) + self.smooth) / (p.sum(1) + t.sum(1) + self.smooth)
-        return self.bce(pred[:, 0], targ.float()) + self.w * (1 - dice).mean()
-    def activation(self, x): return torch.sigmoid(x)
-    def decodes(self, x): return (x > 0).long().squeeze(1)
-
-def seg_loss(name='dice_bce'):
-    "'dice_bce' (BCE + soft Dice) or 'bce' (binary cross-entropy on logits)."
-    if name == 'dice_bce': return DiceBCELoss()
-    if name == 'bce': return BCEWithLogitsLossFlat()
-    raise ValueError(f"unknown loss {name!r}: use 'dice_bce' or 'bce'")
-
-class MeanJaccard(Metric):
-    "Per-image foreground Jaccard (logit > 0), averaged over the epoch's images (empty vs empty counts 1)."
-    def reset(self): self.vals = []
-    def accumulate(self, learn):
-        p, t = (learn.pred[:, 0] > 0).flatten(1), (learn.y > 0).flatten(1)
-        inter, union = (p & t).sum(1).float(), (p | t).sum(1).float()
-        self.vals += torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).tolist()
-    @property
-    def value(self): return float(np.mean(self.vals)) if self.vals else None
-    @property
-    def name(self): return 'jaccard'
-
 # %% ../../../nbs/41_isic_seg_train.ipynb #c017
 def seg_learner(dls, model, loss='dice_bce', lr=1e-3, out_dir='.', learner=None):
     "A Learner that keeps two checkpoints: `best_loss` (lowest valid loss) and `best_jaccard` (highest valid Jaccard)."
     jac = SaveModelCallback(monitor='jaccard', comp=np.greater, fname='best_jaccard', with_opt=False)
+    metrics = [MaskScore('mean_jaccard', name='jaccard')]
     if learner is None:
-        learn = make_learner(dls, model, seg_loss(loss), metrics=[MeanJaccard()], lr=lr, out_dir=out_dir, monitor='valid_loss',
-                             fname='best_loss', lr_patience=None, es_patience=None)
+        learn = make_learner(dls, model, MaskLoss(loss), metrics=metrics, lr=lr, out_dir=out_dir, monitor='valid_loss',
+                             fname='best_loss', lr_patience=None, es_patience=None, keep_checkpoints=True)
         learn.add_cb(jac)
         return learn
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    cbs = keras_callbacks(monitor='valid_loss', fname='best_loss', log=Path(out_dir)/'history.csv', lr_patience=None, es_patience=None)
-    return learner(dls, loss_func=seg_loss(loss), metrics=[MeanJaccard()], lr=lr, path=out_dir, model_dir='.', cbs=cbs + [jac])
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)   # a learner factory such as fastai's unet_learner
+    log = out_dir/'history.csv' if is_rank0() else None                # as make_learner: one history, rank 0's
+    cbs = keras_callbacks(monitor='valid_loss', fname='best_loss', log=log, lr_patience=None, es_patience=None)
+    return learner(dls, loss_func=MaskLoss(loss), metrics=metrics, lr=lr, path=out_dir, model_dir='.', cbs=cbs + [jac])
 
-def export_checkpoints(learn, folder_stem, config:dict) -> dict:
-    "Save the `best_loss` and `best_jaccard` checkpoints with `core.save_model` as `<folder_stem>_loss` / `_jaccard`."
-    out = {}
-    for k in ('loss', 'jaccard'):
+def fit_seg(learn, epochs, lr):
+    "One-cycle fit of a `seg_learner`, data-parallel when several processes run (notebook 04); returns `learn`."
+    with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
+    return learn
+
+def export_checkpoints(learn, folder_stem, config:dict, drop=True) -> dict:
+    "Save the `best_loss` and `best_jaccard` checkpoints with `core.save_model` as `<folder_stem>_loss` / `_jaccard`, then delete them."
+    out, files = {}, {k: learn.path/learn.model_dir/f'best_{k}.pth' for k in ('loss', 'jaccard')}
+    for k in files:
         learn.load(f'best_{k}', with_opt=False)
         cfg = {**config, 'meta': {**config.get('meta', {}), 'checkpoint': f'best valid {k}'}}
-        out[k] = save_model(f'{folder_stem}_{k}', learn.model, cfg)
+        out[k] = save_model(f'{folder_stem}_{k}', learn.model, cfg)   # rank 0 writes
+    if drop:
+        distrib_barrier()                                             # every process has read them
+        if is_rank0():
+            for f in files.values(): f.unlink(missing_ok=True)
     return out
 
 # %% ../../../nbs/41_isic_seg_train.ipynb #c019
