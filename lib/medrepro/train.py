@@ -96,11 +96,22 @@ def _env(**kw):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+class _Lines(io.TextIOBase):
+    "Hand `out` whole lines: a forked kernel process's writes otherwise reach the notebook as one output per fragment."
+    def __init__(self, out): self.out, self.buf = out, ''
+    def write(self, s):
+        self.buf += s
+        if '\n' in self.buf:
+            done, self.buf = self.buf.rsplit('\n', 1)
+            self.out.write(done + '\n'); self.out.flush()
+        return len(s)
+    def flush(self): self.out.flush()
+
 def launch(train_fn, num_processes=1, seed=0):
     "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo)."
     out = sys.stdout
     def _run(quiet=False):
-        if quiet: sys.stdout = open(os.devnull, 'w') if rank_distrib() else out   # one voice: rank 0's
+        if quiet: sys.stdout = open(os.devnull, 'w') if rank_distrib() else _Lines(out)   # one voice: rank 0's, whole lines
         seed_everything(seed + rank_distrib())
         return train_fn()
     if num_distrib() > 1:                                   # started by `accelerate launch` / torchrun: already parallel
