@@ -68,10 +68,23 @@ def test_training_steps_reduce_loss(make, shape):
 @pytest.mark.parametrize('arch,params,x', [
     ('rsna_cnn3d', dict(in_ch=2, widths=[4, 8], hidden=8, padding=1, patient='head'), torch.randn(1, 2, 8, 16, 16)),
     ('rsna_crop_gru', dict(in_ch=3, encoder='small', widths=[4, 8], hidden=4), torch.randn(1, 7, 2, 3, 16, 16)),
-    ('rsna_effnet_gru', dict(n_out=1, in_ch=3, hidden=4), torch.randn(1, 2, 3, 32, 32))])
+    ('rsna_effnet_gru', dict(n_out=1, in_ch=3, hidden=4), torch.randn(1, 2, 3, 32, 32)),
+    ('rsna_effnet_gru', dict(n_out=1, in_ch=3, hidden=4, width=0.25), torch.randn(1, 2, 3, 32, 32))])
 def test_registered_save_and_load(tmp_path, arch, params, x):
     m = ModelConfig(arch, params).build().eval()
     save_model(tmp_path, m, ModelConfig(arch, params, meta=dict(test_uids=['a'], valid_uids=['b'])))
     m2, cfg = load_model(tmp_path, device='cpu')
     assert cfg.arch == arch and cfg.module == 'medrepro.rsna.nets' and cfg.meta['test_uids'] == ['a']
     with torch.no_grad(): assert torch.allclose(m(x), m2(x), atol=1e-6)
+
+
+def test_effnet_width_one_is_torchvision_b0_and_narrower_is_smaller():
+    "width 1.0 builds exactly torchvision's B0 (same weights for the same seed); the smoke width is a tenth of its size."
+    from torchvision.models import efficientnet_b0
+    torch.manual_seed(0); ours = effnet_b0(width=1.0)
+    torch.manual_seed(0); tv = efficientnet_b0()
+    assert all(torch.equal(a, b) for a, b in zip(ours[0].state_dict().values(), tv.features.state_dict().values()))
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(effnet_b0(width=0.25)) < n(ours) / 10
+    assert EffNetGRU(hidden=4, width=0.5).gru.input_size == 640
+    with pytest.raises(ValueError, match='width 1.0'): EffNetGRU(pretrained=True, width=0.25)

@@ -48,17 +48,19 @@ class Cnn3dStandIn(nn.Module):
 
 # %% ../../../nbs/16_rsna_effnet_gru.ipynb #c006
 from torchvision.models import efficientnet_b0, EfficientNet_B0_Weights
+from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
 
-def effnet_b0(pretrained=False, in_ch=3) -> nn.Module:
-    "EfficientNet-B0 feature extractor (n, in_ch, H, W) -> (n, 1280) from torchvision; ImageNet weights only from the local cache."
+def effnet_b0(pretrained=False, in_ch=3, width=1.0) -> nn.Module:
+    "EfficientNet-B0 feature extractor (n, in_ch, H, W) -> (n, 1280 x width) from torchvision (`width` < 1: narrower); ImageNet weights only from the local cache."
     weights = None
+    if pretrained and width != 1.0: raise ValueError(f'pretrained weights exist for B0 (width 1.0) only, not width {width}')
     if pretrained:
         weights = EfficientNet_B0_Weights.IMAGENET1K_V1
         f = Path(torch.hub.get_dir())/'checkpoints'/Path(weights.url).name
         if not f.exists():
             raise FileNotFoundError(f'{f}: pretrained EfficientNet-B0 weights are not cached and cannot be downloaded here; '
                                     f'copy {weights.url} to that path on a connected machine, or use pretrained=False')
-    m = efficientnet_b0(weights=weights)
+    m = efficientnet_b0(weights=weights) if width == 1.0 else EfficientNet(_efficientnet_conf('efficientnet_b0', width_mult=width, depth_mult=1.0)[0], 0.2)
     if in_ch != 3:                                       # first conv for other channel counts (mean of RGB filters if pretrained)
         old = m.features[0][0]
         new = nn.Conv2d(in_ch, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
@@ -71,10 +73,11 @@ def effnet_b0(pretrained=False, in_ch=3) -> nn.Module:
 @register_model('rsna_effnet_gru')
 class EffNetGRU(nn.Module):
     "EfficientNet-B0 per slice + bidirectional GRU, mean + max over time: (n, T, C, H, W) -> (n, n_out) logits."
-    def __init__(self, n_out=1, in_ch=3, hidden=128, pretrained=False, dropout=0.2):
+    def __init__(self, n_out=1, in_ch=3, hidden=128, pretrained=False, dropout=0.2, width=1.0):
         super().__init__()
-        self.encoder = effnet_b0(pretrained, in_ch)
-        self.gru = nn.GRU(1280, hidden, batch_first=True, bidirectional=True)
+        self.encoder = effnet_b0(pretrained, in_ch, width)
+        feat = self.encoder[0][-1][0].out_channels                      # 1280 for B0
+        self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_out))
     def forward(self, x):
         if x.ndim != 5: raise ValueError(f'EffNetGRU expects (n, T, C, H, W), got {tuple(x.shape)}')
