@@ -1,14 +1,14 @@
 "dsb.train through the shared data-parallel switch (issue #12): two CPU processes over gloo, the same code as one."
-import json, os, subprocess, sys
+import os
 from pathlib import Path
 import pandas as pd, pytest, torch
-from fastai.torch_core import rank_distrib, num_distrib
-from medrepro.core import ModelConfig, save_model, load_model, seed_everything
+from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.sample import generate
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.train import launch, make_learner
+from medrepro.train import make_learner
 from medrepro.dsb import data as D
 from medrepro.dsb.train import train_run
+from ranks import record_rank, run_two_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,18 +29,10 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
 
     def train():
         learn = train_run(dls, cfg, 'bce', epochs=3, lr=1e-2, out_dir=out, one_cycle=True)
-        torch.save(learn.model.state_dict(), ranks/f'rank{rank_distrib()}.pt')
-        (ranks/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(world=num_distrib(), values=[list(map(float, v)) for v in learn.recorder.values])))
+        record_rank(ranks, dict(resunet=learn))
         save_model(out/'model', learn.model, cfg)
 
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try: launch(train, num_processes=2, seed=0)
-    finally: torch.set_num_threads(threads)
-    r0, r1 = (json.loads((ranks/f'rank{r}.json').read_text()) for r in (0, 1))
-    assert r0['world'] == r1['world'] == 2                 # both ranks finished, in a world of two
-    assert r0['values'] == r1['values']                    # and logged the same (synced) validation numbers
-    w0, w1 = (torch.load(ranks/f'rank{r}.pt', weights_only=True) for r in (0, 1))
-    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)   # identical weights, BatchNorm buffers included
+    w0 = run_two_ranks(train, ranks, ['resunet'])['weights']['resunet']   # both finish, same numbers, identical weights
     assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'model']       # one history, one checkpoint
     assert sorted(p.name for p in (out/'model').iterdir()) == ['config.json', 'model.pth']
     hist = pd.read_csv(out/'history.csv')

@@ -1,13 +1,12 @@
 "EchoNet's fit functions through the shared data-parallel switch (issue #12): two CPU processes over gloo, the same code as one."
-import json
-import numpy as np, pandas as pd, pytest, torch
-from fastai.torch_core import rank_distrib, num_distrib
+import numpy as np, pandas as pd, pytest
 from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.train import launch, make_learner
+from medrepro.train import make_learner
 from medrepro.echonet.data import echo_dataloaders, fill_polygon
 from medrepro.echonet.nets import train_run
 from medrepro.echonet.landmarks import landmark_set, train_landmarks
+from ranks import record_rank, run_two_ranks
 
 
 def _frames(n=17, size=16, seed=0):
@@ -33,22 +32,12 @@ def test_two_gloo_processes_train_the_unet_and_a_landmark_model(tmp_path):
     ranks = tmp_path/'ranks'; ranks.mkdir()
 
     def train():
-        r = rank_distrib()
         a = train_run(mask_dls, cfg_mask.build(), MaskLoss('bce'), epochs=2, lr=1e-2, out_dir=tmp_path/'mask')
         b = train_landmarks(lm_dls, cfg_lm.build(), 'spatial_ce', epochs=2, lr=1e-2, out_dir=tmp_path/'lm', quiet=True)
-        for name, learn in (('mask', a), ('lm', b)):
-            torch.save(learn.model.state_dict(), ranks/f'{name}{r}.pt')
-        (ranks/f'rank{r}.json').write_text(json.dumps(dict(world=num_distrib(), values=[list(map(float, v)) for v in a.recorder.values])))
+        record_rank(ranks, dict(mask=a, lm=b))
         save_model(tmp_path/'mask'/'model', a.model, cfg_mask)
 
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try: launch(train, num_processes=2, seed=0)
-    finally: torch.set_num_threads(threads)
-    r0, r1 = (json.loads((ranks/f'rank{r}.json').read_text()) for r in (0, 1))
-    assert r0['world'] == r1['world'] == 2 and r0['values'] == r1['values']            # two ranks, the same synced numbers
-    for name in ('mask', 'lm'):
-        w0, w1 = (torch.load(ranks/f'{name}{r}.pt', weights_only=True) for r in (0, 1))
-        assert all(torch.equal(w0[k], w1[k]) for k in w0), name                       # identical weights, BatchNorm buffers included
+    run_two_ranks(train, ranks, ['mask', 'lm'])                                          # same synced numbers, identical weights
     assert sorted(p.name for p in (tmp_path/'lm').iterdir()) == ['history.csv']       # one history, no checkpoint left behind
     assert sorted(p.name for p in (tmp_path/'mask').iterdir()) == ['history.csv', 'model']
     assert len(pd.read_csv(tmp_path/'lm'/'history.csv')) == 2

@@ -1,15 +1,14 @@
 "ISIC's fit functions through the shared data-parallel switch (issue #12): two CPU processes over gloo, the same code as one."
-import json
 import numpy as np, pandas as pd, pytest, torch
 from fastai.data.core import DataLoaders
 from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import rank_distrib, num_distrib
 from torch.utils.data import TensorDataset
 from medrepro.core import load_model
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.train import launch, make_learner
+from medrepro.train import make_learner
 from medrepro.isic.seg import isic_unet, seg_learner, fit_seg, export_checkpoints
 from medrepro.isic.classify import array_dataloaders, model_config, train_run, accuracy_metric, bma_metric
+from ranks import record_rank, run_two_ranks
 
 
 @pytest.mark.slow
@@ -25,21 +24,12 @@ def test_two_gloo_processes_train_the_unet_and_a_classifier(tmp_path):
     ranks = tmp_path/'ranks'; ranks.mkdir()
 
     def train():
-        r = rank_distrib()
         seg = fit_seg(seg_learner(seg_dls, isic_unet([4, 8]), lr=1e-2, out_dir=tmp_path/'seg'), 3, 1e-2)
         export_checkpoints(seg, tmp_path/'models'/'unet', dict(arch='isic_unet', params=dict(widths=[4, 8])))
         cls = train_run(cls_dls, cfg, tmp_path/'cls', epochs=3, lr=3e-3)
-        for name, learn in (('seg', seg), ('cls', cls)): torch.save(learn.model.state_dict(), ranks/f'{name}{r}.pt')
-        (ranks/f'rank{r}.json').write_text(json.dumps(dict(world=num_distrib(), values=[[list(map(float, v)) for v in l.recorder.values] for l in (seg, cls)])))
+        record_rank(ranks, dict(seg=seg, cls=cls))
 
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try: launch(train, num_processes=2, seed=0)
-    finally: torch.set_num_threads(threads)
-    r0, r1 = (json.loads((ranks/f'rank{r}.json').read_text()) for r in (0, 1))
-    assert r0['world'] == r1['world'] == 2 and r0['values'] == r1['values']               # two ranks, the same synced numbers
-    for name in ('seg', 'cls'):
-        w0, w1 = (torch.load(ranks/f'{name}{r}.pt', weights_only=True) for r in (0, 1))
-        assert all(torch.equal(w0[k], w1[k]) for k in w0), name                          # identical weights, BatchNorm buffers included
+    run_two_ranks(train, ranks, ['seg', 'cls'])                                             # same synced numbers, identical weights
     # segmentation: one history, fastai's two checkpoint files exported by rank 0 and then deleted
     assert sorted(p.name for p in (tmp_path/'seg').iterdir()) == ['history.csv']
     assert sorted(p.name for p in (tmp_path/'models').iterdir()) == ['unet_jaccard', 'unet_loss']

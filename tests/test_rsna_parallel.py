@@ -1,13 +1,12 @@
 "RSNA training through the shared data-parallel switch (issue #12): two CPU processes over gloo train the crop model like one."
-import json
 import numpy as np, pandas as pd, pytest, torch
 import fastai.callback.schedule  # Learner.fit_one_cycle
-from fastai.torch_core import rank_distrib, num_distrib
 from medrepro.core import ModelConfig, save_model, load_model
-from medrepro.train import data_parallel, launch, make_learner
+from medrepro.train import data_parallel, make_learner
 from medrepro.rsna.losses import SliceAuxLoss, rsna_loss, rsna_metrics, weighted_log_loss
 from medrepro.rsna.preprocess import volume_dls
 from medrepro.rsna.nets import CropGRU
+from ranks import record_rank, run_two_ranks
 
 
 def _crops(n=13, t=3, size=16, seed=0):
@@ -33,17 +32,10 @@ def test_two_gloo_processes_train_the_crop_model(tmp_path):
         learn = make_learner(dls, model, SliceAuxLoss(model, 1.), metrics=rsna_metrics(), lr=1e-2, out_dir=out,
                              monitor='wll', comp=np.less, lr_patience=None)
         with data_parallel(learn), learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
-        torch.save(learn.model.state_dict(), ranks/f'rank{rank_distrib()}.pt')
-        (ranks/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(world=num_distrib(), values=[list(map(float, v)) for v in learn.recorder.values])))
+        record_rank(ranks, dict(crop=learn))
         save_model(out/'model', learn, cfg)
 
-    threads = torch.get_num_threads(); torch.set_num_threads(1)      # forked ranks: libgomp's pool does not survive a fork
-    try: launch(train, num_processes=2, seed=0)
-    finally: torch.set_num_threads(threads)
-    r0, r1 = (json.loads((ranks/f'rank{r}.json').read_text()) for r in (0, 1))
-    assert r0['world'] == r1['world'] == 2 and r0['values'] == r1['values']       # two ranks, the same synced numbers
-    w0, w1 = (torch.load(ranks/f'rank{r}.pt', weights_only=True) for r in (0, 1))
-    assert all(torch.equal(w0[k], w1[k]) for k in w0)                            # identical weights, BatchNorm buffers included
+    w0 = run_two_ranks(train, ranks, ['crop'])['weights']['crop']   # two ranks, the same synced numbers, identical weights
     assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'model']      # one history, one model, no checkpoint left
     hist = pd.read_csv(out/'history.csv')
     assert list(hist.columns) == ['epoch', 'train_loss', 'valid_loss', 'accuracy_multi', 'f1_score', 'wll', 'time']
