@@ -1,5 +1,5 @@
 "Shared pytest fixtures: where the real sample data beside the checkout lives."
-import os
+import os, shutil
 from pathlib import Path
 import pytest
 
@@ -19,3 +19,13 @@ def _isolate_reports(tmp_path, monkeypatch):
     "Tests never write into the project's reports/ or data/ folders."
     monkeypatch.setenv('MEDREPRO_REPORTS', str(tmp_path/'reports'))
     monkeypatch.setenv('MPLBACKEND', 'Agg')
+
+
+@pytest.fixture
+def scratch_copy(tmp_path):
+    "A function that copies a generated sample folder under this test's tmp_path, so a test may damage it freely."
+    def copy(src):
+        dst = tmp_path/'copy'
+        shutil.copytree(src, dst)
+        return dst
+    return copy

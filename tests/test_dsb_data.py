@@ -14,12 +14,6 @@ def sample(tmp_path_factory):
     return generate('dsb2018', tmp_path_factory.mktemp('dsb')/'dsb2018', n=8, seed=3)
 
 
-def _copy(sample, tmp_path):
-    dst = tmp_path/'copy'
-    shutil.copytree(sample, dst)
-    return dst
-
-
 def test_generator_writes_exact_kaggle_layout(sample):
     ids = sorted(p.name for p in (sample/'stage1_train').iterdir())
     assert len(ids) == 8 and all(re.fullmatch(r'[0-9a-f]{64}', i) for i in ids)
@@ -86,8 +80,8 @@ def test_processed_layout_jpg(sample, tmp_path):
     assert lab.max() >= 1
 
 
-def test_no_masks_folder(sample, tmp_path):
-    d = _copy(sample, tmp_path)
+def test_no_masks_folder(sample, tmp_path, scratch_copy):
+    d = scratch_copy(sample)
     victim = sorted((d/'stage1_train').iterdir())[2]
     shutil.rmtree(victim/'masks')
     with pytest.raises(DataError, match='no masks folder') as e:
@@ -95,8 +89,8 @@ def test_no_masks_folder(sample, tmp_path):
     assert victim.name in str(e.value)
 
 
-def test_mask_size_differs(sample, tmp_path):
-    d = _copy(sample, tmp_path)
+def test_mask_size_differs(sample, tmp_path, scratch_copy):
+    d = scratch_copy(sample)
     it = D.dsb_items(d)[1]
     bad = sorted(it.masks.glob('*.png'))[0]
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(bad)
@@ -106,8 +100,8 @@ def test_mask_size_differs(sample, tmp_path):
 
 
 @pytest.mark.parametrize('which', ['image', 'mask'])
-def test_unreadable_png(sample, tmp_path, which):
-    d = _copy(sample, tmp_path)
+def test_unreadable_png(sample, tmp_path, which, scratch_copy):
+    d = scratch_copy(sample)
     it = D.dsb_items(d)[0]
     bad = it.image if which == 'image' else sorted(it.masks.glob('*.png'))[0]
     bad.write_bytes(b'\x89PNG\r\n\x1a\n this is not a png')
@@ -247,8 +241,8 @@ def test_masks_binarised_by_their_own_value_range(tmp_path):
     assert (D.read_mask(tmp_path/'m.jpg') == (m > 0)).mean() > 0.97
 
 
-def test_kaggle_item_with_01_masks(sample, tmp_path):
-    d = _copy(sample, tmp_path)
+def test_kaggle_item_with_01_masks(sample, tmp_path, scratch_copy):
+    d = scratch_copy(sample)
     it = D.dsb_items(d)[0]
     f = sorted(it.masks.glob('*.png'))[0]
     a = np.asarray(Image.open(f)) > 0

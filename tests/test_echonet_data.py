@@ -1,6 +1,5 @@
 "EchoNet loaders: the CSVs, videos, the four tracing->mask methods, the method of discs, the generator read back, bad inputs."
-import re, shutil, warnings
-from pathlib import Path
+import re
 import numpy as np, pandas as pd
 import cv2
 import pytest
@@ -12,12 +11,6 @@ from medrepro.echonet import data as D
 @pytest.fixture(scope='module')
 def sample(tmp_path_factory):
     return generate('echonet', tmp_path_factory.mktemp('echo')/'echonet', n=6, seed=3)
-
-
-def _copy(sample, tmp_path):
-    dst = tmp_path/'copy'
-    shutil.copytree(sample, dst)
-    return dst
 
 
 RECT = np.array([[5, 2, 5, 10], [2, 4, 8, 4], [2, 6, 8, 6], [2, 8, 8, 8]], float)
@@ -102,8 +95,8 @@ def test_generator_is_deterministic(tmp_path):
     assert (a/'VolumeTracings.csv').read_text() == (b/'VolumeTracings.csv').read_text()
 
 
-def test_filelist_names_with_avi_and_lower_case_split(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_filelist_names_with_avi_and_lower_case_split(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     fl = pd.read_csv(p/'FileList.csv'); fl['FileName'] += '.avi'; fl['Split'] = fl.Split.str.lower()
     fl.to_csv(p/'FileList.csv', index=False)
     d = D.echo_index(p)
@@ -122,8 +115,8 @@ def test_traced_arrays_cache(sample, tmp_path):
 
 
 # ---- bad inputs: each names the file and the problem
-def test_wrong_header(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_wrong_header(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     t = (p/'VolumeTracings.csv').read_text().replace('FileName,X1,Y1,X2,Y2,Frame', 'FileName,X1,Y1,X2,Y2,FrameNumber', 1)
     (p/'VolumeTracings.csv').write_text(t)
     with pytest.raises(DataError, match=r'VolumeTracings\.csv: wrong header: missing Frame'): D.echo_index(p)
@@ -131,8 +124,8 @@ def test_wrong_header(sample, tmp_path):
     with pytest.raises(DataError, match=r'FileList\.csv: wrong header'): D.read_filelist(p/'FileList.csv')
 
 
-def test_non_numeric_coordinate_and_bad_split(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_non_numeric_coordinate_and_bad_split(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     tr = pd.read_csv(p/'VolumeTracings.csv'); tr['X1'] = tr.X1.astype(object); tr.loc[3, 'X1'] = 'abc'
     tr.to_csv(p/'VolumeTracings.csv', index=False)
     with pytest.raises(DataError, match=r'VolumeTracings\.csv: column X1 is not numeric on line 5'): D.echo_index(p)
@@ -140,8 +133,8 @@ def test_non_numeric_coordinate_and_bad_split(sample, tmp_path):
     with pytest.raises(DataError, match=r"FileList\.csv: unknown Split value\(s\) \['HOLDOUT'\]"): D.read_filelist(p/'FileList.csv')
 
 
-def test_traced_video_missing_from_filelist_and_skip(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_traced_video_missing_from_filelist_and_skip(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     fl = pd.read_csv(p/'FileList.csv'); gone = fl.FileName[0]; fl.iloc[1:].to_csv(p/'FileList.csv', index=False)
     with pytest.raises(DataError, match=rf'VolumeTracings\.csv: {gone}\.avi is traced in VolumeTracings\.csv but missing from FileList\.csv'):
         D.echo_index(p)
@@ -150,23 +143,23 @@ def test_traced_video_missing_from_filelist_and_skip(sample, tmp_path):
     assert gone not in set(d.frames.FileName) and len(d.frames) == 10 and list(d.skipped) == [gone]
 
 
-def test_video_missing_from_videos(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_video_missing_from_videos(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     name = pd.read_csv(p/'FileList.csv').FileName[2]
     (p/'Videos'/f'{name}.avi').unlink()
     with pytest.raises(DataError, match=rf'Videos/{name}\.avi: {name}\.avi is missing from Videos/'): D.echo_index(p)
 
 
-def test_traced_frame_beyond_the_video(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_traced_frame_beyond_the_video(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     tr = pd.read_csv(p/'VolumeTracings.csv'); name = tr.FileName[0]
     tr.loc[tr.FileName == name, 'Frame'] += 1000; tr.to_csv(p/'VolumeTracings.csv', index=False)
     with pytest.raises(DataError, match=rf'VolumeTracings\.csv: {name} frame \d+ is beyond the video \(NumberOfFrames \d+\)'):
         D.echo_index(p)
 
 
-def test_tracing_with_too_few_chords(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_tracing_with_too_few_chords(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     tr = pd.read_csv(p/'VolumeTracings.csv')
     name, frame = tr.FileName[0], tr.Frame[0]
     g = tr.index[(tr.FileName == name) & (tr.Frame == frame)]
@@ -174,8 +167,8 @@ def test_tracing_with_too_few_chords(sample, tmp_path):
     with pytest.raises(DataError, match=rf'{name} frame {frame} has 2 chord\(s\); at least 3 are needed'): D.echo_index(p)
 
 
-def test_unreadable_zero_frame_and_truncated_videos(sample, tmp_path):
-    p = _copy(sample, tmp_path)
+def test_unreadable_zero_frame_and_truncated_videos(sample, tmp_path, scratch_copy):
+    p = scratch_copy(sample)
     names = pd.read_csv(p/'FileList.csv').FileName
     (p/'Videos'/f'{names[0]}.avi').write_bytes(b'this is not a video')
     with pytest.raises(DataError, match=rf'{names[0]}\.avi: unreadable video|{names[0]}\.avi: video has no readable frames'):
