@@ -1,4 +1,4 @@
-"EchoNet EDA and evaluation helpers: IoU, the mask-method comparison, LV fractions, per-frame and per-phase scores, results table."
+"EchoNet EDA and evaluation helpers: the mask-method comparison (IoU), LV fractions, per-frame and per-phase scores, results table."
 import numpy as np, pandas as pd
 import pytest
 from medrepro.sample import generate
@@ -11,14 +11,13 @@ def data(tmp_path_factory):
     return D.echo_index(generate('echonet', tmp_path_factory.mktemp('e')/'echonet', n=4, seed=2))
 
 
-def test_mask_iou():
-    assert A.mask_iou([[1, 1, 0, 0]], [[0, 1, 1, 0]]) == pytest.approx(1 / 3)
-    assert A.mask_iou(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
-
-
 def test_compare_mask_methods(data):
     cmp = A.compare_mask_methods(data)
     assert len(cmp) == len(data.frames) * 3 * 2 and set(cmp.method) == {'sort', 'centroid', 'hull'}
+    for _, w in cmp.sample(5, random_state=0).iterrows():                # IoU and area ratio by hand
+        c = data.coords(w.FileName, w.Frame)
+        mk, ref = D.tracing_mask(c, method=w.method, axis=w.axis).astype(bool), D.tracing_mask(c).astype(bool)
+        assert w.iou == pytest.approx((mk & ref).sum() / (mk | ref).sum()) and w.area_ratio == pytest.approx(mk.sum() / ref.sum())
     s = cmp.groupby(['method', 'axis']).iou.mean()
     assert s[('sort', False)] < 0.8 < s[('centroid', False)]          # sort zig-zags, the angle order follows the outline
     assert (cmp[cmp.method == 'hull'].area_ratio >= 0.999).all()       # the hull never loses area

@@ -7,10 +7,11 @@ the reference polygon."""
 # %% ../../../nbs/21_echonet_eda.ipynb #c004
 from __future__ import annotations
 import numpy as np, pandas as pd
+from ..metrics import mask_counts, scores_from_counts
 from .data import EchoData, MASK_METHODS, tracing_mask
 
 # %% auto #0
-__all__ = ['lv_fractions', 'mask_iou', 'compare_mask_methods']
+__all__ = ['lv_fractions', 'compare_mask_methods']
 
 # %% ../../../nbs/21_echonet_eda.ipynb #c012
 def lv_fractions(data:EchoData, method='reference') -> pd.DataFrame:
@@ -21,21 +22,15 @@ def lv_fractions(data:EchoData, method='reference') -> pd.DataFrame:
     return fr
 
 # %% ../../../nbs/21_echonet_eda.ipynb #c015
-def mask_iou(a, b) -> float:
-    "Intersection over union of two binary masks (1 when both are empty)."
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    u = (a | b).sum()
-    return float((a & b).sum() / u) if u else 1.0
-
 def compare_mask_methods(data:EchoData, methods=MASK_METHODS[1:], shape=(112, 112), max_frames=None) -> pd.DataFrame:
-    "IoU with the reference polygon and area ratio of each method (with and without the long-axis points), per traced frame."
+    "Per traced frame and method (with and without the long-axis points): pixel counts against the reference mask, IoU and area ratio."
     rows = []
     for r in data.frames.head(max_frames).itertuples() if max_frames else data.frames.itertuples():
         c = data.coords(r.FileName, r.Frame)
         ref = tracing_mask(c, shape)
         for m in methods:
             for axis in (True, False):
-                mk = tracing_mask(c, shape, m, axis=axis)
                 rows.append(dict(FileName=r.FileName, Frame=r.Frame, Phase=r.Phase, method=m, axis=axis,
-                                 iou=mask_iou(mk, ref), area_ratio=mk.sum() / max(ref.sum(), 1)))
-    return pd.DataFrame(rows)
+                                 **mask_counts(tracing_mask(c, shape, m, axis=axis), ref)))
+    df = pd.DataFrame(rows)
+    return df.assign(iou=scores_from_counts(df).jaccard.to_numpy(), area_ratio=(df.tp + df.fp) / (df.tp + df.fn).clip(lower=1))

@@ -7,7 +7,7 @@ paper's Table 1 beside ours with times and hardware."""
 # %% ../../../nbs/25_echonet_evaluate.ipynb #c004
 from __future__ import annotations
 import numpy as np, pandas as pd
-from ..metrics import seg_scores
+from ..metrics import seg_scores, seg_summary
 
 # %% auto #0
 __all__ = ['frame_scores', 'phase_summary', 'results_table']
@@ -19,13 +19,13 @@ def frame_scores(frames, preds, targs) -> pd.DataFrame:
     return pd.concat([frames[['FileName', 'Frame', 'Phase']].reset_index(drop=True), s.reset_index(drop=True)], axis=1)
 
 def phase_summary(scores) -> pd.DataFrame:
-    "Foreground and all-pixel Dice per phase and overall: mean over frames and pooled over pixels."
+    "Foreground (`f1`) and all-pixel Dice per phase and overall, mean over frames and pooled over pixels (`seg_summary`)."
     rows = []
     for ph, g in [('ED', scores[scores.Phase == 'ED']), ('ES', scores[scores.Phase == 'ES']), ('all', scores)]:
         if not len(g): continue
-        c = g[['tp', 'fp', 'fn', 'tn']].sum()
-        rows.append(dict(phase=ph, frames=len(g), dice_fg_mean=g.f1.mean(), dice_all_mean=g.dice_all.mean(),
-                         dice_fg_pooled=2 * c.tp / max(2 * c.tp + c.fp + c.fn, 1), dice_all_pooled=(c.tp + c.tn) / c.sum()))
+        s = seg_summary(g)
+        rows.append(dict(phase=ph, frames=len(g), dice_fg_mean=s.at['f1', 'per_image_mean'], dice_all_mean=s.at['dice_all', 'per_image_mean'],
+                         dice_fg_pooled=s.at['f1', 'pooled'], dice_all_pooled=s.at['dice_all', 'pooled']))
     return pd.DataFrame(rows).set_index('phase')
 
 # %% ../../../nbs/25_echonet_evaluate.ipynb #c024

@@ -114,7 +114,7 @@ def soft_argmax(logits, beta=1.0) -> torch.Tensor:
     return torch.stack([(p.sum(-2) * xs).sum(-1), (p.sum(-1) * ys).sum(-1)], -1)
 
 def points_mask(pts, shape) -> np.ndarray:
-    "Boolean (h, w) mask of the polygon through the points in centroid order (`fill_polygon`, i.e. `cv2.fillPoly`)."
+    "Boolean (h, w) mask of the polygon through the points in centroid order (notebook 20's `fill_polygon`)."
     return fill_polygon(order_points(pts, 'centroid'), shape).astype(bool)
 
 # %% ../../../nbs/23_echonet_landmarks.ipynb #c021
