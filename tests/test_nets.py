@@ -18,7 +18,7 @@ def test_conv_block_keeps_size():
 # --- the one-channel loss and metrics (DSB, EchoNet, ISIC) ------------------------------------------------------
 import pytest
 import torch.nn.functional as F
-from medrepro.nets import MaskLoss, MaskScore, mask_counts, score_counts, soft_dice
+from medrepro.nets import MaskLoss, MaskScore, pixel_counts, score_counts, soft_dice
 
 
 def _top_half():
@@ -59,7 +59,7 @@ def test_mask_scores_against_sklearn():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 1, 12, 9, generator=g); targ = (torch.rand(5, 12, 9, generator=g) > 0.6).float()
     p, t = (logits[:, 0] > 0).flatten().numpy(), (targ > 0.5).flatten().numpy()
-    c = mask_counts(logits, targ)
+    c = pixel_counts(logits, targ)
     assert c.shape == (5, 4) and int(c.sum()) == 5 * 12 * 9
     assert score_counts(c, 'dice') == pytest.approx(f1_score(t, p))
     assert score_counts(c, 'jaccard') == pytest.approx(jaccard_score(t, p))
@@ -70,11 +70,11 @@ def test_mask_scores_against_sklearn():
 
 def test_mask_score_empty_cases_and_names():
     empty = torch.full((2, 1, 4, 4), -5.); none = torch.zeros(2, 4, 4)
-    c = mask_counts(empty, none)
+    c = pixel_counts(empty, none)
     assert [score_counts(c, s) for s in ('dice', 'jaccard', 'mean_jaccard', 'accuracy')] == [1., 1., 1., 1.]
     one = torch.zeros(2, 4, 4); one[0, 0, 0] = 1                                 # image 0 has one missed pixel, image 1 is empty/empty
-    assert score_counts(mask_counts(empty, one), 'mean_jaccard') == pytest.approx(0.5)
-    assert score_counts(mask_counts(empty, one), 'dice') == 0.0
+    assert score_counts(pixel_counts(empty, one), 'mean_jaccard') == pytest.approx(0.5)
+    assert score_counts(pixel_counts(empty, one), 'dice') == 0.0
     m = MaskScore('dice'); m.reset(); assert m.value is None                      # no batch seen yet
     assert MaskScore('mean_jaccard', name='jaccard').name == 'jaccard'
     with pytest.raises(ValueError, match='unknown score'): MaskScore('f1')
@@ -91,5 +91,5 @@ def test_mask_score_accumulates_through_a_learner():
     model = torch.nn.Conv2d(1, 1, 3, padding=1)
     learn = Learner(dls, model, loss_func=MaskLoss('bce'), metrics=[MaskScore('dice'), MaskScore('mean_jaccard')])
     with learn.no_bar(), learn.no_logging(): _, dice, mj = learn.validate()
-    with torch.no_grad(): c = mask_counts(model(x), y)
+    with torch.no_grad(): c = pixel_counts(model(x), y)
     assert dice == pytest.approx(score_counts(c, 'dice')) and mj == pytest.approx(score_counts(c, 'mean_jaccard'))

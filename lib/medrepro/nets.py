@@ -5,10 +5,12 @@
 # %% ../../nbs/07_nets.ipynb #4646dd39
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+import pandas as pd
 from fastai.metrics import Metric
+from .metrics import scores_from_counts
 
 # %% auto #0
-__all__ = ['conv_block', 'soft_dice', 'MaskLoss', 'mask_counts', 'score_counts', 'MaskScore']
+__all__ = ['conv_block', 'soft_dice', 'MaskLoss', 'pixel_counts', 'score_counts', 'MaskScore']
 
 # %% ../../nbs/07_nets.ipynb #1af53fb4
 def conv_block(c_in, c_out, bn=True) -> nn.Sequential:
@@ -45,20 +47,16 @@ class MaskLoss(nn.Module):
     def extra_repr(self): return f"kind={self.kind!r}" + (f", pos_weight={self.pos_weight:.3g}" if self.pos_weight else '')
 
 # %% ../../nbs/07_nets.ipynb #1ae36156
-def mask_counts(logits, targ) -> torch.Tensor:
+def pixel_counts(logits, targ) -> torch.Tensor:
     "Per-image pixel counts (TP, FP, FN, TN) of one-channel `logits` (> 0) against `targ` (> 0.5): shape (n, 4)."
     p, t = (logits > 0).flatten(1), (targ > 0.5).reshape(logits.shape[0], -1)
     return torch.stack([(p & t).sum(1), (p & ~t).sum(1), (~p & t).sum(1), (~p & ~t).sum(1)], 1).double()
 
 def score_counts(c, score='dice'):
-    "The `score` ('dice', 'jaccard', 'mean_jaccard', 'accuracy') of per-image counts `c` (n, 4) from `mask_counts`."
-    c = torch.as_tensor(c, dtype=torch.float64)
-    if score == 'mean_jaccard':
-        d = c[:, :3].sum(1)
-        return float(torch.where(d > 0, c[:, 0] / d.clamp(min=1), torch.ones_like(d)).mean()) if len(c) else None
-    tp, fp, fn, tn = c.sum(0).tolist()
-    num, den = {'dice': (2 * tp, 2 * tp + fp + fn), 'jaccard': (tp, tp + fp + fn), 'accuracy': (tp + tn, tp + fp + fn + tn)}[score]
-    return num / den if den else 1.0
+    "The `score` ('dice', 'jaccard', 'mean_jaccard', 'accuracy') of per-image counts `c` (n, 4) from `pixel_counts`."
+    c = pd.DataFrame(torch.as_tensor(c, dtype=torch.float64).cpu().reshape(-1, 4).numpy(), columns=['tp', 'fp', 'fn', 'tn'])
+    if score == 'mean_jaccard': return float(scores_from_counts(c).jaccard.mean()) if len(c) else None
+    return float(scores_from_counts(c.sum().to_frame().T).iloc[0][{'dice': 'f1'}.get(score, score)])   # pooled: counts summed first
 
 class MaskScore(Metric):
     "Dice, Jaccard, per-image mean Jaccard or pixel accuracy of one-channel logits, from per-image counts gathered over all processes."
@@ -67,7 +65,7 @@ class MaskScore(Metric):
         if score not in self.scores: raise ValueError(f"unknown score {score!r}: use one of {', '.join(map(repr, self.scores))}")
         self.score, self._name = score, name or score
     def reset(self): self.counts = []
-    def accumulate(self, learn): self.counts.append(learn.to_detach(mask_counts(learn.pred, learn.y)))
+    def accumulate(self, learn): self.counts.append(learn.to_detach(pixel_counts(learn.pred, learn.y)))
     @property
     def value(self): return score_counts(torch.cat(self.counts), self.score) if self.counts else None
     @property

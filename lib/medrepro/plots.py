@@ -63,7 +63,7 @@ def plot_learning_curves(src, title=None, metrics=None):
         if len(h) == 1:                                   # one epoch: a bar per quantity, value written on it
             vals = [float(h[c].iloc[0]) for c in cols]
             bars = ax.bar(cols, vals, color=sns.color_palette(n_colors=len(cols)))
-            ax.bar_label(bars, fmt='%.3f', fontsize=8); ax.set_xlabel(f"after epoch {int(h['epoch'].iloc[0])} (a single epoch: no curve)")
+            ax.bar_label(bars, fmt='%.3f', fontsize=8); ax.margins(y=0.15); ax.set_xlabel(f"after epoch {int(h['epoch'].iloc[0])} (a single epoch: no curve)")
             ax.tick_params(axis='x', labelsize=8, rotation=20 if len(cols) > 3 else 0)
         else:
             for c in cols: ax.plot(h['epoch'], h[c], marker='o', ms=3, label=c)

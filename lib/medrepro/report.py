@@ -6,10 +6,10 @@
 from __future__ import annotations
 import argparse, fnmatch, html, json, os, re, shutil, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 import pandas as pd, yaml
+from fastcore.xtras import modified_env
 from .core import project_root, atomic_write, save_table, save_json
 
 
@@ -79,16 +79,6 @@ class NotebookFailed(RuntimeError):
 
 INLINE = 'module://matplotlib_inline.backend_inline'   # kernels draw inline, so executed notebooks show their figures
 
-@contextmanager
-def _environ(**kw):
-    old = {k: os.environ.get(k) for k in kw}
-    os.environ.update({k: str(v) for k, v in kw.items()})
-    try: yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
 def _to_html(ipynb, dest):
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter().from_filename(str(ipynb))
@@ -129,7 +119,7 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
     stage, snap = _stage(out_root, nb)
     dest, t0 = stage/'notebooks'/nb.name, time.time()
     try:
-        with _environ(MEDREPRO_REPORTS=stage, MEDREPRO_ROOT=nb.parent.parent, MPLBACKEND=INLINE, MEDREPRO_BATCH=1):
+        with modified_env(MEDREPRO_REPORTS=str(stage), MEDREPRO_ROOT=str(nb.parent.parent), MPLBACKEND=INLINE, MEDREPRO_BATCH='1'):
             try:
                 pm.execute_notebook(str(nb), str(dest), parameters=use, kernel_name=kernel, cwd=str(nb.parent),
                                     progress_bar=False, log_output=False, report_mode=False)
@@ -207,6 +197,10 @@ def _nb_link(out_root, n) -> str:
     h = f'notebooks/{Path(n).stem}.html'
     return h if (Path(out_root)/h).exists() else f'notebooks/{n}'
 
+def _label(f) -> str:
+    "A report file's name within its study folder: `models/cnn3d/history.csv`, not one of many `history.csv`."
+    return f.split('/', 1)[-1]
+
 def build_index(out_root=None, profile=None) -> Path:
     "Write out_root/index.html: per study a headline table, the notebooks with their status, captioned figures grouped by notebook, tables."
     out_root = Path(out_root or project_root()/'reports')
@@ -255,15 +249,15 @@ def build_index(out_root=None, profile=None) -> Path:
                 cap, head = figure_context(nbj, f)
                 link = _nb_link(out_root, n) + (f'#{_anchor(head)}' if head and _nb_link(out_root, n).endswith('.html') else '') if n else f
                 parts.append(f'<figure><a href="{f}"><img loading="lazy" src="{f}" alt="{html.escape(Path(f).stem)}"></a>'
-                             f'<figcaption><b>{html.escape(Path(f).name)}</b>: {html.escape(cap or Path(f).stem.replace("_", " "))} '
+                             f'<figcaption><b>{html.escape(_label(f))}</b>: {html.escape(cap or Path(f).stem.replace("_", " "))} '
                              f'<a href="{link}">[{"in the notebook" if n else "file"}]</a></figcaption></figure>')
             tabs = [f for f in files if f.endswith('.csv') and (out_root/f) not in heads]
             big = []
             for f in tabs:
                 t = _table_html(out_root/f)
                 if t is None: big.append(f)
-                else: parts += [f'<h4><a href="{f}">{html.escape(Path(f).name)}</a></h4>', t]
-            if big: parts.append('<p>larger tables: ' + ' · '.join(f'<a href="{f}">{html.escape(Path(f).name)}</a>' for f in big) + '</p>')
+                else: parts += [f'<h4><a href="{f}">{html.escape(_label(f))}</a></h4>', t]
+            if big: parts.append('<p>larger tables: ' + ' · '.join(f'<a href="{f}">{html.escape(_label(f))}</a>' for f in big) + '</p>')
     dest = out_root/'index.html'
     with atomic_write(dest) as tmp: tmp.write_text('\n'.join(p for p in parts if p), encoding='utf-8')
     return dest

@@ -5,7 +5,6 @@
 # %% ../../nbs/04_train.ipynb #c003
 from __future__ import annotations
 import contextlib, io, os, socket, sys, time
-from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastai.learner import Learner
@@ -16,6 +15,7 @@ from .core import atomic_write, get_device, seed_everything
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.basics import patch, noop
+from fastcore.xtras import modified_env
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
@@ -86,16 +86,6 @@ def _broadcast(self: DistributedDL, t, rank):
 def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-@contextmanager
-def _env(**kw):
-    old = {k: os.environ.get(k) for k in kw}
-    os.environ.update(kw)
-    try: yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
 class _Lines(io.TextIOBase):
     "Hand `out` whole lines: a forked kernel process's writes otherwise reach the notebook as one output per fragment."
     def __init__(self, out): self.out, self.buf = out, ''
@@ -129,7 +119,7 @@ def launch(train_fn, num_processes=1, seed=0):
     threads = torch.get_num_threads()
     if cpu: torch.set_num_threads(1)                        # OpenMP does not survive fork: a forked process may only use one thread
     try:
-        with _env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1'} if cpu else {})), \
+        with modified_env(**({'ACCELERATE_USE_CPU': 'yes', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1'} if cpu else {})), \
              contextlib.redirect_stdout(io.StringIO()):     # accelerate's banner says "CUDAs" even on a CPU
             notebook_launcher(_run, args=(True,), num_processes=num_processes, use_port=str(_free_port()), mixed_precision='no')  # fp16: fastai's to_fp16
     finally: torch.set_num_threads(threads)
