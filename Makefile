@@ -65,4 +65,4 @@ mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM co
 	$(BIN)/python scripts/mutation.py --fresh
 
 clean: ## remove generated reports, build files and sample data (keeps .venv and data/raw)
-	rm -rf build reports/*/ reports/index.html reports/timings.csv data/sample data/cache
+	rm -rf build reports/*/ reports/index.html reports/index.png reports/timings.csv reports/manifest.json data/sample data/cache
