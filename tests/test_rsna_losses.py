@@ -73,3 +73,19 @@ def test_slice_aux_loss():
     assert SliceAuxLoss(m, aux=.5)(out, y).item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert SliceAuxLoss(m, aux=0)(out, y).item() == pytest.approx(base.item())
     assert 'model' not in dict(SliceAuxLoss(m).named_modules())
+
+
+def test_fastai_f1_is_the_fractured_class_f1_with_one_label_too():
+    "A one-output model that never says fractured scores F1 0 (sklearn's average='macro' would give 12/26, both classes averaged)."
+    from types import SimpleNamespace
+    from fastai.torch_core import to_detach
+    m = rsna_metrics()[1]
+    y1 = torch.tensor([[0.]] * 6 + [[1.]])
+    for logits, want in [(torch.full((7, 1), -3.), 0.), (torch.where(y1 > 0, 3., -3.), 1.)]:
+        m.reset(); m.accumulate(SimpleNamespace(pred=logits, y=y1, to_detach=to_detach))
+        assert m.name == 'f1_score' and m.value == pytest.approx(want)
+    from sklearn.metrics import f1_score
+    y8 = (torch.rand(30, 8, generator=torch.Generator().manual_seed(0)) < .4).float()
+    logits = torch.randn(30, 8, generator=torch.Generator().manual_seed(1))
+    m.reset(); m.accumulate(SimpleNamespace(pred=logits, y=y8, to_detach=to_detach))
+    assert m.value == pytest.approx(f1_score(y8.numpy(), (logits > 0).numpy(), average='macro', zero_division=0))

@@ -573,6 +573,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'medrepro/rsna/losses.py'),
                                       'medrepro.rsna.losses._arr': ('rsna_eda.html#_arr', 'medrepro/rsna/losses.py'),
                                       'medrepro.rsna.losses.label_weights': ('rsna_eda.html#label_weights', 'medrepro/rsna/losses.py'),
+                                      'medrepro.rsna.losses.macro_f1': ('rsna_eda.html#macro_f1', 'medrepro/rsna/losses.py'),
                                       'medrepro.rsna.losses.paper_score': ('rsna_eda.html#paper_score', 'medrepro/rsna/losses.py'),
                                       'medrepro.rsna.losses.rsna_loss': ('rsna_eda.html#rsna_loss', 'medrepro/rsna/losses.py'),
                                       'medrepro.rsna.losses.rsna_metrics': ('rsna_eda.html#rsna_metrics', 'medrepro/rsna/losses.py'),

@@ -24,9 +24,9 @@ __all__ = ['plot_presence', 'small_encoder', 'LocaliserNet', 'LocaliserDataset',
 _COLORS = ['#e41a1c', '#377eb8', '#4daf4a', '#984ea3', '#ff7f00', '#a6761d', '#f781bf']
 
 def plot_presence(series, presences: dict, col=None, title=None):
-    "Mid-sagittal bone-window view of `series` with the C1..C7 slice ranges of each presence table (`{name: frame or (n, 7) array}`) beside it."
+    "Sagittal bone-window view of `series` (column `col`, default the one with the most bone) with the C1..C7 slice ranges of each presence table (`{name: frame or (n, 7) array}`) beside it."
     n, R, C = series.hu.shape
-    col = C//2 if col is None else col
+    col = int(np.argmax((series.hu > 300).sum(axis=(0, 1)))) if col is None else col   # through the spine, wherever the neck sits
     img = window(series.hu[:, :, col], 'bone')                       # (n slices, rows): head at the top
     dz, dy = series.spacing[0], series.spacing[1]
     k = len(presences)

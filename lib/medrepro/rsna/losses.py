@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from sklearn import metrics as skm
-from fastai.metrics import AccumMetric, ActivationType, accuracy_multi, skm_to_fastai
+from fastai.metrics import AccumMetric, ActivationType, accuracy_multi
 from .data import VERTEBRAE, LABELS
 
 # %% auto #0
-__all__ = ['label_weights', 'weighted_log_loss', 'WeightedBCE', 'rsna_loss', 'paper_score', 'rsna_metrics', 'SliceAuxLoss']
+__all__ = ['label_weights', 'weighted_log_loss', 'WeightedBCE', 'rsna_loss', 'paper_score', 'macro_f1', 'rsna_metrics', 'SliceAuxLoss']
 
 # %% ../../../nbs/12_rsna_eda.ipynb #e12004
 def label_weights(y) -> np.ndarray:
@@ -62,9 +62,14 @@ def paper_score(y_true, y_prob, thresh=.5) -> float:
     return float((found + clear) / max(y.sum() + free.sum(), 1))
 
 # %% ../../../nbs/12_rsna_eda.ipynb #e12016
+def macro_f1(y, p) -> float:
+    "Mean over the label columns of each label's F1 for the positive class (0 where it has no positives and none predicted): (n, k) 0/1, any k."
+    y, p = (np.asarray(a).reshape(len(a), -1) > .5 for a in (y, p))
+    return float(np.mean([skm.f1_score(y[:, j], p[:, j], zero_division=0) for j in range(y.shape[1])]))
+
 def rsna_metrics() -> list:
     "fastai metrics of (n, k) logits: accuracy and macro F1 over the labels at 0.5 (`[:2]`: any k), and the weighted log loss (`wll`, k = 8)."
-    f1 = skm_to_fastai(skm.f1_score, is_class=False, thresh=.5, activation=ActivationType.Sigmoid, flatten=False, average='macro', zero_division=0)
+    f1 = AccumMetric(macro_f1, activation=ActivationType.Sigmoid, thresh=.5, flatten=False, to_np=True, invert_arg=True, name='f1_score')
     return [accuracy_multi, f1,
             AccumMetric(weighted_log_loss, activation=ActivationType.Sigmoid, flatten=False, invert_arg=True, name='wll')]
 

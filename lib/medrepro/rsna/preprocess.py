@@ -10,6 +10,7 @@ import numpy as np, pandas as pd
 import torch, torch.nn.functional as F
 from PIL import Image
 from fastai.data.core import DataLoaders
+from fastai.vision.core import imagenet_stats
 from ..core import cached, cache_path, get_device
 from ..imaging import multi_window, resample_axis, resize_image, resize_inplane, window
 from .data import (VERTEBRAE, seg_file, vertebra_presence, estimate_presence, study_presence, vertebra_slices,
@@ -108,7 +109,7 @@ def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_
     return np.stack([np.asarray(v, np.float16) for v in vols])
 
 # %% ../../../nbs/16_rsna_effnet_gru.ipynb #c022
-IMAGENET_MEAN, IMAGENET_STD = np.array([.485, .456, .406], np.float32), np.array([.229, .224, .225], np.float32)
+IMAGENET_MEAN, IMAGENET_STD = (np.array(v, np.float32) for v in imagenet_stats)     # fastai's ImageNet mean and std
 
 def jpg_slices(hu, size=224, window_name='bone', quality=75) -> np.ndarray:
     "Our reading of the paper's JPG route: each slice windowed to 8 bits, JPEG round trip, resized, grey -> RGB, ImageNet-normalised: (n, 3, size, size)."
