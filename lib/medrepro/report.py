@@ -156,8 +156,8 @@ def _anchor(heading) -> str:
 
 def figure_context(nb_json:dict, fname) -> tuple:
     "(caption, heading) for figure file `fname` from the executed notebook: the markdown above the cell that saves it."
-    stem = Path(fname).stem
-    keys = [stem, re.sub(r'^\d\d_', '', stem)]
+    name = Path(fname).name                                # the file name first: `learning_curves` alone also matches an import
+    keys = list(dict.fromkeys([name, Path(name).stem, re.sub(r'^\d\d_', '', name), re.sub(r'^\d\d_', '', Path(name).stem)]))
     cells = nb_json.get('cells', [])
     for key in keys:
         for i, c in enumerate(cells):
