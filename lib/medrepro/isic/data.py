@@ -231,7 +231,7 @@ def seg_stats(items) -> pd.DataFrame:
 # %% ../../../nbs/43_isic_cls_data.ipynb #c014
 import cv2
 from PIL import Image
-from ..sample import register
+from ..core import register
 from .labels import CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c015

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.model_selection import train_test_split, StratifiedKFold, StratifiedGroupKFold
-from ..core import DataError, dataset_path, project_root, data_root, cached
+from ..core import DataError, dataset_path, project_root, cached, cache_dir as core_cache_dir
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
@@ -87,8 +87,8 @@ def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
     return np.stack([resize_image(im, (size, size)) for im in x]) if len(x) else np.zeros((0, size, size, 3), np.uint8)
 
 def default_cache_dir(cache=True):
-    "data/cache/isic2019 (or None when `cache` is False)."
-    return data_root()/'cache'/'isic2019' if cache else None
+    "`core.cache_dir('isic2019')`, i.e. `<data root>/cache/isic2019` (created), or None when `cache` is False."
+    return core_cache_dir('isic2019') if cache else None
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c032
 def _first_fold(y, groups, k, seed):

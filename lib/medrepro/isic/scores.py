@@ -6,15 +6,15 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from ..core import load_model, DataError
 from ..metrics import balanced_accuracy, per_class_recall
 from .labels import CLASSES, BALANCED_CLASSES, MERGED, isic2019_table, load_images, merge_rare
 from .classify import predict
 
 # %% auto #0
-__all__ = ['THESIS_6_1', 'THESIS_6_2', 'THESIS_6_3', 'THESIS_6_4', 'THESIS_6_5', 'ARCH_NAMES', 'printed_bma', 'bootstrap_ci',
-           'five_to_eight', 'score_model', 'summarise']
+__all__ = ['THESIS_6_1', 'THESIS_6_2', 'THESIS_6_3', 'THESIS_6_4', 'THESIS_6_5', 'THESIS_6_5_OWN', 'ARCH_NAMES', 'printed_bma',
+           'bootstrap_ci', 'five_to_eight', 'score_model', 'summarise']
 
 # %% ../../../nbs/45_isic_cls_evaluate.ipynb #c007
 def printed_bma(y_true, y_pred) -> float:
@@ -92,4 +92,5 @@ THESIS_6_4 = pd.DataFrame([[0.125] * 5 + [0.125], [0.294, 0.317, 0.4, 0.366, 0.3
                           columns=[f'fold{i}' for i in range(5)] + ['mean']).assign(model=THESIS_6_1.model)
 THESIS_6_5 = {'Ensemble of Multi-Res EfficientNets + SEN154 (external data)': 0.636, 'Ensemble of EfficientNetB3-B4-Seresnext101': 0.607,
               'Ensemble, ood threshold 100 %': 0.593, '13 models + hierarchical approach to select outliers': 0.578}
+THESIS_6_5_OWN = {'VGG16': 0.125, 'AlexNet': 0.346, 'Red residual': 0.542, 'ResNet101': 0.614, 'Wide ResNet': 0.612}   # Table 6.5's own rows
 ARCH_NAMES = dict(vgg16='VGG16', alexnet='AlexNet', isic_resnet='Red residual', resnet101='ResNet101', wrn50_2='Wide ResNet', wrn101_2='Wide ResNet')

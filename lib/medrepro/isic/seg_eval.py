@@ -36,8 +36,9 @@ def otsu_lesion(img, sigma=None, min_frac=0.01) -> np.ndarray:
 
 def keep_central(prob, threshold=0.5, min_frac=0.01) -> np.ndarray:
     "A probability map with everything outside the central component of `prob > threshold` set to 0 and its holes to 1."
-    keep = central_component(np.asarray(prob) > threshold, min_frac)
-    return np.where(keep, np.maximum(prob, np.where(np.asarray(prob) > threshold, prob, 1.0)), 0.0).astype(np.float32)
+    p = np.asarray(prob, np.float32)
+    keep = central_component(p > threshold, min_frac)
+    return np.where(keep, np.where(p > threshold, p, 1.0), 0.0).astype(np.float32)
 
 # %% ../../../nbs/42_isic_seg_evaluate.ipynb #c010
 def upsample(pred, shape, threshold=0.5) -> np.ndarray:
