@@ -5,7 +5,7 @@
 # %% ../../../nbs/31_dsb_eda.ipynb #c003
 from __future__ import annotations
 import numpy as np, pandas as pd
-from .data import dsb_items, load_item
+from .data import load_item
 
 # %% auto #0
 __all__ = ['colour_stats', 'image_stats', 'nucleus_areas', 'modalities']

@@ -5,6 +5,7 @@
 # %% ../../../nbs/32_dsb_model.ipynb #865501f8
 from __future__ import annotations
 from functools import partial
+import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -87,7 +88,6 @@ def param_counts(model) -> dict:
 
 def layer_summary(model, size=256) -> pd.DataFrame:
     "Output shape and parameter count of each top-level block for a 1 x 3 x size x size input."
-    import pandas as pd
     rows, hooks = [], []
     for name, m in model.named_children():
         hooks.append(m.register_forward_hook(lambda m, i, o, name=name: rows.append(

@@ -4,14 +4,12 @@
 
 # %% ../../../nbs/33_dsb_train.ipynb #a9ab3cab
 from __future__ import annotations
-import time
 from functools import partial
-import numpy as np, torch
 from fastai.optimizer import Adam
 from ..core import ModelConfig
 from ..nets import MaskLoss, MaskScore
 from ..train import make_learner, data_parallel
-from .model import make_model
+from .model import make_model  # noqa: F401 (importing it registers the ResUNet and baseline builders)
 
 # %% auto #0
 __all__ = ['keras_adam', 'train_run']

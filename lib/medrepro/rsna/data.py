@@ -13,8 +13,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, PYDICOM_IMPLEMENTATION_UID
 from ..core import DataError
 from ..sample import register
-from ..imaging import window, multi_window, resize_inplane, square_box, crop_box
-from .dicom import CTSeries, read_series
+from ..imaging import multi_window, resize_inplane, square_box, crop_box
+from .dicom import CTSeries
 
 # %% auto #0
 __all__ = ['VERTEBRAE', 'LABELS', 'TRAIN_COLS', 'BOX_COLS', 'MIN_GRID_OVERLAP', 'MIN_SEG_COVERAGE', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample', 'read_labels', 'read_boxes', 'box_slices', 'study_dirs', 'seg_file', 'seg_to_series', 'mask_box', 'presence_frame', 'vertebra_presence', 'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence', 'vertebra_crops', 'label_prevalence', 'cooccurrence', 'split_studies', 'rsna_root', 'study_labels', 'slice_counts']

@@ -13,7 +13,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, pixel_array
 from ..core import DataError, cached
-from ..imaging import WINDOWS, window, multi_window, resize_inplane, resample_axis
+from ..imaging import WINDOWS, multi_window, resize_inplane, resample_axis
 
 # %% auto #0
 __all__ = ['AUTO_PROCESS_PIXELS', 'MIN_PLAUSIBLE_HU', 'decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series',

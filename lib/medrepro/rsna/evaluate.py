@@ -4,7 +4,6 @@
 
 # %% ../../../nbs/17_rsna_evaluate.ipynb #c003
 from __future__ import annotations
-from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from sklearn import metrics as skm

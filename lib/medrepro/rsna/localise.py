@@ -8,7 +8,7 @@ import hashlib, json
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pandas as pd
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from ..core import ModelConfig, get_device, load_model, register_model, reports_dir

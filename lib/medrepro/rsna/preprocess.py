@@ -6,7 +6,7 @@
 from __future__ import annotations
 import io
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
 import torch, torch.nn.functional as F
 from PIL import Image
 from fastai.data.core import DataLoaders
