@@ -11,7 +11,7 @@ from fastai.learner import Learner
 from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau, EarlyStoppingCallback
 from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Adam
-from .core import atomic_write, get_device, seed_everything
+from .core import seed_everything
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.basics import patch, noop

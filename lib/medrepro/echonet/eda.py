@@ -6,7 +6,7 @@ the reference polygon."""
 
 # %% ../../../nbs/21_echonet_eda.ipynb #c004
 from __future__ import annotations
-import numpy as np, pandas as pd
+import pandas as pd
 from ..metrics import mask_counts, scores_from_counts
 from .data import EchoData, MASK_METHODS, tracing_mask
 

@@ -17,7 +17,7 @@ from fastai.callback.schedule import fit_one_cycle
 from fastai.metrics import AvgMetric
 from ..core import get_device
 from ..metrics import seg_scores
-from .data import order_points, fill_polygon, traced_arrays, reference_polygon
+from .data import order_points, fill_polygon, reference_polygon
 from ..train import make_learner, data_parallel
 
 # %% auto #0

@@ -71,7 +71,7 @@ def n_params(model) -> int:
 import numpy as np, pandas as pd
 from fastai.callback.schedule import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
 from ..core import get_device
-from ..nets import MaskLoss, MaskScore
+from ..nets import MaskScore
 from ..train import make_learner, data_parallel
 
 def train_run(dls, model, loss_func, epochs=5, lr=1e-3, out_dir='.', one_cycle=True, metrics=None, monitor='dice_fg'):

@@ -4,9 +4,8 @@
 
 # %% ../../../nbs/44_isic_cls_train.ipynb #c004
 from __future__ import annotations
-import time
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torchvision
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, torchvision
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader

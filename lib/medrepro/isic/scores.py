@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from ..core import load_model, DataError
 from ..metrics import balanced_accuracy, per_class_recall
 from .labels import CLASSES, BALANCED_CLASSES, MERGED, isic2019_table, load_images, merge_rare

@@ -8,7 +8,7 @@ import numpy as np, pandas as pd
 from scipy import ndimage
 from ..imaging import resize_image
 from ..metrics import seg_scores, thresholded_jaccard
-from .data import image_size, read_mask, read_pair, load_seg_set
+from .data import image_size, read_mask
 
 # %% auto #0
 __all__ = ['central_component', 'otsu_lesion', 'keep_central', 'upsample', 'score_masks', 'score_summary']
