@@ -38,8 +38,9 @@ def run(n, dls, cfg, epochs, work, threads):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024                     # MB, this process
         if not rank_distrib():
             res.write_text(json.dumps(dict(secs=clock.secs, world=max(num_distrib(), 1), peak_mb=peak)))
-    t = time.perf_counter()
-    launch(train, num_processes=n, seed=0)
+    t, before = time.perf_counter(), torch.get_num_threads()
+    try: launch(train, num_processes=n, seed=0)
+    finally: torch.set_num_threads(before)
     wall = time.perf_counter() - t
     return {**json.loads(res.read_text()), 'wall': wall}
 

@@ -139,7 +139,7 @@ def plot_roc_pr(y_true, scores, labels=None, title=None, max_points=200_000):
     y, s, labels = _label_matrix(y_true, scores, labels)
     idx = _subsample(len(y), max_points)
     y, s = y[idx], s[idx]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.6 + 0.16 * len(labels)))
     colors = sns.color_palette('tab10' if len(labels) <= 10 else 'husl', len(labels))
     for j, (lab, c) in enumerate(zip(labels, colors)):
         yj, sj = y[:, j], s[:, j]
@@ -150,9 +150,10 @@ def plot_roc_pr(y_true, scores, labels=None, title=None, max_points=200_000):
         a2.step(rec, prec, where='post', color=c, lw=1.5, label=f'{lab}: AP {average_precision_score(yj, sj):.3f}')
         a2.axhline(yj.mean(), color=c, ls=':', lw=1)
     a1.plot([0, 1], [0, 1], 'k--', lw=.8, label='chance')
-    a1.set(xlabel='false positive rate', ylabel='true positive rate (recall)', title='ROC', xlim=(0, 1), ylim=(0, 1.02))
-    a2.set(xlabel='recall', ylabel='precision', title='precision-recall (dotted: prevalence = chance)', xlim=(0, 1), ylim=(0, 1.02))
-    for a in (a1, a2): a.legend(fontsize=7, loc='lower right' if a is a1 else 'lower left'); a.set_aspect('equal')
+    a1.set(xlabel='false positive rate', ylabel='true positive rate (recall)', title='ROC', xlim=(-.02, 1.02), ylim=(-.02, 1.02))   # a perfect curve stays visible
+    a2.set(xlabel='recall', ylabel='precision', title='precision-recall (dotted: prevalence = chance)', xlim=(-.02, 1.02), ylim=(-.02, 1.02))
+    for a in (a1, a2):                                   # legends below the axes: they never hide a curve
+        a.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False); a.set_aspect('equal')
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
