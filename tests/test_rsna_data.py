@@ -10,7 +10,8 @@ import pytest
 from pydicom.uid import CTImageStorage
 
 from medrepro.core import DataError
-from medrepro.rsna.dicom import read_series, window
+from medrepro.rsna.dicom import read_series
+from medrepro.imaging import window
 from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, NeckPhantom, box_slices, write_study, estimate_presence, phantom_nifti, read_boxes,
                                 read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
                                 vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
