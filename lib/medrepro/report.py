@@ -280,7 +280,8 @@ def data_folders(extra=()) -> list:
 
 def _data_dirs(profile, nbs, overrides) -> list:
     "The `data_dir` values the selected notebooks get (profile or `-p`), resolved as the notebooks do (from nbs/, else the project)."
-    vals = [{**profile_params(profile, nb), **overrides}.get('data_dir') for nb in nbs]
+    try: vals = [{**profile_params(profile, nb), **overrides}.get('data_dir') for nb in nbs]
+    except (OSError, ValueError): vals = [overrides.get('data_dir')]          # a broken profile: main says so in one line
     out = []
     for v in vals:
         if not v: continue
