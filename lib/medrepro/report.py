@@ -276,7 +276,7 @@ def data_folders(extra=()) -> list:
     roots = dict.fromkeys([project_root()/'data', data_root()])
     found = [d for r in roots for sub in ('sample', 'raw') if (r/sub).is_dir() for d in sorted((r/sub).iterdir()) if d.is_dir()]
     found += [Path(e) for e in extra if Path(e).is_dir()]
-    return list(dict.fromkeys(p.resolve() for p in found))
+    return list({p.resolve(): p.absolute() for p in reversed(found)}.values())[::-1]   # each folder once, named as found
 
 def _data_dirs(profile, nbs, overrides) -> list:
     "The `data_dir` values the selected notebooks get (profile or `-p`), resolved as the notebooks do (from nbs/, else the project)."
