@@ -6,28 +6,41 @@ BIN := $(VENV)/bin
 PROFILE ?= smoke
 NB ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
+# Batch targets draw figures without a display; `make lab` must not pass this on (ipykernel draws inline only when
+# MPLBACKEND is unset), so it is set per target, never exported to every target.
+BATCH := data reports report test nbdev-test pytest notebooks mutation
+$(BATCH): export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean
+.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean clean-cache
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-11s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|paper|real), NB=<glob> for 'make report'"
+help: ## list the targets and variables
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables:"
+	@echo "    PROFILE=$(PROFILE)   parameter profile, a folder of params/: smoke | paper | real | real-paper"
+	@echo "    NB=<glob>       notebooks for 'make report', e.g. NB='3*'"
+	@echo "    JOBS=$(JOBS)          studies run at once (default: the number of cores)"
+	@echo "    VENV=$(VENV)     the Python environment: made here if it has no bin/python; an existing one (e.g."
+	@echo "                    VENV=\$$CONDA_PREFIX after 'conda env create -f environment.yml') is used as it is"
+	@echo "    PYTHON=$(PYTHON)  the interpreter that creates VENV (3.11 or newer)"
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name medrepro --display-name "Python (medrepro)" >/dev/null
+# The environment: VENV is created only when it has no python (a conda env or an existing venv is used as it is), then
+# the project is installed into it within constraints.txt (the versions that passed CI), and the kernelspec `medrepro`.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) is $$($(PYTHON) -V 2>&1): medrepro needs Python 3.11 or newer (make PYTHON=python3.11 ...)"; exit 1; }; \
+	  echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python scripts/install_kernel.py
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv, install the project (-e .[dev]) and its Jupyter kernel
+setup: $(VENV)/.installed ## create .venv (unless VENV has a python), install the project (-e .[dev], pinned by constraints.txt) and its Jupyter kernel `medrepro`
 
 data: setup ## write the synthetic sample data sets into data/sample/
 	$(BIN)/medrepro-sample --dataset all --dest data/sample
 
-reports: setup data ## run every numbered notebook (PROFILE=smoke|paper|real), studies in parallel, into reports/ with reports/index.html
+reports: setup data ## run every numbered notebook (PROFILE=smoke|paper|real|real-paper), studies in parallel, into reports/ with reports/index.html
 	$(BIN)/medrepro-reports --profile $(PROFILE) -j $(JOBS)
 	$(BIN)/python scripts/check_report.py reports/index.html
 
@@ -46,10 +59,10 @@ sync-check: setup ## fail if nbdev-export / nbdev-clean would change the tree
 nbdev-test: setup ## the shared-library notebooks 00-09 with nbdev-test (study notebooks run in `notebooks`, every cell)
 	$(BIN)/nbdev-test nbs --file-re '^0[0-9]_.*\.ipynb$$' --n-workers 2 --timing
 
-pytest: setup data
+pytest: setup data ## the tests in tests/ (pytest, 2 workers)
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
-notebooks: setup data
+notebooks: setup data ## every numbered notebook on the smoke profile into build/test-reports (part of make test)
 	$(BIN)/medrepro-reports --profile smoke --out build/test-reports --no-html -j $(JOBS)
 
 check-report: setup ## open the test report's index in headless Chromium (skipped without chromium): broken images/links fail
@@ -58,11 +71,14 @@ check-report: setup ## open the test report's index in headless Chromium (skippe
 export: setup ## nbdev-export (nbs/ -> lib/medrepro) and nbdev-clean
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 
-lab: setup ## open JupyterLab on nbs/ (works as root in containers too)
-	$(BIN)/jupyter lab nbs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+lab: setup ## open JupyterLab on nbs/ with the kernel `medrepro`, figures inline (works as root in containers too)
+	env -u MPLBACKEND -u MEDREPRO_BATCH $(BIN)/jupyter lab nbs/ --MultiKernelManager.default_kernel_name=medrepro $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM code; prints the surviving mutants
 	$(BIN)/python scripts/mutation.py --fresh
 
-clean: ## remove generated reports, build files and sample data (keeps .venv and data/raw)
-	rm -rf build reports/*/ reports/index.html reports/index.png reports/timings.csv reports/manifest.json data/sample data/cache
+clean: ## remove generated reports, build files and sample data (keeps .venv, data/raw and data/cache)
+	rm -rf build reports/*/ reports/index.html reports/index.png reports/timings.csv reports/manifest.json data/sample
+
+clean-cache: ## remove data/cache, the decoded-data caches (hours of work on the real data sets)
+	rm -rf data/cache

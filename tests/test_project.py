@@ -1,4 +1,4 @@
-"The project's own files: dependencies named alike in pyproject and environment.yml, Makefile targets, layout."
+"The project's own files: dependencies named alike in pyproject and environment.yml (bounds too: test_environment.py), Makefile targets, layout."
 import re, subprocess, tomllib
 from pathlib import Path
 import yaml
@@ -15,7 +15,7 @@ def test_environment_yml_names_the_same_dependencies():
     want = {_name(r) for r in proj['dependencies'] + proj['optional-dependencies']['dev']}
     env = yaml.safe_load((ROOT/'environment.yml').read_text())
     pip = next(d['pip'] for d in env['dependencies'] if isinstance(d, dict) and 'pip' in d)
-    have = {_name(r) for r in pip if not r.startswith('-e')}
+    have = {_name(r) for r in pip if not r.startswith('-')}            # not -e .[dev], -c constraints.txt
     assert want == have, f'only in pyproject: {sorted(want - have)}; only in environment.yml: {sorted(have - want)}'
     assert any(r.startswith('-e') and '[dev]' in r for r in pip)
     assert any(str(d).startswith('python=3.11') for d in env['dependencies'])

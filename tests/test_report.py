@@ -86,7 +86,9 @@ def test_cli_runs_studies_in_parallel_and_reports_failures(tmp_path):
     assert 'Kernel is running over TCP' not in out and 'KeyboardInterrupt' not in out      # kernel noise filtered
     runs = pd.read_csv(proj/'reports'/'timings.csv').set_index('notebook').status.to_dict()
     assert runs == {'10_alpha.bad.ipynb': 'failed', '11_alpha.after.ipynb': 'not run', '30_beta.ok.ipynb': 'ok'}
-    assert json.loads((proj/'reports'/'manifest.json').read_text()) == {'30_beta.ok.ipynb': ['dsb/a.csv']}
+    man = json.loads((proj/'reports'/'manifest.json').read_text())
+    assert {k: v for k, v in man.items() if k != report.RUN_KEY} == {'30_beta.ok.ipynb': ['dsb/a.csv']}
+    assert man[report.RUN_KEY]['notebooks'] == runs                                    # the run record, under its reserved key
     page = (proj/'reports'/'index.html').read_text()
     assert 'Not up to date' in page and '10_alpha.bad.ipynb (failed)' in page
 

@@ -14,9 +14,11 @@ from .core import project_root, atomic_write, save_table, save_json
 from .sample import studies
 
 # %% auto #0
-__all__ = ['NB_NAME', 'INLINE', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries', 'profile_params',
-           'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'study_title', 'study_headlines', 'figure_context',
-           'build_index', 'lock_study', 'parse_value', 'main', 'notebook_source', 'train_main']
+__all__ = ['NB_NAME', 'INLINE', 'SMOKE_BANNER', 'RUN_KEY', 'PACKAGES', 'KERNEL', 'numbered_notebooks', 'study_of', 'profiles',
+           'profile_entries', 'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'study_title',
+           'study_headlines', 'figure_context', 'git_state', 'package_versions', 'device_info', 'folder_fingerprint',
+           'data_folders', 'run_record', 'build_index', 'default_kernel', 'lock_study', 'parse_value', 'main',
+           'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
 NB_NAME = re.compile(r'^\d\d[a-z]?_')                   # 00_core, 33_dsb.train, 30a_dsb.sample
@@ -208,12 +210,123 @@ def _table_html(csv, max_rows=15, max_cols=9, max_chars=28, force=False):
     return df.to_html(index=False, na_rep='', float_format=lambda v: f'{v:.4g}', border=0, classes='t')
 
 
+# %% ../../nbs/05_report.ipynb #r001
+import hashlib, platform
+
+RUN_KEY = '_run'      # manifest.json's reserved key for the run record; every other key is a notebook name
+PACKAGES = ('torch', 'torchvision', 'fastai', 'numpy', 'pandas', 'pydicom', 'papermill')
+
+def _git(root, *args):
+    try: r = subprocess.run(['git', *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return r.stdout if r.returncode == 0 else None
+
+def git_state(root=None) -> dict:
+    "The commit checked out under `root`, and whether the tree differs from it (changed, staged or untracked files not ignored)."
+    root = Path(root or project_root())
+    head = _git(root, 'rev-parse', 'HEAD')
+    if head is None: return dict(commit=None, dirty=None, n_changed=0, changed=[])
+    changed = [l[3:] for l in (_git(root, 'status', '--porcelain', '--untracked-files=all') or '').splitlines() if l.strip()]
+    return dict(commit=head.strip(), dirty=bool(changed), n_changed=len(changed), changed=changed[:20])
+
+def package_versions() -> dict:
+    "Python's version and the installed versions of the key packages (None: not installed)."
+    from importlib.metadata import version, PackageNotFoundError
+    from medrepro import __version__
+    out = {'python': platform.python_version()}
+    for p in PACKAGES:
+        try: out[p] = version(p)
+        except PackageNotFoundError: out[p] = None
+    return {**out, 'medrepro': __version__}
+
+def device_info() -> dict:
+    "The CPU model (from /proc/cpuinfo, or the platform), its cores, and the GPUs torch sees."
+    cpu = None
+    try: cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
+                     if l.lower().startswith(('model name', 'hardware', 'cpu model'))), None)
+    except OSError: pass
+    if cpu is None and platform.system() == 'Darwin': cpu = _sysctl_cpu()
+    gpus = []
+    try:
+        import torch
+        if torch.cuda.is_available(): gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        elif getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): gpus = ['Apple MPS']
+    except Exception: pass
+    return dict(cpu=cpu or platform.processor() or platform.machine(), cores=os.cpu_count(), gpus=gpus, platform=platform.platform())
+
+def _sysctl_cpu():
+    try: return subprocess.run(['sysctl', '-n', 'machdep.cpu.brand_string'], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired): return None
+
+def folder_fingerprint(folder) -> dict:
+    "Files, bytes and the SHA-1 of the sorted `relative/path<TAB>size` lines of every file under `folder` (no file is read)."
+    folder, rows = Path(folder), []
+    for d, _, names in os.walk(folder, followlinks=True):
+        for n in names:
+            p = Path(d)/n
+            try: rows.append((p.relative_to(folder).as_posix(), p.stat().st_size))
+            except OSError: continue                        # a dangling link
+    rows.sort()
+    sha = hashlib.sha1(''.join(f'{r}\t{s}\n' for r, s in rows).encode()).hexdigest()
+    return dict(path=str(folder), files=len(rows), bytes=sum(s for _, s in rows), sha1=sha)
+
+def data_folders(extra=()) -> list:
+    "The data folders a run can read: `sample/*` and `raw/*` under `<project>/data` and `$MEDREPRO_DATA`, and `extra` (e.g. `data_dir` values)."
+    from medrepro.core import data_root
+    roots = dict.fromkeys([project_root()/'data', data_root()])
+    found = [d for r in roots for sub in ('sample', 'raw') if (r/sub).is_dir() for d in sorted((r/sub).iterdir()) if d.is_dir()]
+    found += [Path(e) for e in extra if Path(e).is_dir()]
+    return list({p.resolve(): p.absolute() for p in reversed(found)}.values())[::-1]   # each folder once, named as found
+
+def _data_dirs(profile, nbs, overrides) -> list:
+    "The `data_dir` values the selected notebooks get (profile or `-p`), resolved as the notebooks do (from nbs/, else the project)."
+    try: vals = [{**profile_params(profile, nb), **overrides}.get('data_dir') for nb in nbs]
+    except (OSError, ValueError): vals = [overrides.get('data_dir')]          # a broken profile: main says so in one line
+    out = []
+    for v in vals:
+        if not v: continue
+        p = Path(str(v)).expanduser()
+        if not p.is_absolute(): p = (project_root()/'nbs'/p) if (project_root()/'nbs'/p).exists() else project_root()/p
+        out.append(p)
+    return out
+
+def run_record(profile, overrides=None, nbs=(), kernel=None, argv=None) -> dict:
+    "What `manifest.json` records under `_run`: commit, versions, device, profile, parameters, data fingerprints."
+    return dict(started=time.strftime('%Y-%m-%d %H:%M:%S'), git=git_state(), versions=package_versions(), device=device_info(),
+                profile=profile, parameters=json.loads(json.dumps(overrides or {}, default=str)), kernel=kernel,
+                command=list(argv) if argv is not None else sys.argv[1:],
+                data=[folder_fingerprint(f) for f in data_folders(_data_dirs(profile, nbs, overrides or {}))])
+
+def _size(n) -> str:
+    for u in ('B', 'KB', 'MB', 'GB'):
+        if n < 1024 or u == 'GB': return f'{n:.0f} {u}' if u == 'B' else f'{n:.1f} {u}'
+        n /= 1024
+
+def _run_box(run) -> str:
+    "The index's 'Run' box: the manifest's run record, one line per item."
+    if not run: return ''
+    e = lambda v: html.escape(str(v))
+    g, dev, root = run.get('git') or {}, run.get('device') or {}, str(project_root()) + os.sep
+    commit = ('not a git checkout' if not g.get('commit') else f"<code>{e(g['commit'][:12])}</code> " +
+              (f'<span class="bad">with uncommitted changes ({g.get("n_changed", 0)} files)</span>' if g.get('dirty') else 'clean'))
+    params = ', '.join(f'<code>{e(k)}={e(v)}</code>' for k, v in (run.get('parameters') or {}).items()) or 'none'
+    vers = ' · '.join(f'{e(k)} {e(v)}' for k, v in (run.get('versions') or {}).items())
+    device = f"{e(dev.get('cpu'))} ({e(dev.get('cores'))} cores) · " + ('GPU ' + ', '.join(map(e, dev['gpus'])) if dev.get('gpus') else 'no GPU')
+    rel = lambda p: p[len(root):] if p.startswith(root) else p
+    data = ''.join(f"<li><code>{e(rel(d['path']))}</code>: {d['files']} files, {_size(d['bytes'])}, list SHA-1 <code>{e(d['sha1'][:12])}</code></li>"
+                   for d in run.get('data', []))
+    rows = [('commit', commit), ('profile', f"<b>{e(run.get('profile'))}</b>, -p {params}"), ('started', e(run.get('started'))),
+            ('packages', vers), ('device', device), ('data', f'<ul>{data}</ul>' if data else 'none found')]
+    return ('<div class="run"><b>Run</b><table>' + ''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in rows) + '</table></div>')
+
+
 # %% ../../nbs/05_report.ipynb #e7ff4ec3
 def _runs(out_root) -> pd.DataFrame:
     f = Path(out_root)/'timings.csv'
     return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=['notebook', 'study', 'status', 'seconds', 'profile', 'finished'])
 
 def _manifest(out_root) -> dict:
+    "manifest.json: notebook name -> the files it wrote, and the last run's record under `RUN_KEY`."
     f = Path(out_root)/'manifest.json'
     return json.loads(f.read_text()) if f.exists() else {}
 
@@ -239,7 +352,9 @@ def build_index(out_root=None, profile=None) -> Path:
            'figure{display:inline-block;vertical-align:top;width:47%;margin:6px 1%}figure img{max-width:100%;border:1px solid #ddd}'
            'figcaption{font-size:12px;color:#444}table.t{border-collapse:collapse;font-size:12px;margin:6px 0}'
            'table.t td,table.t th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
-           '.ok{color:#186a18}.failed,.bad{color:#b00020;font-weight:bold}.stale{color:#a35a00}nav a{margin-right:10px}')
+           '.ok{color:#186a18}.failed,.bad{color:#b00020;font-weight:bold}.stale{color:#a35a00}nav a{margin-right:10px}'
+           '.run{border:1px solid #ccc;background:#f7f7f7;padding:6px 10px;border-radius:4px;font-size:12px;margin:8px 0}'
+           '.run th{text-align:left;padding-right:10px;vertical-align:top}.run ul{margin:0;padding-left:16px}')
     probe = ("<script>window.addEventListener('load',()=>{document.body.dataset.broken=[...document.images]"
              ".filter(i=>!i.complete||i.naturalWidth===0).map(i=>i.getAttribute('src')).join('|')})</script>")
     known = list(dict.fromkeys(['core', *(study_of(n) for n in sorted(status, key=lambda n: (n[:2], n)))]))   # notebook order
@@ -248,7 +363,7 @@ def build_index(out_root=None, profile=None) -> Path:
     parts = ['<!doctype html><html lang="en"><meta charset="utf-8"><title>medrepro reports</title>', f'<style>{css}</style>', probe,
              '<h1>medrepro: reproduced figures and tables</h1>',
              f'<p>profile <b>{html.escape(str(profile))}</b>, index built {time.strftime("%Y-%m-%d %H:%M")}. '
-             'Each figure links to the executed notebook that made it.</p>']
+             'Each figure links to the executed notebook that made it.</p>', _run_box(manifest.get(RUN_KEY))]
     if profile == 'smoke': parts.append(f'<p class="banner">{SMOKE_BANNER}</p>')
     parts.append('<nav>' + ''.join(f'<a href="#{s}">{html.escape(study_title(s))}</a>' for s in studies) + '</nav>')
     bad = [n for n, r in status.items() if r.status != 'ok']
@@ -290,6 +405,18 @@ def build_index(out_root=None, profile=None) -> Path:
     return dest
 
 # %% ../../nbs/05_report.ipynb #c014
+KERNEL = 'medrepro'   # the project's kernelspec (scripts/install_kernel.py): this environment's python, figures inline
+
+def default_kernel():
+    "The kernel the runner uses unless told: `KERNEL` if Jupyter finds that kernelspec, else None (each notebook's own)."
+    from jupyter_client.kernelspec import KernelSpecManager
+    try: spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except Exception: return None
+    exe = Path(spec.argv[0]) if spec.argv else None
+    if exe is None or not exe.exists() or Path(sys.prefix).resolve() not in (exe.parent.parent.resolve(), exe.resolve().parent.parent):
+        print(f'warning: kernelspec {KERNEL!r} runs {exe}, not this environment ({sys.prefix}); run `make setup` to reinstall it', flush=True)
+    return KERNEL
+
 _NOISE = re.compile(r'Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel|^\s*$')
 
 def _args(argv=None):
@@ -298,7 +425,7 @@ def _args(argv=None):
     ap.add_argument('--only', default=None, help="only notebooks matching these globs (comma-separated), e.g. '3*'")
     ap.add_argument('--out', default=None, help='output folder (default reports/)')
     ap.add_argument('--cache-dir', default=None, help='folder for decoded-data caches (default $MEDREPRO_CACHE, else <data>/cache): for read-only data')
-    ap.add_argument('--kernel', default=None, help="Jupyter kernel name (default: the notebook's own)")
+    ap.add_argument('--kernel', default=None, help=f"Jupyter kernel name (default: {KERNEL!r} when that kernelspec is installed, as `make setup` does; else the notebook's own)")
     ap.add_argument('--no-html', action='store_true', help='skip the HTML copies of the executed notebooks')
     ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order (default: the number of cores)')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
@@ -391,6 +518,8 @@ def main(argv=None):
     nbs = _setup(a)
     overrides = {k: parse_value(v) for k, v in a.parameter}
     if a.child: sys.exit(_child(a, nbs, overrides))
+    a.kernel = a.kernel or default_kernel()                                     # children get it on their command line
+    record = run_record(a.profile, overrides, nbs, kernel=a.kernel, argv=argv)  # before the run: the tree as it ran
     import papermill as pm
     declared = {nb.stem: set(pm.inspect_notebook(str(nb))) for nb in nbs}
     try: warnings = unused_profile_keys(a.profile, declared)
@@ -414,7 +543,8 @@ def main(argv=None):
     old = _runs(a.out)
     runs = pd.concat([old[~old.notebook.isin([r['notebook'] for r in rows])], pd.DataFrame(rows)]).sort_values('notebook')
     save_table(runs, Path(a.out)/'timings.csv')
-    man = {**_manifest(a.out), **{n: r['files'] for n, r in results.items() if r['status'] == 'ok'}}
+    record.update(finished=now, notebooks={r['notebook']: r['status'] for r in rows})
+    man = {**_manifest(a.out), **{n: r['files'] for n, r in results.items() if r['status'] == 'ok'}, RUN_KEY: record}
     save_json(dict(sorted(man.items())), Path(a.out)/'manifest.json')
     idx = build_index(a.out, a.profile)
     for f in held: f.close()
