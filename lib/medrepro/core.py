@@ -207,7 +207,8 @@ def save_model(folder, model, config) -> Path:
     if not is_rank0(): return folder                                    # data-parallel runs: rank 0 writes
     model = getattr(model, 'module', model)                             # unwrap DistributedDataParallel
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    cfg.build().load_state_dict(sd)                                     # the config really rebuilds this model
+    with torch.random.fork_rng(devices=[]): cfg.build().load_state_dict(sd)   # the config really rebuilds this model (without drawing from
+                                                                        # the global generator: a checkpoint mid-training changes no later draw)
     buf = io.BytesIO(); torch.save(sd, buf)                             # in memory: no temp-file name inside the archive
     with atomic_write(folder/'model.pth') as tmp: tmp.write_bytes(buf.getvalue())
     save_json(asdict(cfg), folder/'config.json')
