@@ -6,8 +6,10 @@ from torch.utils.data import TensorDataset
 from medrepro.core import load_model
 from medrepro.nets import MaskLoss, MaskScore
 from medrepro.train import make_learner
-from medrepro.isic.seg import isic_unet, seg_learner, fit_seg, export_checkpoints
-from medrepro.isic.classify import array_dataloaders, model_config, train_run, accuracy_metric, bma_metric
+from medrepro.isic2018.model import isic_unet
+from medrepro.isic2018.train import seg_learner, fit_seg, export_checkpoints
+from medrepro.isic2019.model import model_config
+from medrepro.isic2019.train import array_dataloaders, train_run, accuracy_metric, bma_metric
 from ranks import record_rank, run_two_ranks
 
 

@@ -2,10 +2,10 @@
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from medrepro.core import DataError
-from medrepro.isic.labels import (CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS, BALANCED_CLASSES,
-                                  read_groundtruth, read_metadata, isic2019_table, load_images, split_70_10_20, cv_folds,
-                                  shared_groups, merge_rare, balanced_variant)
-from medrepro.isic.data import write_isic2019, sample_counts
+from medrepro.isic2019.data import (CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS, BALANCED_CLASSES,
+                                   read_groundtruth, read_metadata, isic2019_table, load_images, split_70_10_20, cv_folds,
+                                   shared_groups, merge_rare, balanced_variant)
+from medrepro.isic2019.sample import write_isic2019, sample_counts
 
 GT_HDR = ','.join(GT_COLUMNS)
 ROW = 'ISIC_0000000,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0'

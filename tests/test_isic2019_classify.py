@@ -4,10 +4,11 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from sklearn.metrics import balanced_accuracy_score
 from medrepro.core import load_model, seed_everything
-from medrepro.isic.classify import (TV_ARCHS, torchvision_classifier, imagenet_weights, isic_resnet, model_config, build,
-                                    array_dataloaders, channel_stats, class_weights, accuracy_metric, bma_metric, train_run, predict, CHECKPOINTS)
-from medrepro.isic.labels import isic2019_table, load_images, split_70_10_20
-from medrepro.isic.data import write_isic2019
+from medrepro.isic2019.model import TV_ARCHS, torchvision_classifier, imagenet_weights, isic_resnet, model_config, build
+from medrepro.isic2019.train import array_dataloaders, channel_stats, class_weights, accuracy_metric, bma_metric, train_run, CHECKPOINTS
+from medrepro.isic2019.evaluate import predict
+from medrepro.isic2019.data import isic2019_table, load_images, split_70_10_20
+from medrepro.isic2019.sample import write_isic2019
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,12 @@ import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from medrepro.core import save_model, load_model, seed_everything
 from medrepro.metrics import thresholded_jaccard
-from medrepro.isic.data import SegItem, make_isic2018, seg_items, seg_split, load_seg_set, seg_dataloaders
 from medrepro.nets import MaskLoss
-from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, predict_probs, seg_learner, fit_seg, export_checkpoints
-from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
+from medrepro.isic2018.data import SegItem, seg_items, seg_split, load_seg_set, seg_dataloaders
+from medrepro.isic2018.sample import make_isic2018
+from medrepro.isic2018.model import UNet, isic_unet, fastai_unet, n_params
+from medrepro.isic2018.train import seg_learner, fit_seg, export_checkpoints
+from medrepro.isic2018.evaluate import predict_probs, otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
 
 
 def test_unet_shapes_and_params():
