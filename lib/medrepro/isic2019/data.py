@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.model_selection import train_test_split, StratifiedKFold, StratifiedGroupKFold
-from ..core import DataError, dataset_path, cached, cache_dir as core_cache_dir
+from ..core import DataError, dataset_path, cached
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
 __all__ = ['CLASSES', 'CLASS_NAMES', 'GT_CSV', 'META_CSV', 'IMG_DIR', 'GT_COLUMNS', 'META_COLUMNS', 'THESIS_COUNTS', 'MERGED',
            'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'resolve_data_dir', 'load_images',
-           'default_cache_dir', 'split_70_10_20', 'cv_folds', 'shared_groups', 'merge_rare', 'balanced_variant']
+           'split_70_10_20', 'cv_folds', 'shared_groups', 'merge_rare', 'balanced_variant']
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c007
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC')
@@ -85,10 +85,6 @@ def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
     x = cached(cache_dir, 'isic2019-images', build, version=1, decode_size=decode_size, files=paths)
     if size == decode_size: return x
     return np.stack([resize_image(im, (size, size)) for im in x]) if len(x) else np.zeros((0, size, size, 3), np.uint8)
-
-def default_cache_dir(cache=True):
-    "`core.cache_dir('isic2019')`, i.e. `<data root>/cache/isic2019` (created), or None when `cache` is False."
-    return core_cache_dir('isic2019') if cache else None
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c032
 def _first_fold(y, groups, k, seed):

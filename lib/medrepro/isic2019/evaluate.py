@@ -38,17 +38,11 @@ def printed_bma(y_true, y_pred) -> float:
     return float(tot)
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #1880ff3a
-def _acc_bma(t, p, k) -> tuple:
-    "Accuracy and BMA from integer labels via one bincount (BMA over the classes present in `t`, as scikit-learn)."
-    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
-    n = cm.sum(1); has = n > 0
-    return np.trace(cm) / len(t), float((np.diag(cm)[has] / n[has]).mean())
-
 def bootstrap_ci(y_true, y_pred, n=1000, seed=0, level=0.95) -> pd.DataFrame:
     "Percentile-bootstrap intervals (resampling images) for accuracy and BMA: rows metric, value, lo, hi."
     y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
-    k, rng = int(max(y_true.max(), y_pred.max())) + 1, np.random.default_rng(seed)
-    boot = np.array([_acc_bma(y_true[i], y_pred[i], k) for i in (rng.integers(0, len(y_true), len(y_true)) for _ in range(n))])
+    rng = np.random.default_rng(seed)
+    boot = np.array([((y_true[i] == y_pred[i]).mean(), balanced_accuracy(y_true[i], y_pred[i])) for i in (rng.integers(0, len(y_true), len(y_true)) for _ in range(n))])
     a = (1 - level) / 2
     point = (float((y_true == y_pred).mean()), balanced_accuracy(y_true, y_pred))
     return pd.DataFrame([dict(metric=m, value=v, lo=float(np.quantile(boot[:, j], a)), hi=float(np.quantile(boot[:, j], 1 - a)))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.callback.core import Callback
@@ -14,6 +14,7 @@ from fastai.callback.schedule import fit_one_cycle   # adds Learner.fit_one_cycl
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import AccumMetric
 from ..core import ModelConfig, save_model, get_device
+from ..metrics import balanced_accuracy
 from ..train import make_learner, data_parallel
 from .model import build
 
@@ -60,8 +61,8 @@ def accuracy_metric():
     return AccumMetric(accuracy_score, dim_argmax=-1, to_np=True, invert_arg=True, name='accuracy')
 
 def bma_metric():
-    "fastai metric: balanced multi-class accuracy (scikit-learn's balanced_accuracy_score of the argmax), named 'bma'."
-    return AccumMetric(balanced_accuracy_score, dim_argmax=-1, to_np=True, invert_arg=True, name='bma')
+    "fastai metric: balanced multi-class accuracy (`metrics.balanced_accuracy` of the argmax), named 'bma'."
+    return AccumMetric(balanced_accuracy, dim_argmax=-1, to_np=True, invert_arg=True, name='bma')
 
 def class_weights(y, n_classes) -> torch.Tensor:
     "Inverse-frequency weights n / (k * n_c) (1 for an absent class)."
