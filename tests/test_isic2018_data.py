@@ -4,7 +4,8 @@ import numpy as np, pytest
 from PIL import Image
 from medrepro.core import DataError
 from medrepro.isic2018.data import (seg_items, seg_folders, read_pair, read_mask, image_size, load_pair, load_seg_set, seg_split,
-                                    isic2018_dir, SegItem)
+                                    SegItem)
+from medrepro.data import dataset_path
 from medrepro.isic2018.sample import make_isic2018
 from medrepro.isic2018.eda import seg_stats
 
@@ -46,7 +47,7 @@ def test_parts_and_pairing(tmp_path):
     assert [(it.id, it.part) for it in items] == [('ISIC_0000001', 'train'), ('ISIC_0000002', 'train'), ('ISIC_0000003', 'valid'), ('ISIC_0000004', 'test')]
     assert [it.id for it in seg_items(tmp_path, 'valid')] == ['ISIC_0000003']
     assert [it.id for it in seg_items(tmp_path/seg_folders('test')[0])] == ['ISIC_0000001', 'ISIC_0000002', 'ISIC_0000003', 'ISIC_0000004']
-    assert seg_split(items) == {'train': ['ISIC_0000001', 'ISIC_0000002'], 'valid': ['ISIC_0000003'], 'test': ['ISIC_0000004']}
+    assert {k: v.tolist() for k, v in seg_split(items).items()} == {'train': [0, 1], 'valid': [2], 'test': [3]}   # positions into items
     img, m = read_pair(items[2])
     assert img.shape == (40, 50, 3) and m.sum() == 10 * 13
 
@@ -70,7 +71,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(DataError, match='unreadable mask'): read_mask(tmp_path/seg_folders('train')[1]/'ISIC_0000002_segmentation.png')
     with pytest.raises(DataError, match='mask folder missing'):
         (tmp_path/'x'/seg_folders('valid')[0]).mkdir(parents=True); seg_items(tmp_path/'x')
-    with pytest.raises(DataError, match='does not exist'): isic2018_dir(tmp_path/'missing')
+    with pytest.raises(DataError, match='does not exist'): dataset_path('isic2018', tmp_path/'missing')
 
 
 @pytest.mark.parametrize('values', [(0, 255), (0, 1), (10, 200), (3, 4)])
@@ -130,8 +131,8 @@ def test_split_random():
     items = [SegItem(f'ISIC_{i:07d}', None, None) for i in range(36)]
     s = seg_split(items, valid=0.15, test=0.3, seed=1)
     assert [len(s[k]) for k in ('train', 'valid', 'test')] == [20, 5, 11]
-    assert not set(s['train']) & set(s['test']) and not set(s['valid']) & set(s['test'])
-    assert s == seg_split(items, valid=0.15, test=0.3, seed=1)
+    assert sorted(np.concatenate(list(s.values())).tolist()) == list(range(36))           # each pair in one part
+    assert all((s[k] == seg_split(items, valid=0.15, test=0.3, seed=1)[k]).all() for k in s)
     with pytest.raises(ValueError, match='too few'): seg_split(items[:2], valid=0.5, test=0.5)
 
 

@@ -9,9 +9,10 @@ from medrepro.core import load_model
 from medrepro.nets import MaskLoss, MaskScore
 from medrepro.train import make_learner
 from medrepro.isic2018.model import isic_unet
-from medrepro.isic2018.train import seg_learner, fit_seg, export_checkpoints
+from medrepro.isic2018.train import fit_unet
 from medrepro.isic2019.model import model_config
-from medrepro.isic2019.train import array_dataloaders, train_run, accuracy_metric, bma_metric
+from medrepro.isic2019.train import array_dataloaders, train_classifier, accuracy_metric, bma_metric, DihedralNorm
+from medrepro.data import ArraySet
 from ranks import record_rank, run_two_ranks
 
 N_SEG, N_CLS = 16, 18                     # training images; 5 and 7 validation images (one padded on two ranks)
@@ -55,18 +56,17 @@ def test_two_gloo_processes_train_the_unet_and_a_classifier(tmp_path):
     ranks = tmp_path/'ranks'; ranks.mkdir()
 
     def train():
-        seg = fit_seg(seg_learner(seg_dls, isic_unet([4, 8]), lr=3e-2, out_dir=tmp_path/'seg'), 6, 3e-2)
-        export_checkpoints(seg, tmp_path/'models'/'unet', dict(arch='isic_unet', params=dict(widths=[4, 8])))
-        cls = train_run(cls_dls, cfg, tmp_path/'cls', epochs=4, lr=1e-2)
+        seg = fit_unet(seg_dls, isic_unet([4, 8]), 6, 3e-2, out_dir=tmp_path/'seg', folder=tmp_path/'models'/'unet', config=dict(arch='isic_unet', params=dict(widths=[4, 8])))
+        cls = train_classifier(cls_dls, cfg, tmp_path/'cls', epochs=4, lr=1e-2)
         record_rank(ranks, dict(seg=seg, cls=cls))
 
     run_two_ranks(train, ranks, ['seg', 'cls'])                                             # same synced numbers, identical weights
-    # segmentation: one history, fastai's two checkpoint files exported by rank 0 and then deleted
+    # segmentation: one history and the two checkpoints, from rank 0
     assert sorted(p.name for p in (tmp_path/'seg').iterdir()) == ['history.csv']
-    assert sorted(p.name for p in (tmp_path/'models').iterdir()) == ['unet_jaccard', 'unet_loss']
+    assert sorted(p.name for p in (tmp_path/'models'/'unet').iterdir()) == ['best_jaccard', 'best_loss']
     hist = pd.read_csv(tmp_path/'seg'/'history.csv')
     assert len(hist) == 6 and hist.jaccard.max() > 0.3, hist                               # it learned: not all background
-    model, _ = load_model(tmp_path/'models'/'unet_jaccard')
+    model, _ = load_model(tmp_path/'models'/'unet'/'best_jaccard')
     seg_eval = lambda idx: _validate(model, (TensorDataset(xs[:2], ys[:2]), TensorDataset(xs[N_SEG:][idx], ys[N_SEG:][idx])),
                                      MaskLoss('dice_bce'), [MaskScore('mean_jaccard')], tmp_path)[0]
     whole = seg_eval(list(range(5)))
@@ -75,8 +75,8 @@ def test_two_gloo_processes_train_the_unet_and_a_classifier(tmp_path):
     # classifier: three checkpoints and one history from rank 0; accuracy and BMA (AccumMetrics) are the whole validation set's
     assert sorted(p.name for p in (tmp_path/'cls').iterdir()) == ['best_accuracy', 'best_bma', 'best_loss', 'history.csv']
     model, c = load_model(tmp_path/'cls'/'best_bma')
-    xv, yv = cls_dls.valid.dataset.x, cls_dls.valid.dataset.y
-    cls_eval = lambda idx: _validate(model, (cls_dls.train.dataset, type(cls_dls.valid.dataset)(xv[idx], yv[idx], *cls_dls.stats)),
+    va = cls_dls.valid.dataset.idx
+    cls_eval = lambda idx: _validate(model, (cls_dls.train.dataset, ArraySet(xc, yc, va[idx], x_tfm=DihedralNorm(*cls_dls.stats))),
                                      CrossEntropyLossFlat(), [accuracy_metric(), bma_metric()], tmp_path)
     acc, bma = cls_eval(list(range(7)))
     assert bma == pytest.approx(c.meta['bma'], abs=1e-9) and bma > 0.4, bma               # learned: one class for all scores 1/3

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from ..core import DataError, dataset_path, cached
+from ..core import DataError, cached
+from ..data import split_items, split_from_labels, loader_kwargs
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
-__all__ = ['SEG_PARTS', 'ISIC_ID', 'MASK_SUFFIX', 'seg_folders', 'SegItem', 'seg_items', 'isic2018_dir', 'mask_values',
-           'image_size', 'read_mask', 'read_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split',
-           'seg_dataloaders']
+__all__ = ['SEG_PARTS', 'ISIC_ID', 'MASK_SUFFIX', 'seg_folders', 'SegItem', 'seg_items', 'mask_values', 'image_size', 'read_mask',
+           'read_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders']
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c007
 SEG_PARTS = {'train': 'Training', 'valid': 'Validation', 'test': 'Test'}
@@ -64,11 +64,6 @@ def seg_items(path, part='all') -> list:
     items = [it for k, (inp, gt) in found.items() for it in _part_items(inp, gt, k)]
     if not items: raise DataError(p, 'no ISIC_<7 digits>.jpg images found')
     return items
-
-# %% ../../../nbs/40_isic2018.data.ipynb #c011
-def isic2018_dir(data_dir=None, source='sample') -> Path:
-    "The ISIC 2018 Task 1 folder a notebook reads: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    return dataset_path('isic2018', data_dir, source=source)
 
 # %% ../../../nbs/40_isic2018.data.ipynb #223461bc
 def mask_values(a, path='mask') -> np.ndarray:
@@ -132,25 +127,22 @@ def load_seg_set(items, size=(768, 1024), cache_dir=None) -> SegSet:
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c026
 def seg_split(items, valid=0.15, test=0.3, seed=42) -> dict:
-    "{'train', 'valid', 'test'} id lists: the challenge's parts when present, else a random split of the training pairs."
-    from sklearn.model_selection import train_test_split
-    parts = {k: sorted(it.id for it in items if it.part == k) for k in SEG_PARTS}
-    if parts['valid'] and parts['test']: return parts
-    ids = parts['train']
-    n_test = int(round(test * len(ids))) if not parts['test'] else 0
-    n_valid = max(int(round(valid * len(ids))), 1) if not parts['valid'] else 0
-    if len(ids) - n_test - n_valid < 1: raise ValueError(f'{len(ids)} training pairs are too few for a {valid}/{test} split')
-    rest, te = train_test_split(ids, test_size=n_test, random_state=seed) if n_test else (ids, [])
-    tr, va = train_test_split(rest, test_size=n_valid, random_state=seed) if n_valid else (rest, [])
-    return {'train': sorted(tr), 'valid': sorted(va or parts['valid']), 'test': sorted(te or parts['test'])}
+    "Positions of `items` per part (`data.split_items`' dict): the challenge's parts when present, else a random split of the training pairs."
+    part = np.array([it.part for it in items])
+    have = {k: np.flatnonzero(part == k) for k in SEG_PARTS}
+    if len(have['valid']) and len(have['test']): return split_from_labels(part)
+    tr = have['train']
+    n_test = 0 if len(have['test']) else int(round(test * len(tr)))             # counts, as the thesis's fractions of the pairs
+    n_valid = 0 if len(have['valid']) else max(int(round(valid * len(tr))), 1)
+    if len(tr) - n_test - n_valid < 1: raise ValueError(f'{len(tr)} training pairs are too few for a {valid}/{test} split')
+    s = split_items(len(tr), valid=n_valid, test=n_test, seed=seed)
+    return dict(train=tr[s['train']], valid=np.sort(np.r_[tr[s['valid']], have['valid']]), test=np.sort(np.r_[tr[s['test']], have['test']]))
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c029
-def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, seed=42, device=None, num_workers=0):
-    "fastai DataLoaders (train, valid) over a `SegSet`, split by id with `seg_split`."
+def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, seed=42, device=None, num_workers=None):
+    "fastai DataLoaders (train, valid) over a `SegSet`; `split` holds positions into `ds.items` (`seg_split`); workers and device from `data.loader_kwargs`."
     from fastai.vision.all import DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, IndexSplitter, aug_transforms, Saturation, Hue
-    tr_ids, va_ids = set(split['train']), set(split['valid'])
-    tr = [i for i, it in enumerate(ds.items) if it.id in tr_ids]
-    va = [i for i, it in enumerate(ds.items) if it.id in va_ids]
+    tr, va = [int(i) for i in split['train']], [int(i) for i in split['valid']]
     if not tr: raise ValueError('no training images in this split')
     tfms = aug_transforms(flip_vert=True, max_rotate=180., max_zoom=1.2, max_warp=0.1, max_lighting=0.25, p_affine=0.9,
                           pad_mode='reflection') if augment else None
@@ -158,4 +150,4 @@ def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, se
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'lesion'])),
                        get_x=lambda i: PILImage.create(ds.x[i]), get_y=lambda i: PILMask.create(ds.y[i]),
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)
-    return dblock.dataloaders(tr + va, bs=bs, seed=seed, device=device, num_workers=num_workers)
+    return dblock.dataloaders(tr + va, bs=bs, seed=seed, **loader_kwargs(device, num_workers))

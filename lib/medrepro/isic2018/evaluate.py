@@ -4,28 +4,34 @@
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c004
 from __future__ import annotations
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, torch, torch.nn as nn
 from scipy import ndimage
 from ..imaging import resize_image
 from ..metrics import seg_scores, thresholded_jaccard
+from ..train import predict
 from .data import image_size, read_mask
 
 # %% auto #0
-__all__ = ['predict_probs', 'central_component', 'otsu_lesion', 'keep_central', 'upsample', 'score_masks', 'score_summary']
+__all__ = ['FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion', 'keep_central', 'upsample', 'score_masks',
+           'score_summary']
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c019
-@torch.no_grad()
+class FlipTTA(nn.Module):
+    "Lesion probabilities of `model` averaged over the image and its horizontal and vertical flips (test-time augmentation)."
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, x):
+        p = lambda t: torch.sigmoid(self.model(t).float())
+        return (p(x) + p(x.flip(-1)).flip(-1) + p(x.flip(-2)).flip(-2)) / 3
+
+def _rgb01(b, device):
+    "uint8 images (n, h, w, 3) -> float (n, 3, h, w) in [0, 1] on `device`, as fastai's IntToFloatTensor."
+    return torch.as_tensor(np.ascontiguousarray(b)).permute(0, 3, 1, 2).float().div(255).to(device)
+
 def predict_probs(model, x, tta=False, bs=8, device=None) -> np.ndarray:
-    "Lesion probabilities (N, h, w) for uint8 images `x` (N, h, w, 3); `tta` averages the image and its two flips."
-    model.eval()
-    dev = next(model.parameters()).device if device is None else torch.device(device)
-    out = []
-    for i in range(0, len(x), bs):
-        xb = torch.as_tensor(np.ascontiguousarray(x[i:i + bs])).permute(0, 3, 1, 2).float().div(255).to(dev)
-        p = torch.sigmoid(model(xb).float())
-        if tta: p = (p + torch.sigmoid(model(xb.flip(-1)).float()).flip(-1) + torch.sigmoid(model(xb.flip(-2)).float()).flip(-2)) / 3
-        out.append(p[:, 0].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[1:3]), np.float32)
+    "Lesion probabilities (N, h, w) for uint8 images `x` (N, h, w, 3) with the shared `train.predict`; `tta` averages the image and its two flips."
+    if not len(x): return np.zeros((0,) + tuple(np.shape(x)[1:3]), np.float32)
+    p = predict(FlipTTA(model) if tta else model, x, bs=bs, device=device, prep=_rgb01, post=None if tta else 'sigmoid')
+    return p[:, 0]
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #872095a4
 def central_component(mask, min_frac=0.01) -> np.ndarray:

@@ -9,7 +9,7 @@ from ..core import register_model
 from ..nets import conv_block   # two (3x3 conv, batch norm, ReLU) layers, shared with EchoNet
 
 # %% auto #0
-__all__ = ['UNet', 'isic_unet', 'n_params', 'fastai_unet']
+__all__ = ['UNet', 'isic_unet', 'fastai_unet']
 
 # %% ../../../nbs/41_isic2018.model.ipynb #c007
 class UNet(nn.Module):
@@ -39,10 +39,6 @@ class UNet(nn.Module):
 def isic_unet(widths=(64, 128, 256, 512, 1024), bn=True, in_norm=False) -> nn.Module:
     "The thesis's U-Net for `save_model` / `load_model` (widths ours: Ronneberger's by default)."
     return UNet(tuple(widths), bn=bn, in_norm=in_norm)
-
-def n_params(model) -> int:
-    "Number of trainable parameters."
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 # %% ../../../nbs/41_isic2018.model.ipynb #c011
 @register_model('isic_fastai_unet')

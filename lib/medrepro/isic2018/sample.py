@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from ..core import register
+from ..sample import register, register_study
 from .data import seg_folders, MASK_SUFFIX
+
+register_study('isic2018', 'ISIC 2018 Task 1 lesion segmentation (U-Net; notebooks 40-42)', headlines=('*seg_summary_test.csv',))
 
 # %% auto #0
 __all__ = ['SKIN', 'SAMPLE_SIZES', 'sample_pair', 'make_isic2018']

@@ -4,47 +4,16 @@
 
 # %% ../../../nbs/41a_isic2018.train.ipynb #1b95f958
 from __future__ import annotations
-from pathlib import Path
-import numpy as np
-from fastai.callback.tracker import SaveModelCallback
-from fastai.callback.schedule import fit_one_cycle   # adds Learner.fit_one_cycle
-from fastai.torch_core import distrib_barrier
-from ..core import save_model, is_rank0
 from ..nets import MaskLoss, MaskScore
-from ..train import make_learner, keras_callbacks, data_parallel
+from ..train import fit
 
 # %% auto #0
-__all__ = ['seg_learner', 'fit_seg', 'export_checkpoints']
+__all__ = ['SEG_CHECKPOINTS', 'fit_unet']
 
 # %% ../../../nbs/41a_isic2018.train.ipynb #c017
-def seg_learner(dls, model, loss='dice_bce', lr=1e-3, out_dir='.', learner=None):
-    "A Learner that keeps two checkpoints: `best_loss` (lowest valid loss) and `best_jaccard` (highest valid Jaccard)."
-    jac = SaveModelCallback(monitor='jaccard', comp=np.greater, fname='best_jaccard', with_opt=False)
-    metrics = [MaskScore('mean_jaccard', name='jaccard')]
-    if learner is None:
-        learn = make_learner(dls, model, MaskLoss(loss), metrics=metrics, lr=lr, out_dir=out_dir, monitor='valid_loss',
-                             fname='best_loss', lr_patience=None, es_patience=None, keep_checkpoints=True)
-        learn.add_cb(jac)
-        return learn
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)   # a learner factory such as fastai's unet_learner
-    log = out_dir/'history.csv' if is_rank0() else None                # as make_learner: one history, rank 0's
-    cbs = keras_callbacks(monitor='valid_loss', fname='best_loss', log=log, lr_patience=None, es_patience=None)
-    return learner(dls, loss_func=MaskLoss(loss), metrics=metrics, lr=lr, path=out_dir, model_dir='.', cbs=cbs + [jac])
+SEG_CHECKPOINTS = {'loss': ('valid_loss', None), 'jaccard': ('jaccard', None)}   # the thesis's two models (lower loss, higher Jaccard)
 
-def fit_seg(learn, epochs, lr):
-    "One-cycle fit of a `seg_learner`, data-parallel when several processes run (notebook 04); returns `learn`."
-    with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
-    return learn
-
-def export_checkpoints(learn, folder_stem, config:dict, drop=True) -> dict:
-    "Save the `best_loss` and `best_jaccard` checkpoints with `core.save_model` as `<folder_stem>_loss` / `_jaccard`, then delete them."
-    out, files = {}, {k: learn.path/learn.model_dir/f'best_{k}.pth' for k in ('loss', 'jaccard')}
-    for k in files:
-        learn.load(f'best_{k}', with_opt=False)
-        cfg = {**config, 'meta': {**config.get('meta', {}), 'checkpoint': f'best valid {k}'}}
-        out[k] = save_model(f'{folder_stem}_{k}', learn.model, cfg)   # rank 0 writes
-    if drop:
-        distrib_barrier()                                             # every process has read them
-        if is_rank0():
-            for f in files.values(): f.unlink(missing_ok=True)
-    return out
+def fit_unet(dls, model, epochs, lr, loss='dice_bce', out_dir='.', folder=None, config=None, quiet=False):
+    "Train a one-logit segmentation `model` with `train.fit`: `MaskLoss(loss)`, per-image Jaccard, the thesis's two checkpoints under `folder`; best-Jaccard weights loaded."
+    return fit(dls, model, MaskLoss(loss), epochs, lr, metrics=[MaskScore('mean_jaccard', name='jaccard')], out_dir=out_dir, quiet=quiet,
+               checkpoints=SEG_CHECKPOINTS, folder=folder, config=config, reload='jaccard', lr_patience=None, es_patience=None)

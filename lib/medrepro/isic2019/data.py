@@ -6,14 +6,14 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
-from sklearn.model_selection import train_test_split, StratifiedKFold, StratifiedGroupKFold
-from ..core import DataError, dataset_path, cached
+from ..core import DataError, cached
+from ..data import read_csv, split_items, kfold
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
 __all__ = ['CLASSES', 'CLASS_NAMES', 'GT_CSV', 'META_CSV', 'IMG_DIR', 'GT_COLUMNS', 'META_COLUMNS', 'THESIS_COUNTS', 'MERGED',
-           'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'resolve_data_dir', 'load_images',
-           'split_70_10_20', 'cv_folds', 'shared_groups', 'merge_rare', 'balanced_variant']
+           'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'load_images', 'split_70_10_20',
+           'cv_folds', 'merge_rare', 'balanced_variant']
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c007
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC')
@@ -25,26 +25,20 @@ META_COLUMNS = ['image', 'age_approx', 'anatom_site_general', 'lesion_id', 'sex'
 THESIS_COUNTS = dict(MEL=4522, NV=12875, BCC=3323, AK=867, BKL=2624, DF=239, VASC=253, SCC=628)   # Tabla 5.1
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c009
-def _read_csv(path, columns, what) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file(): raise DataError(path, f'{what} is missing')
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise DataError(path, f'unreadable {what} ({type(e).__name__}: {e})') from None
-    if list(df.columns) != list(columns):
-        raise DataError(path, f"header is {','.join(map(str, df.columns))}; expected {','.join(columns)}")
+def _one_row_per_image(df, path) -> pd.DataFrame:
     dup = df.image[df.image.duplicated()]
     if len(dup): raise DataError(path, f'image {dup.iloc[0]} is listed twice')
     return df
 
 def read_groundtruth(path) -> pd.DataFrame:
     "The ground-truth CSV -> `image`, `label` (class name), `y` (index into `CLASSES`); every row must be one-hot."
-    df = _read_csv(path, GT_COLUMNS, 'ground-truth CSV')
+    df = _one_row_per_image(read_csv(path, GT_COLUMNS, 'ground-truth CSV', dtype=str, keep_default_na=False), path)
     try: v = df[GT_COLUMNS[1:]].astype(float).to_numpy()
     except ValueError as e: raise DataError(path, f'a label is not a number ({e})') from None
     bad = ~(np.isin(v, (0., 1.)).all(1) & (v.sum(1) == 1))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, f'row {i + 2} ({df.image[i]}) is not one-hot: {",".join(df.iloc[i, 1:])}')
+        raise DataError(path, f'row {i + 2} ({df.image[i]}) is not one-hot: {",".join(df.loc[i, GT_COLUMNS[1:]])}')
     unk = v[:, -1] == 1
     if unk.any(): raise DataError(path, f'row {int(np.flatnonzero(unk)[0]) + 2} ({df.image[np.flatnonzero(unk)[0]]}) is UNK, not one of the 8 training classes')
     y = v[:, :-1].argmax(1)
@@ -52,7 +46,7 @@ def read_groundtruth(path) -> pd.DataFrame:
 
 def read_metadata(path) -> pd.DataFrame:
     "The metadata CSV -> `image`, `age_approx` (float, NaN if unknown), `anatom_site_general`, `lesion_id`, `sex` ('' if unknown)."
-    df = _read_csv(path, META_COLUMNS, 'metadata CSV')
+    df = _one_row_per_image(read_csv(path, META_COLUMNS, 'metadata CSV', dtype=str, keep_default_na=False), path)
     age = pd.to_numeric(df.age_approx.replace('', np.nan), errors='coerce')
     bad = age.isna() & df.age_approx.ne('')
     if bad.any(): raise DataError(path, f'row {int(np.flatnonzero(bad)[0]) + 2}: age_approx {df.age_approx[bad].iloc[0]!r} is not a number')
@@ -73,10 +67,6 @@ def isic2019_table(folder, images=True) -> pd.DataFrame:
         if gone: raise DataError(gone[0], f'listed in {GT_CSV} but missing on disk ({len(gone)} of {len(df)} images missing)')
     return df
 
-def resolve_data_dir(data_dir=None, source='sample') -> Path:
-    "The ISIC 2019 folder a notebook reads: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    return dataset_path('isic2019', data_dir, source=source)
-
 # %% ../../../nbs/43_isic2019.data.ipynb #c020
 def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
     "uint8 `(n, size, size, 3)` of the JPEGs in `paths`, decoded once at `decode_size` x `decode_size` and cached."
@@ -87,45 +77,29 @@ def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
     return np.stack([resize_image(im, (size, size)) for im in x]) if len(x) else np.zeros((0, size, size, 3), np.uint8)
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c032
-def _first_fold(y, groups, k, seed):
-    "Indices (rest, held) of the first of k stratified folds, grouped when `groups` is given."
-    idx = np.arange(len(y))
-    if groups is None: return next(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
-    return next(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(idx, y, groups))
+def split_70_10_20(df, by='image', valid=0.1, test=0.2, seed=42) -> dict:
+    "The thesis's 70/10/20 split as `data.split_items`' dict: stratified by class; `by='lesion'` keeps each lesion_id on one side."
+    if by not in ('image', 'lesion'): raise ValueError(f"by must be 'image' or 'lesion', not {by!r}")
+    n, y = len(df), df.y.to_numpy()
+    if by == 'image':                        # scikit-learn's rounding of the shares: test of all, then valid / (1 - test) of the rest
+        k_test = int(np.ceil(test * n)); k_valid = int(np.ceil(valid / (1 - test) * (n - k_test)))
+        return split_items(n, valid=k_valid, test=k_test, seed=seed, strata=y)
+    g = df.group.to_numpy()                  # whole lesions: the first of 1/test stratified group folds, then of the rest
+    outer = kfold(n, round(1 / test), seed, strata=y, groups=g)[0]
+    rest = outer['train']
+    va = rest[kfold(len(rest), round((1 - test) / valid), seed, strata=y[rest], groups=g[rest])[0]['test']]
+    return dict(train=np.setdiff1d(rest, va), valid=np.sort(va), test=outer['test'])
 
-def split_70_10_20(df, by='image', valid=0.1, test=0.2, seed=0) -> pd.Series:
-    "The thesis's 70/10/20 split (stratified; `by='lesion'` keeps each lesion_id on one side)."
+def cv_folds(df, k=5, valid=0.125, by='image', seed=42) -> list:
+    "The thesis's k-fold CV (`data.kfold`, stratified): fold i tests the i-th fold; the first of 1/`valid` folds of the rest validates."
     if by not in ('image', 'lesion'): raise ValueError(f"by must be 'image' or 'lesion', not {by!r}")
     y, g = df.y.to_numpy(), (df.group.to_numpy() if by == 'lesion' else None)
-    out = np.full(len(df), 'train', dtype=object)
-    if by == 'image':
-        rest, te = train_test_split(np.arange(len(df)), test_size=test, stratify=y, random_state=seed)
-        _, va = train_test_split(rest, test_size=valid / (1 - test), stratify=y[rest], random_state=seed)
-    else:
-        rest, te = _first_fold(y, g, round(1 / test), seed)
-        r2, v2 = _first_fold(y[rest], g[rest], round((1 - test) / valid), seed)
-        va = rest[v2]
-    out[te], out[va] = 'test', 'valid'
-    return pd.Series(out, index=df.index, name='split')
-
-def cv_folds(df, k=5, valid=0.125, by='image', seed=0) -> list:
-    "The thesis's k-fold CV: k columns of 'train'/'valid'/'test'; `valid` of each training part for validation."
-    if by not in ('image', 'lesion'): raise ValueError(f"by must be 'image' or 'lesion', not {by!r}")
-    y, idx = df.y.to_numpy(), np.arange(len(df))
-    g = df.group.to_numpy() if by == 'lesion' else None
-    outer = StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y) if g is None else \
-            StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(idx, y, g)
     folds = []
-    for rest, te in outer:
-        _, v = _first_fold(y[rest], None if g is None else g[rest], round(1 / valid), seed)
-        s = np.full(len(df), 'train', dtype=object); s[te], s[rest[v]] = 'test', 'valid'
-        folds.append(pd.Series(s, index=df.index, name='split'))
+    for f in kfold(len(df), k, seed, strata=y, groups=g):
+        rest = f['train']
+        va = rest[kfold(len(rest), round(1 / valid), seed, strata=y[rest], groups=None if g is None else g[rest])[0]['test']]
+        folds.append(dict(train=np.setdiff1d(rest, va), valid=np.sort(va), test=f['test']))
     return folds
-
-def shared_groups(df, split) -> set:
-    "Lesion groups that have images in more than one part of `split` (empty for a grouped split)."
-    n = pd.DataFrame(dict(g=df.group.values, s=np.asarray(split))).groupby('g').s.nunique()
-    return set(n.index[n > 1])
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c037
 MERGED = ('AK', 'DF', 'VASC', 'SCC')

@@ -5,7 +5,8 @@
 # %% ../../../nbs/43b_isic2019.eda.ipynb #edd75d24
 from __future__ import annotations
 import numpy as np, pandas as pd
-from .data import CLASSES, CLASS_NAMES, THESIS_COUNTS, split_70_10_20, shared_groups
+from ..data import leak_fraction, split_labels
+from .data import CLASSES, CLASS_NAMES, THESIS_COUNTS, split_70_10_20
 
 # %% auto #0
 __all__ = ['class_table', 'lesion_table', 'split_leaks']
@@ -28,12 +29,12 @@ def lesion_table(df, name) -> pd.DataFrame:
 
 # %% ../../../nbs/43b_isic2019.eda.ipynb #866b9116
 def split_leaks(df, name, seed=0) -> list:
-    "Rows per split kind (image, lesion): test images, those whose lesion has an image in training, their share, lesions on two sides."
+    "Rows per split kind (image, lesion): test images, those whose lesion has an image in training (`data.leak_fraction`), lesions on two sides."
     rows = []
     for by in ('image', 'lesion'):
         s = split_70_10_20(df, by, seed=seed)
-        train_groups = set(df.group[s == 'train'])
-        te = df[s == 'test']
-        rows.append(dict(data=name, split_by=by, test_images=len(te), test_with_same_lesion_in_train=int(te.group.isin(train_groups).sum()),
-                         share=round(float(te.group.isin(train_groups).mean()), 4), lesions_on_two_sides=len(shared_groups(df, s))))
+        share = leak_fraction(df.group, s, 'test', 'train')
+        parts = pd.Series(split_labels(s, len(df))).groupby(df.group.to_numpy()).nunique()
+        rows.append(dict(data=name, split_by=by, test_images=len(s['test']), test_with_same_lesion_in_train=int(round(share * len(s['test']))),
+                         share=round(share, 4), lesions_on_two_sides=int((parts > 1).sum())))
     return rows

@@ -5,27 +5,25 @@
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #c004
 from __future__ import annotations
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn.functional as F
+import numpy as np, pandas as pd, torch
 from sklearn.metrics import roc_auc_score
-from ..core import load_model, DataError, get_device
+from ..core import load_model, DataError
+from ..train import predict
 from ..metrics import balanced_accuracy, per_class_recall
 from .data import CLASSES, BALANCED_CLASSES, MERGED, isic2019_table, load_images, merge_rare
 from .model import build   # registers the builders load_model needs
 
 # %% auto #0
-__all__ = ['THESIS_6_1', 'THESIS_6_2', 'THESIS_6_3', 'THESIS_6_4', 'THESIS_6_5', 'THESIS_6_5_OWN', 'ARCH_NAMES', 'predict',
+__all__ = ['THESIS_6_1', 'THESIS_6_2', 'THESIS_6_3', 'THESIS_6_4', 'THESIS_6_5', 'THESIS_6_5_OWN', 'ARCH_NAMES', 'predict_probs',
            'printed_bma', 'bootstrap_ci', 'five_to_eight', 'score_model', 'summarise']
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #f6abce49
-@torch.no_grad()
-def predict(model, x, mean, std, bs=64, device=None) -> np.ndarray:
-    "Softmax probabilities `(n, k)` of `model` on uint8 images `(n, h, w, 3)`."
-    dev = get_device(device)
-    model = model.to(dev).eval()
-    m, s = torch.tensor(mean, device=dev).view(1, 3, 1, 1), torch.tensor(std, device=dev).view(1, 3, 1, 1)
-    out = [F.softmax(model((torch.from_numpy(np.ascontiguousarray(x[i:i + bs])).to(dev).permute(0, 3, 1, 2).float() - m) / s).float(), 1).cpu()
-           for i in range(0, len(x), bs)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+def predict_probs(model, x, mean, std, bs=64, device=None) -> np.ndarray:
+    "Softmax probabilities `(n, k)` of `model` on uint8 images `(n, h, w, 3)`, normalised by `mean`/`std` as in training (`train.predict`)."
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    prep = lambda b, d: (torch.from_numpy(np.ascontiguousarray(b)).to(d).permute(0, 3, 1, 2).float() - m.to(d)) / s.to(d)
+    if not len(x): return np.zeros((0, 0), np.float32)
+    return predict(model, x, bs=bs, device=device, prep=prep, post='softmax')
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #efe9c88d
 def printed_bma(y_true, y_pred) -> float:
@@ -69,7 +67,7 @@ def score_model(model_dir, data_dir, split='test', cache_dir=None, device=None) 
     elif split != 'all': raise ValueError(f"split must be 'test', 'all' or 'not_fit', not {split!r}")
     labels = merge_rare(df.label) if classes == BALANCED_CLASSES else df.label.to_numpy()
     x = load_images(df.path, size=cfg.meta['img_size'], decode_size=cfg.meta.get('decode_size', 256), cache_dir=cache_dir)
-    p = predict(model, x, cfg.meta['mean'], cfg.meta['std'], device=device)
+    p = predict_probs(model, x, cfg.meta['mean'], cfg.meta['std'], device=device)
     out = pd.DataFrame(dict(image=df.image.to_numpy(), label8=df.label.to_numpy(), y=[classes.index(l) for l in labels], pred=p.argmax(1)))
     return pd.concat([out, pd.DataFrame(p, columns=[f'p_{c}' for c in classes])], axis=1), cfg
 

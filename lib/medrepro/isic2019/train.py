@@ -7,51 +7,43 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch
 from sklearn.metrics import accuracy_score
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from fastai.callback.core import Callback
-from fastai.callback.schedule import fit_one_cycle   # adds Learner.fit_one_cycle
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import AccumMetric
-from ..core import ModelConfig, save_model, get_device
+from ..core import ModelConfig, get_device
+from ..data import ArraySet, dataloaders, split_from_labels
 from ..metrics import balanced_accuracy
-from ..train import make_learner, data_parallel
+from ..train import fit
 from .model import build
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'ArrayDataset', 'channel_stats', 'array_dataloaders', 'accuracy_metric', 'bma_metric', 'class_weights',
-           'ThreeCheckpoints', 'train_run']
+__all__ = ['CHECKPOINTS', 'DihedralNorm', 'channel_stats', 'array_dataloaders', 'accuracy_metric', 'bma_metric', 'class_weights',
+           'train_classifier']
 
 # %% ../../../nbs/44a_isic2019.train.ipynb #c015
-class ArrayDataset(torch.utils.data.Dataset):
-    "Images `(n, h, w, 3)` uint8 and labels; normalised by `mean`/`std` (per channel, 0-255 scale), optional dihedral augmentation."
-    def __init__(self, x, y, mean, std, augment=False, seed=0):
-        self.x, self.y, self.augment = x, np.asarray(y, np.int64), augment
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.rng = np.random.default_rng(seed)
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i):
-        im = self.x[i]
-        if self.augment:
+class DihedralNorm:
+    "`x_tfm` for `data.ArraySet`: uint8 (h, w, 3) -> float (3, h, w) tensor normalised by `mean`/`std` (0-255 scale); with `rng`, a random 90-degree turn and flip first."
+    def __init__(self, mean, std, rng=None):
+        self.mean, self.std, self.rng = np.asarray(mean, np.float32), np.asarray(std, np.float32), rng
+    def __call__(self, im):
+        if self.rng is not None:
             im = np.rot90(im, int(self.rng.integers(4)))
             if self.rng.random() < 0.5: im = im[:, ::-1]
         im = (im.astype(np.float32) - self.mean) / self.std
-        return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))), torch.tensor(self.y[i])
+        return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
 
 def channel_stats(x) -> tuple:
     "Per-channel mean and std (0-255 scale) of uint8 images `(n, h, w, 3)`."
     x = np.asarray(x, np.float32).reshape(-1, 3)
     return x.mean(0).tolist(), (x.std(0) + 1e-3).tolist()
 
-def array_dataloaders(x, y, split, bs=32, augment=True, seed=0, device=None) -> DataLoaders:
-    "fastai DataLoaders (train, valid) over in-memory images; `split` says 'train'/'valid' per image; stats from train."
-    split = np.asarray(split)
-    tr, va = np.flatnonzero(split == 'train'), np.flatnonzero(split == 'valid')
+def array_dataloaders(x, y, split, bs=32, augment=True, seed=0, device=None, num_workers=None):
+    "fastai DataLoaders (`data.dataloaders` over `data.ArraySet`s) of in-memory images; `split` a split dict (or labels); stats from train."
+    split = split if isinstance(split, dict) else split_from_labels(split)
+    tr, va, y = split['train'], split['valid'], np.asarray(y, np.int64)
     if not len(tr) or not len(va): raise ValueError('the split needs training and validation images')
     mean, std = channel_stats(x[tr])
-    dl_tr = DataLoader(ArrayDataset(x[tr], y[tr], mean, std, augment, seed), bs=bs, shuffle=True, drop_last=len(tr) > bs, device=device, num_workers=0)
-    dl_va = DataLoader(ArrayDataset(x[va], y[va], mean, std), bs=bs, device=device, num_workers=0)
-    dls = DataLoaders(dl_tr, dl_va, device=device)
+    trn = ArraySet(x, y, tr, x_tfm=DihedralNorm(mean, std, np.random.default_rng(seed) if augment else None))
+    dls = dataloaders(trn, ArraySet(x, y, va, x_tfm=DihedralNorm(mean, std)), bs=bs, device=device, num_workers=num_workers)
     dls.stats = (mean, std)
     return dls
 
@@ -69,34 +61,11 @@ def class_weights(y, n_classes) -> torch.Tensor:
     c = np.bincount(np.asarray(y), minlength=n_classes).astype(float)
     return torch.tensor(np.where(c > 0, len(y) / (n_classes * np.maximum(c, 1)), 1.0), dtype=torch.float32)
 
-CHECKPOINTS = dict(loss=('valid_loss', np.less), accuracy=('accuracy', np.greater), bma=('bma', np.greater))
-
-class ThreeCheckpoints(Callback):
-    "Save the model (core.save_model) at its lowest valid loss, highest accuracy and highest BMA: folder/best_<name>."
-    order = 60
-    def __init__(self, folder, config:ModelConfig, which=CHECKPOINTS):
-        self.folder, self.config, self.which = Path(folder), config, which
-    def before_fit(self):
-        names = list(self.recorder.metric_names[1:])
-        self.idx = {k: names.index(m) for k, (m, _) in self.which.items()}
-        self.best = {k: None for k in self.which}
-    def after_epoch(self):
-        vals = self.recorder.values[-1]
-        for k, (m, comp) in self.which.items():
-            v = float(vals[self.idx[k]])
-            if self.best[k] is None or comp(v, self.best[k]):
-                self.best[k] = v
-                cfg = ModelConfig(self.config.arch, self.config.params, {**self.config.meta, 'checkpoint': k, 'epoch': self.epoch, m: v})
-                save_model(self.folder/f'best_{k}', self.model, cfg)
+CHECKPOINTS = dict(loss=('valid_loss', None), accuracy=('accuracy', None), bma=('bma', None))   # the thesis's three models: lowest loss, highest others
 
 # %% ../../../nbs/44a_isic2019.train.ipynb #c021
-def train_run(dls, cfg:ModelConfig, folder, epochs=10, lr=1e-3, weights=None, device=None):
-    "Train the model of `cfg` on `dls` (cross-entropy, class-weighted if `weights`; data-parallel when several processes run), saving its three checkpoints under `folder`."
-    folder = Path(folder)
-    model = build(cfg)
+def train_classifier(dls, cfg:ModelConfig, folder, epochs=10, lr=1e-3, weights=None, device=None, quiet=False):
+    "Train the model of `cfg` with `train.fit` (cross-entropy, class-weighted if `weights`), saving the three `CHECKPOINTS` under `folder`; last epoch's weights kept."
     loss = CrossEntropyLossFlat(weight=None if weights is None else weights.to(get_device(device)))
-    learn = make_learner(dls, model, loss, metrics=[accuracy_metric(), bma_metric()], lr=lr, out_dir=folder,
-                         save_best=False, lr_patience=None, es_patience=None)
-    learn.add_cb(ThreeCheckpoints(folder, cfg))
-    with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
-    return learn
+    return fit(dls, build(cfg), loss, epochs, lr, metrics=[accuracy_metric(), bma_metric()], out_dir=folder, quiet=quiet,
+               checkpoints=CHECKPOINTS, folder=folder, config=cfg, reload=None, lr_patience=None, es_patience=None)
