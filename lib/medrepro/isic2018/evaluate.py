@@ -18,9 +18,9 @@ __all__ = ['FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion', 'keep
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c019
 class FlipTTA(nn.Module):
     "Lesion probabilities of `model` averaged over the image and its horizontal and vertical flips (test-time augmentation)."
-    def __init__(self, model): super().__init__(); self.model = model
+    def __init__(self, net): super().__init__(); self.net = net      # not `.model`: train.predict would unwrap it as a Learner's
     def forward(self, x):
-        p = lambda t: torch.sigmoid(self.model(t).float())
+        p = lambda t: torch.sigmoid(self.net(t).float())
         return (p(x) + p(x.flip(-1)).flip(-1) + p(x.flip(-2)).flip(-2)) / 3
 
 def _rgb01(b, device):
