@@ -3,8 +3,11 @@ from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 from medrepro.core import DataError
-from medrepro.isic.data import (seg_items, seg_folders, read_pair, read_mask, image_size, load_pair, load_seg_set, seg_split,
-                                make_isic2018, sample_pair, seg_stats, isic2018_dir, SegItem)
+from medrepro.isic2018.data import (seg_items, seg_folders, read_pair, read_mask, image_size, load_pair, load_seg_set, seg_split,
+                                    SegItem)
+from medrepro.data import dataset_path
+from medrepro.isic2018.sample import make_isic2018
+from medrepro.isic2018.eda import seg_stats
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def test_parts_and_pairing(tmp_path):
     assert [(it.id, it.part) for it in items] == [('ISIC_0000001', 'train'), ('ISIC_0000002', 'train'), ('ISIC_0000003', 'valid'), ('ISIC_0000004', 'test')]
     assert [it.id for it in seg_items(tmp_path, 'valid')] == ['ISIC_0000003']
     assert [it.id for it in seg_items(tmp_path/seg_folders('test')[0])] == ['ISIC_0000001', 'ISIC_0000002', 'ISIC_0000003', 'ISIC_0000004']
-    assert seg_split(items) == {'train': ['ISIC_0000001', 'ISIC_0000002'], 'valid': ['ISIC_0000003'], 'test': ['ISIC_0000004']}
+    assert {k: v.tolist() for k, v in seg_split(items).items()} == {'train': [0, 1], 'valid': [2], 'test': [3]}   # positions into items
     img, m = read_pair(items[2])
     assert img.shape == (40, 50, 3) and m.sum() == 10 * 13
 
@@ -68,7 +71,46 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(DataError, match='unreadable mask'): read_mask(tmp_path/seg_folders('train')[1]/'ISIC_0000002_segmentation.png')
     with pytest.raises(DataError, match='mask folder missing'):
         (tmp_path/'x'/seg_folders('valid')[0]).mkdir(parents=True); seg_items(tmp_path/'x')
-    with pytest.raises(DataError, match='does not exist'): isic2018_dir(tmp_path/'missing')
+    with pytest.raises(DataError, match='does not exist'): dataset_path('isic2018', tmp_path/'missing')
+
+
+@pytest.mark.parametrize('values', [(0, 255), (0, 1), (10, 200), (3, 4)])
+def test_masks_are_read_by_their_values(tmp_path, values):
+    "Issue 24 (2): a 0/1 mask (or any two values) is the same lesion as a 0/255 one, not an empty mask."
+    _pair(tmp_path, 'train', 1, 40, 30, val=values[1])
+    msk = tmp_path/seg_folders('train')[1]/'ISIC_0000001_segmentation.png'
+    if values[0]: Image.fromarray(np.where(np.asarray(Image.open(msk)) == values[1], values[1], values[0]).astype(np.uint8)).save(msk)
+    img, m = read_pair(seg_items(tmp_path)[0])
+    assert m.dtype == bool and m.sum() == 8 * 10 and m[7:15, 10:20].all()       # rows 7:15, cols 10:20 of 30x40
+    assert seg_stats(seg_items(tmp_path)).mask_frac[0] == pytest.approx(80 / 1200)
+    x, y = load_pair(seg_items(tmp_path)[0], (15, 20), tmp_path/'cache')
+    assert set(np.unique(y)) == {0, 1} and y.sum() > 0
+
+
+def test_masks_that_are_not_binary_are_an_error(tmp_path):
+    _, msk = _pair(tmp_path, 'train', 1, 40, 30)
+    Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))).save(msk)        # a grey ramp: 40 values
+    with pytest.raises(DataError, match=r'not a binary mask: 40 values \(0, 6, 12') as e: read_mask(msk)
+    assert str(msk) in str(e.value)
+    Image.fromarray(np.full((30, 40), 255, np.uint8)).save(msk)                          # one value: all lesion
+    assert read_mask(msk).all()
+    Image.fromarray(np.full((30, 40), 0, np.uint8)).save(msk)                            # or all background
+    assert not read_mask(msk).any()
+    Image.fromarray(np.full((30, 40), 77, np.uint8)).save(msk)                           # one other value: which is it?
+    with pytest.raises(DataError, match='not a binary mask'): read_mask(msk)
+
+
+def test_macos_appledouble_files_are_ignored(tmp_path):
+    "Issue 24 (9): macOS `._` files beside the images and masks are not pairs (no 'mask without an image' error)."
+    _pair(tmp_path, 'train', 1, 40, 30); _pair(tmp_path, 'train', 2, 40, 30)
+    inp, gt = (tmp_path/f for f in seg_folders('train'))
+    junk = b'\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        '
+    for f in (inp/'._ISIC_0000001.jpg', gt/'._ISIC_0000001_segmentation.png', gt/'._ISIC_0000003_segmentation.png', tmp_path/'._ISIC2018_Task1-2_Training_Input'):
+        f.write_bytes(junk)
+    items = seg_items(tmp_path)
+    assert [it.id for it in items] == ['ISIC_0000001', 'ISIC_0000002']
+    assert [it.mask.name for it in items] == ['ISIC_0000001_segmentation.png', 'ISIC_0000002_segmentation.png']
+    assert read_pair(items[0])[1].sum() == 8 * 10
 
 
 def test_load_is_cached_and_resized(tmp_path, monkeypatch):
@@ -77,7 +119,7 @@ def test_load_is_cached_and_resized(tmp_path, monkeypatch):
     x, y = load_pair(it, (30, 40), tmp_path/'cache')
     assert x.shape == (30, 40, 3) and y.shape == (30, 40) and y.dtype == np.uint8
     assert 7 * 10 <= y.sum() <= 8 * 10           # rows 75:150, cols 100:200 of 300x400 scaled by 1/10
-    import medrepro.isic.data as D
+    import medrepro.isic2018.data as D
     monkeypatch.setattr(D, 'read_pair', lambda *a, **k: (_ for _ in ()).throw(AssertionError('decoded again')))
     x2, y2 = load_pair(it, (30, 40), tmp_path/'cache')           # served from the cache: no decoding
     assert (x2 == x).all() and (y2 == y).all()
@@ -89,8 +131,8 @@ def test_split_random():
     items = [SegItem(f'ISIC_{i:07d}', None, None) for i in range(36)]
     s = seg_split(items, valid=0.15, test=0.3, seed=1)
     assert [len(s[k]) for k in ('train', 'valid', 'test')] == [20, 5, 11]
-    assert not set(s['train']) & set(s['test']) and not set(s['valid']) & set(s['test'])
-    assert s == seg_split(items, valid=0.15, test=0.3, seed=1)
+    assert sorted(np.concatenate(list(s.values())).tolist()) == list(range(36))           # each pair in one part
+    assert all((s[k] == seg_split(items, valid=0.15, test=0.3, seed=1)[k]).all() for k in s)
     with pytest.raises(ValueError, match='too few'): seg_split(items[:2], valid=0.5, test=0.5)
 
 

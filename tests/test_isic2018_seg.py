@@ -4,10 +4,13 @@ import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from medrepro.core import save_model, load_model, seed_everything
 from medrepro.metrics import thresholded_jaccard
-from medrepro.isic.data import SegItem, make_isic2018, seg_items, seg_split, load_seg_set, seg_dataloaders
-from medrepro.nets import MaskLoss
-from medrepro.isic.seg import UNet, isic_unet, fastai_unet, n_params, predict_probs, seg_learner, fit_seg, export_checkpoints
-from medrepro.isic.seg_eval import otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
+from medrepro.nets import MaskLoss, MaskScore, n_params
+from medrepro.train import make_learner
+from medrepro.isic2018.data import SegItem, seg_items, seg_split, load_seg_set, seg_dataloaders
+from medrepro.isic2018.sample import make_isic2018
+from medrepro.isic2018.model import UNet, isic_unet, fastai_unet
+from medrepro.isic2018.train import fit_unet, SEG_CHECKPOINTS
+from medrepro.isic2018.evaluate import predict_probs, otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
 
 
 def test_unet_shapes_and_params():
@@ -66,10 +69,10 @@ def _tiny_dls(n_train=6, n_valid=3, size=16, seed=0):
 
 
 def test_loss_and_metric_are_the_shared_ones(tmp_path):
-    learn = seg_learner(_tiny_dls(), isic_unet([4, 8]), out_dir=tmp_path)
+    learn = fit_unet(_tiny_dls(), isic_unet([4, 8]), 1, 1e-3, out_dir=tmp_path, quiet=True)
     assert isinstance(learn.loss_func, MaskLoss) and learn.loss_func.kind == 'dice_bce'
-    assert seg_learner(_tiny_dls(), isic_unet([4, 8]), loss='bce', out_dir=tmp_path).loss_func.kind == 'bce'
-    with pytest.raises(ValueError, match='unknown loss'): seg_learner(_tiny_dls(), isic_unet([4, 8]), loss='focal', out_dir=tmp_path)
+    assert fit_unet(_tiny_dls(), isic_unet([4, 8]), 1, 1e-3, loss='bce', out_dir=tmp_path, quiet=True).loss_func.kind == 'bce'
+    with pytest.raises(ValueError, match='unknown loss'): fit_unet(_tiny_dls(), isic_unet([4, 8]), 1, 1e-3, loss='focal', out_dir=tmp_path)
     targ = torch.tensor([[[1, 1], [0, 0]]])
     perfect, wrong = torch.tensor([[[[20., 20.], [-20., -20.]]]]), torch.tensor([[[[-20., -20.], [20., 20.]]]])
     assert float(learn.loss_func(perfect, targ)) == pytest.approx(0, abs=1e-3)
@@ -83,20 +86,21 @@ def test_loss_and_metric_are_the_shared_ones(tmp_path):
     assert mj.value == pytest.approx(2 / 3)                  # per image 1, 0 and 1 (both empty), then the mean
 
 
-@pytest.mark.parametrize('factory', [False, True])
-def test_export_checkpoints_leaves_no_intermediate_files(tmp_path, factory):
-    "Both branches of seg_learner (make_learner, or a learner factory like unet_learner) keep fastai's two files until export, then drop them."
-    from fastai.learner import Learner
-    kw = dict(model=None, learner=lambda dls, **k: Learner(dls, isic_unet([4, 8]), **k)) if factory else dict(model=isic_unet([4, 8]))
-    learn = seg_learner(_tiny_dls(), lr=1e-2, out_dir=tmp_path/'train', **kw)
-    with learn.no_bar(), learn.no_logging(): fit_seg(learn, 2, 1e-2)
-    assert sorted(p.name for p in (tmp_path/'train').iterdir()) == ['best_jaccard.pth', 'best_loss.pth', 'history.csv']
-    best = torch.load(tmp_path/'train'/'best_jaccard.pth', weights_only=True)
-    saved = export_checkpoints(learn, tmp_path/'models'/'u', dict(arch='isic_unet', params=dict(widths=[4, 8])))
+@pytest.mark.parametrize('model', ['isic_unet', 'isic_fastai_unet'])
+def test_two_checkpoints_saved_and_best_jaccard_loaded(tmp_path, model):
+    "Both networks (ours, and what fastai's unet_learner builds) train through fit_unet: two saved models, one history, best-Jaccard weights in the learner."
+    net, params = (isic_unet([4, 8]), dict(widths=[4, 8])) if model == 'isic_unet' else (fastai_unet('resnet18', (16, 16)), dict(backbone='resnet18', img_size=[16, 16]))
+    learn = fit_unet(_tiny_dls(), net, 3, 1e-2, out_dir=tmp_path/'train', folder=tmp_path/'models', config=dict(arch=model, params=params), quiet=True)
     assert sorted(p.name for p in (tmp_path/'train').iterdir()) == ['history.csv']
-    m, cfg = load_model(saved['jaccard'])
-    assert cfg.meta['checkpoint'] == 'best valid jaccard' and all(torch.equal(best[k], v) for k, v in m.state_dict().items())
-    assert list(pd.read_csv(tmp_path/'train'/'history.csv').columns) == ['epoch', 'train_loss', 'valid_loss', 'jaccard', 'time']
+    assert sorted(p.name for p in (tmp_path/'models').iterdir()) == ['best_jaccard', 'best_loss']
+    hist = pd.read_csv(tmp_path/'train'/'history.csv')
+    assert list(hist.columns) == ['epoch', 'train_loss', 'valid_loss', 'jaccard', 'time']
+    for k, (col, _) in SEG_CHECKPOINTS.items():
+        m, cfg = load_model(tmp_path/'models'/f'best_{k}')
+        best = hist[col].idxmin() if k == 'loss' else hist[col].idxmax()
+        assert cfg.meta['checkpoint'] == k and cfg.meta['epoch'] == best and cfg.meta[col] == pytest.approx(hist[col][best], abs=1e-6)
+    m, _ = load_model(tmp_path/'models'/'best_jaccard')
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), learn.model.state_dict().values()))
 
 
 def test_predict_tta_flips():
@@ -144,11 +148,9 @@ def test_smoke_training_beats_trivial_masks(tmp_path):
     ds = load_seg_set(items, (48, 64))
     seed_everything(0)
     dls = seg_dataloaders(ds, split, bs=4, augment=True, seed=0)
-    learn = seg_learner(dls, isic_unet([8, 16, 32]), lr=3e-3, out_dir=tmp_path/'run')
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(25, 3e-3)
-    saved = export_checkpoints(learn, tmp_path/'models'/'unet', dict(arch='isic_unet', params=dict(widths=[8, 16, 32])))
-    model, cfg = load_model(saved['jaccard'])
-    va = [i for i, it in enumerate(items) if it.id in split['valid']]
+    fit_unet(dls, isic_unet([8, 16, 32]), 25, 3e-3, out_dir=tmp_path/'run', folder=tmp_path/'models', config=dict(arch='isic_unet', params=dict(widths=[8, 16, 32])), quiet=True)
+    model, cfg = load_model(tmp_path/'models'/'best_jaccard')
+    va = split['valid']
     s = score_masks([items[i] for i in va], predict_probs(model, ds.x[va], tta=True))
     all_fg = score_masks([items[i] for i in va], [np.ones((48, 64), bool)] * len(va))
     assert s.jaccard.mean() > all_fg.jaccard.mean() + 0.15, (s.jaccard.mean(), all_fg.jaccard.mean())   # all-background: 0

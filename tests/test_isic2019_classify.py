@@ -4,10 +4,12 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from sklearn.metrics import balanced_accuracy_score
 from medrepro.core import load_model, seed_everything
-from medrepro.isic.classify import (TV_ARCHS, torchvision_classifier, imagenet_weights, isic_resnet, model_config, build,
-                                    array_dataloaders, channel_stats, class_weights, accuracy_metric, bma_metric, train_run, predict, CHECKPOINTS)
-from medrepro.isic.labels import isic2019_table, load_images, split_70_10_20
-from medrepro.isic.data import write_isic2019
+from medrepro.isic2019.model import TV_ARCHS, torchvision_classifier, imagenet_weights, isic_resnet, model_config, build
+from medrepro.isic2019.train import array_dataloaders, channel_stats, class_weights, accuracy_metric, bma_metric, train_classifier, CHECKPOINTS
+from medrepro.isic2019.evaluate import predict_probs
+from medrepro.isic2019.data import isic2019_table, load_images, split_70_10_20
+from medrepro.isic2019.sample import write_isic2019
+from medrepro.data import split_labels
 
 
 @pytest.fixture(autouse=True)
@@ -60,15 +62,15 @@ def sample_set(tmp_path_factory):
 
 def test_three_checkpoints_and_reload(sample_set, tmp_path):
     t, x = sample_set
-    s = split_70_10_20(t, seed=0).to_numpy()
+    s = split_70_10_20(t, seed=0)
     dls = array_dataloaders(x, t.y.to_numpy(), s, bs=64)
     cfg = model_config('isic_resnet', 8, widths=[8, 16], mean=dls.stats[0], std=dls.stats[1])
-    train_run(dls, cfg, tmp_path, epochs=2, lr=3e-3)
+    train_classifier(dls, cfg, tmp_path, epochs=2, lr=3e-3, quiet=True)
     for ck, (monitor, _) in CHECKPOINTS.items():
         meta = json.loads((tmp_path/f'best_{ck}'/'config.json').read_text())['meta']
         assert meta['checkpoint'] == ck and meta['epoch'] in (0, 1) and monitor in meta
         m, c = load_model(tmp_path/f'best_{ck}')
-        p = predict(m, x[:5], c.meta['mean'], c.meta['std'])
+        p = predict_probs(m, x[:5], c.meta['mean'], c.meta['std'])
         assert p.shape == (5, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
     assert (tmp_path/'history.csv').read_text().count('\n') == 3
 
@@ -76,12 +78,12 @@ def test_three_checkpoints_and_reload(sample_set, tmp_path):
 @pytest.mark.slow
 def test_smoke_model_beats_chance(sample_set, tmp_path):
     t, x = sample_set
-    s = split_70_10_20(t, seed=0).to_numpy(); y = t.y.to_numpy()
+    split = split_70_10_20(t, seed=0); y = t.y.to_numpy(); s = split_labels(split, len(t))
     seed_everything(0)                          # python's random too: fastai's DataLoader shuffles with it
-    dls = array_dataloaders(x, y, s, bs=64)
+    dls = array_dataloaders(x, y, split, bs=64)
     cfg = model_config('isic_resnet', 8, widths=[16, 32, 64], mean=dls.stats[0], std=dls.stats[1])
-    train_run(dls, cfg, tmp_path, epochs=8, lr=3e-3, weights=class_weights(y[s == 'train'], 8))
+    train_classifier(dls, cfg, tmp_path, epochs=8, lr=3e-3, weights=class_weights(y[s == 'train'], 8), quiet=True)
     m, c = load_model(tmp_path/'best_bma')
     te = s == 'test'
-    bma = balanced_accuracy_score(y[te], predict(m, x[te], c.meta['mean'], c.meta['std']).argmax(1))
+    bma = balanced_accuracy_score(y[te], predict_probs(m, x[te], c.meta['mean'], c.meta['std']).argmax(1))
     assert bma > 0.3, bma                       # chance (and the majority-class baseline) is 1/8

@@ -2,10 +2,11 @@
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from medrepro.core import DataError
-from medrepro.isic.labels import (CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS, BALANCED_CLASSES,
-                                  read_groundtruth, read_metadata, isic2019_table, load_images, split_70_10_20, cv_folds,
-                                  shared_groups, merge_rare, balanced_variant)
-from medrepro.isic.data import write_isic2019, sample_counts
+from medrepro.isic2019.data import (CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS, BALANCED_CLASSES,
+                                   read_groundtruth, read_metadata, isic2019_table, load_images, split_70_10_20, cv_folds,
+                                   merge_rare, balanced_variant)
+from medrepro.data import leak_fraction, split_labels
+from medrepro.isic2019.sample import write_isic2019, sample_counts
 
 GT_HDR = ','.join(GT_COLUMNS)
 ROW = 'ISIC_0000000,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0'
@@ -32,7 +33,7 @@ def test_groundtruth_reads_labels(tmp_path):
     ([GT_HDR, 'ISIC_0000000,0.0,0.5,0.5,0.0,0.0,0.0,0.0,0.0,0.0'], 'not one-hot'),
     ([GT_HDR, 'ISIC_0000000,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,1.0'], 'UNK'),
     ([GT_HDR, 'ISIC_0000000,0.0,yes,0.0,0.0,0.0,0.0,0.0,0.0,0.0'], 'not a number'),
-    ([GT_HDR.replace(',UNK', ''), 'ISIC_0000000,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0'], 'header'),
+    ([GT_HDR.replace(',UNK', ''), 'ISIC_0000000,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0'], 'lacks column'),
     ([GT_HDR, ROW, ROW], 'listed twice'),
 ])
 def test_groundtruth_bad_rows(tmp_path, lines, msg):
@@ -45,8 +46,8 @@ def test_metadata(tmp_path):
     md = read_metadata(_w(tmp_path/'m.csv', [','.join(META_COLUMNS), 'ISIC_0000000,55,anterior torso,,female', 'ISIC_0000001,,,BCN_0000001,']))
     assert md.age_approx[0] == 55 and np.isnan(md.age_approx[1]) and md.lesion_id.tolist() == ['', 'BCN_0000001'] and md.sex[1] == ''
     with pytest.raises(DataError, match='not a number'): read_metadata(_w(tmp_path/'m2.csv', [','.join(META_COLUMNS), 'ISIC_0000000,old,,,']))
-    with pytest.raises(DataError, match='header'): read_metadata(_w(tmp_path/'m3.csv', ['image,age,site,lesion_id,sex', 'ISIC_0000000,5,,,']))
-    with pytest.raises(DataError, match='missing'): read_metadata(tmp_path/'nope.csv')
+    with pytest.raises(DataError, match='lacks column'): read_metadata(_w(tmp_path/'m3.csv', ['image,age,site,lesion_id,sex', 'ISIC_0000000,5,,,']))
+    with pytest.raises(DataError, match='not found'): read_metadata(tmp_path/'nope.csv')
 
 
 def test_generator_read_back(sample):
@@ -96,21 +97,26 @@ def _toy(n_les=60, per=3):
     return pd.DataFrame(dict(y=y, group=np.repeat([f'L{i}' for i in range(n_les)], per)))
 
 
+def _lesions_on_two_sides(d, split):
+    return int((pd.Series(split_labels(split, len(d))).groupby(d.group.to_numpy()).nunique() > 1).sum())
+
+
 def test_splits():
     d = _toy()
     s = split_70_10_20(d, 'image', seed=1)
-    assert s.value_counts().to_dict() == dict(train=126, valid=18, test=36)
-    assert len(shared_groups(d, s)) > 0                                                # image level leaks lesions
+    assert {k: len(v) for k, v in s.items()} == dict(train=126, valid=18, test=36)
+    assert sorted(np.concatenate(list(s.values())).tolist()) == list(range(len(d)))     # the shared dict: each item in one part
+    assert leak_fraction(d.group, s, 'test', 'train') > 0                              # image level leaks lesions
     g = split_70_10_20(d, 'lesion', seed=1)
-    assert shared_groups(d, g) == set() and set(g) == {'train', 'valid', 'test'}
-    assert abs((g == 'test').mean() - 0.2) < 0.06
+    assert _lesions_on_two_sides(d, g) == 0 and all(len(v) for v in g.values())
+    assert abs(len(g['test']) / len(d) - 0.2) < 0.06
     for by in ('image', 'lesion'):
         folds = cv_folds(d, by=by)
         tested = np.zeros(len(d), int)
         for f in folds:
-            tested += (f == 'test').to_numpy()
-            assert abs((f == 'valid').sum() / (f != 'test').sum() - 0.125) < 0.04
-            if by == 'lesion': assert shared_groups(d, f) == set()
+            tested[f['test']] += 1
+            assert abs(len(f['valid']) / (len(d) - len(f['test'])) - 0.125) < 0.04
+            if by == 'lesion': assert _lesions_on_two_sides(d, f) == 0
         assert (tested == 1).all()
     with pytest.raises(ValueError, match='by must be'): split_70_10_20(d, 'patient')
 
@@ -137,5 +143,5 @@ def test_real_csvs(shared_data):
     assert len(ids) == 23247 and ids.nunique() == 11847
     assert balanced_variant(t).label.value_counts().to_dict() == {c: 1987 for c in BALANCED_CLASSES}
     s = split_70_10_20(t, 'lesion')
-    assert shared_groups(t, s) == set()
-    assert len(shared_groups(t, split_70_10_20(t, 'image'))) > 1000
+    assert _lesions_on_two_sides(t, s) == 0
+    assert _lesions_on_two_sides(t, split_70_10_20(t, 'image')) > 1000
