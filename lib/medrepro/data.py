@@ -146,14 +146,15 @@ class ArraySet(torch.utils.data.Dataset):
         return xb if self.y is None else (xb, self.y_tfm(np.asarray(self.y[j])))
 
 # %% ../../nbs/08_data.ipynb #7d5a56b5
-def dataloaders(train_ds, valid_ds, bs=8, device=None, num_workers=None, shuffle=True, drop_last=None, valid_bs=None, **kw):
-    "fastai `DataLoaders` over two Datasets: the training one shuffled (last partial batch dropped when it has more than `bs` items)."
-    from fastai.data.core import DataLoaders
+def dataloaders(train_ds, valid_ds, bs=8, device=None, num_workers=None, shuffle=True, drop_last=None, valid_bs=None, tfmd=False, **kw):
+    "fastai `DataLoaders` over two Datasets: the training one shuffled (last partial batch dropped when it has more than `bs` items); `tfmd`: fastai's `TfmdDL` (as `DataLoaders.from_dsets` builds: it can decode and show batches) instead of the plain `DataLoader`."
+    from fastai.data.core import DataLoaders, TfmdDL
     from fastai.data.load import DataLoader
     lk = {**loader_kwargs(device, num_workers), **kw}
     drop_last = len(train_ds) > bs if drop_last is None else drop_last
-    trn = DataLoader(train_ds, bs=bs, shuffle=shuffle, drop_last=drop_last, **lk)
-    val = DataLoader(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, **lk)
+    dl = TfmdDL if tfmd else DataLoader
+    trn = dl(train_ds, bs=bs, shuffle=shuffle, drop_last=drop_last, **lk)
+    val = dl(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, **lk)
     return DataLoaders(trn, val, device=lk['device'])
 
 # %% ../../nbs/08_data.ipynb #1ebb9f38
