@@ -12,9 +12,10 @@ from pydicom.uid import CTImageStorage
 from medrepro.core import DataError
 from medrepro.rsna.dicom import read_series
 from medrepro.imaging import window
-from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, NeckPhantom, box_slices, write_study, estimate_presence, phantom_nifti, read_boxes,
-                                read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
-                                vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
+from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, box_slices, estimate_presence, read_boxes,
+                                read_labels, seg_file, seg_to_series, study_dirs, study_presence,
+                                vertebra_crops, vertebra_presence, vertebra_slices)
+from medrepro.rsna.sample import NeckPhantom, write_study, phantom_nifti, study_phantom, write_sample
 
 SIZE, NS = 48, 32
 
@@ -413,11 +414,11 @@ def test_study_dirs_ignore_files_and_hidden_entries(tmp_path):
 
 # ---------------------------------------------------------------- issue 10, case 10: notebooks 10 and 11 validate their parameters
 
-@pytest.mark.parametrize('nb,bad,match', [('10_rsna_dicom', dict(depth=0), 'depth=0: must be >= 1'),
-                                          ('10_rsna_dicom', dict(source='s3'), 'source=.*must be one of'),
-                                          ('10_rsna_dicom', dict(workers='two'), 'workers=.*expected int'),
-                                          ('11_rsna_data', dict(n='four'), "n='four': expected int"),
-                                          ('11_rsna_data', dict(context=-1), 'context=-1')])
+@pytest.mark.parametrize('nb,bad,match', [('10_rsna.dicom', dict(depth=0), 'depth=0: must be >= 1'),
+                                          ('10_rsna.dicom', dict(source='s3'), 'source=.*must be one of'),
+                                          ('10_rsna.dicom', dict(workers='two'), 'workers=.*expected int'),
+                                          ('11_rsna.data', dict(n='four'), "n='four': expected int"),
+                                          ('11_rsna.data', dict(context=-1), 'context=-1')])
 def test_notebook_parameters_are_validated(nb, bad, match):
     import json
     cells = json.loads((Path(__file__).resolve().parents[1]/'nbs'/f'{nb}.ipynb').read_text())['cells']

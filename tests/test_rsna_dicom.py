@@ -10,7 +10,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 from medrepro.core import DataError
 from medrepro.imaging import window
 from medrepro.rsna.dicom import CTSeries, decoder_hint, dicom_files, preprocess_series, read_series
-from medrepro.rsna.data import NeckPhantom, write_study
+from medrepro.rsna.sample import NeckPhantom, write_study
 
 
 def _phantom(size=32, n=12, seed=1, fractures=('C3',)):

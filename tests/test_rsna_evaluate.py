@@ -37,8 +37,9 @@ def test_smoke_crop_model_learns_and_never_sees_the_test_studies(tmp_path):
     from medrepro.core import seed_everything
     from medrepro.train import make_learner
     from medrepro.rsna.data import read_labels, rsna_root, split_studies, study_labels
-    from medrepro.rsna.losses import SliceAuxLoss, rsna_metrics, weighted_log_loss
-    from medrepro.rsna.nets import CropGRU
+    from medrepro.rsna.metrics import rsna_metrics, weighted_log_loss
+    from medrepro.rsna.train import SliceAuxLoss
+    from medrepro.rsna.model import CropGRU
     from medrepro.rsna.preprocess import load_inputs, volume_dls
     root = rsna_root(n_studies=36)
     sp = split_studies(read_labels(root), .25, .25, None, 42)

@@ -6,7 +6,8 @@ import fastai.callback.schedule
 from medrepro.core import ModelConfig, save_model
 from medrepro.imaging import resample_axis
 from medrepro.train import make_learner
-from medrepro.rsna.data import write_sample, seg_file, study_presence, range_scores, VERTEBRAE
+from medrepro.rsna.data import seg_file, study_presence, range_scores, VERTEBRAE
+from medrepro.rsna.sample import write_sample
 from medrepro.rsna.dicom import read_series
 from medrepro.rsna.preprocess import series_input, localiser_inputs, volume_dls
 from medrepro.rsna.localise import LocaliserNet, LocaliserDataset, postprocess, mean_range_iou, Localiser
@@ -78,7 +79,7 @@ def test_mean_range_iou():
 
 
 def test_missing_model_names_the_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match='14_rsna_localise'): Localiser.load(tmp_path/'nothing')
+    with pytest.raises(FileNotFoundError, match='14_rsna.localise'): Localiser.load(tmp_path/'nothing')
 
 
 def test_training_learns_save_load_and_study_presence(tiny, tmp_path):

@@ -3,9 +3,10 @@ import numpy as np, pandas as pd, pytest, torch
 import fastai.callback.schedule  # Learner.fit_one_cycle
 from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.train import data_parallel, make_learner
-from medrepro.rsna.losses import SliceAuxLoss, rsna_loss, rsna_metrics, weighted_log_loss
+from medrepro.rsna.metrics import rsna_loss, rsna_metrics, weighted_log_loss
+from medrepro.rsna.train import SliceAuxLoss
 from medrepro.rsna.preprocess import volume_dls
-from medrepro.rsna.nets import CropGRU
+from medrepro.rsna.model import CropGRU
 from ranks import record_rank, run_two_ranks
 
 

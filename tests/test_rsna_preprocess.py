@@ -1,6 +1,7 @@
 "RSNA model inputs: depth reduction, per-study inputs (HU and JPG routes, per-vertebra limits) and their cache, lazy reading, volumes."
 import numpy as np, pandas as pd, pytest, torch
-from medrepro.rsna.data import write_sample, seg_file, VERTEBRAE
+from medrepro.rsna.data import seg_file, VERTEBRAE
+from medrepro.rsna.sample import write_sample
 from medrepro.rsna.preprocess import (pick_depth, interp_depth, slab_depth, fracture_sampled, positions, roundtrip_box_error,
                                       study_inputs, load_inputs, load_volumes, LazyInputs, VolumeDataset, jpg_slices, slice_picks)
 
