@@ -16,8 +16,8 @@ from ..core import DataError, cached
 from ..imaging import WINDOWS, multi_window, resize_inplane, resample_axis
 
 # %% auto #0
-__all__ = ['AUTO_PROCESS_PIXELS', 'MIN_PLAUSIBLE_HU', 'decoder_hint', 'check_decoder', 'dicom_files', 'CTSeries', 'read_series',
-           'preprocess_series']
+__all__ = ['AUTO_PROCESS_PIXELS', 'MIN_PLAUSIBLE_HU', 'GAP_FACTOR', 'decoder_hint', 'check_decoder', 'is_dicom', 'dicom_files',
+           'CTSeries', 'slice_gaps', 'read_series', 'resample_z', 'preprocess_series']
 
 # %% ../../../nbs/10_rsna.dicom.ipynb #c006
 _DECODER_HINT = {
@@ -43,14 +43,26 @@ def check_decoder(ts, path='?'):
     if not dec.is_available:
         raise DataError(path, f"compressed as {ts.name} but no decoder is available: {decoder_hint(ts)}")
 
+def is_dicom(path) -> bool:
+    "Whether `path` starts like a DICOM file: a 128-byte preamble, then the magic `DICM` (the file's content, not its name)."
+    try:
+        with open(path, 'rb') as f: head = f.read(132)
+    except OSError: return False
+    return len(head) == 132 and head[128:] == b'DICM'
+
 def dicom_files(folder) -> list:
-    "The DICOM files of a study folder: `*.dcm` if any, else every non-hidden file (sorted by name)."
+    "The DICOM files of a study folder by content, whatever their suffix (`*.dcm`, `*.DCM`, none), sorted by name; other files are skipped with one warning naming them."
     folder = Path(folder)
     if not folder.is_dir(): raise DataError(folder, 'not a folder')
-    files = sorted(p for p in folder.glob('*.dcm') if p.is_file())
-    if not files: files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith('.') and p.name != 'DICOMDIR')
-    if not files: raise DataError(folder, 'no DICOM files in this folder')
+    files, other = [], []
+    for p in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith('.') and p.name.upper() != 'DICOMDIR'):
+        if is_dicom(p): files.append(p)
+        elif p.suffix.lower() == '.dcm': raise DataError(p, 'not a DICOM file (no DICM marker after the 128-byte preamble): a failed download? re-download or remove it')
+        else: other.append(p.name)
+    if not files: raise DataError(folder, 'no DICOM files in this folder' + (f" ({len(other)} other files, e.g. {', '.join(other[:3])})" if other else ''))
+    if other: warnings.warn(f"{folder}: skipped {len(other)} file(s) that are not DICOM: {', '.join(other[:10])}{' ...' if len(other) > 10 else ''}", stacklevel=2)
     return files
+
 
 # %% ../../../nbs/10_rsna.dicom.ipynb #c009
 @dataclass
@@ -194,6 +206,15 @@ def _padding_hu(ds):
     s, i = _rescale(ds)
     return float(p)*s + i
 
+# %% ../../../nbs/10_rsna.dicom.ipynb #fc0541b7
+GAP_FACTOR = 1.5       # a step between two slices over 1.5 x the series' median step is a gap (a missing slice gives 2 x)
+
+def slice_gaps(z, factor=GAP_FACTOR) -> np.ndarray:
+    "Indices k where slice k+1 is more than `factor` median steps below slice k (`z` descending): the gaps of a series."
+    d = -np.diff(np.asarray(z, float))
+    return np.nonzero(d > factor*np.median(d))[0] if len(d) > 1 else np.zeros(0, int)
+
+
 # %% ../../../nbs/10_rsna.dicom.ipynb #c011c
 def _idle_cpus() -> float:
     "CPUs not busy with other work: usable ones minus the 1-minute load average (this process counted as idle)."
@@ -215,8 +236,8 @@ def _decoder(executor, workers, n, pixels, ts_name):
     nw = max(1, int(workers)) if workers is not None else min(8, cpus)
     return (executor, nw) if executor != 'serial' and nw > 1 and n > 1 else ('serial', 1)
 
-def read_series(folder, workers=None, executor=None) -> CTSeries:
-    "Read a folder of axial CT slices into a `CTSeries` (HU, head first); decoding serial, or in processes when that pays (see `executor`)."
+def read_series(folder, workers=None, executor=None, gaps='error') -> CTSeries:
+    "Read a folder of axial CT slices into a `CTSeries` (HU, head first); decoding serial, or in processes when that pays (see `executor`); a gap in the slices (a missing slice) is a `DataError` unless `gaps='accept'`."
     folder = Path(folder)
     files = dicom_files(folder)
     tpool = ThreadPoolExecutor(max(1, int(workers or 2))) if executor == 'thread' and len(files) > 1 else None
@@ -235,6 +256,13 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
             a, b = files[order[dup[0]]], files[order[dup[0]+1]]
             raise DataError(folder, f'two slices at the same position z={z[order[dup[0]]]:.2f} mm ({a.name}, {b.name})')
         files, hdrs, pos, z = [files[i] for i in order], [hdrs[i] for i in order], pos[order], z[order]
+        gap = slice_gaps(z)
+        if len(gap) and gaps != 'accept':
+            if gaps != 'error': raise ValueError(f"gaps must be 'error' or 'accept', got {gaps!r}")
+            k = int(gap[0]); step = float(np.median(-np.diff(z)))
+            raise DataError(folder, f'slice gap: {files[k].name} (z={z[k]:.2f}) and {files[k+1].name} (z={z[k+1]:.2f}) are {z[k]-z[k+1]:.2f} mm apart, '
+                                    f'the series steps {step:.2f} mm ({len(gap)} gap(s): a missing slice?); read_series(..., gaps=\'accept\') reads it anyway '
+                                    'and preprocess_series then resamples on the real slice positions')
         n, r0, c0 = len(files), int(hdrs[0].Rows), int(hdrs[0].Columns)
         ts = hdrs[0].file_meta.TransferSyntaxUID.name
         mode, nw = _decoder(executor, workers, n, n*r0*c0, ts)
@@ -269,18 +297,33 @@ def read_series(folder, workers=None, executor=None) -> CTSeries:
                 series_uid=str(h.get('SeriesInstanceUID', '')), slice_thickness=float(h.get('SliceThickness') or 0) or None,
                 manufacturer=str(h.get('Manufacturer', '')), patient_position=str(h.get('PatientPosition', '')),
                 bits_stored=int(h.get('BitsStored', 0) or 0), photometric=str(h.get('PhotometricInterpretation', '')),
-                rescale=_rescale(h), z_gap_max=float(np.max(-np.diff(z))) if len(z) > 1 else None)
+                rescale=_rescale(h), z_gap_max=float(np.max(-np.diff(z))) if len(z) > 1 else None,
+                gaps=[(files[k].name, files[k+1].name, float(z[k] - z[k+1])) for k in slice_gaps(z)])
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
 
+# %% ../../../nbs/10_rsna.dicom.ipynb #7ece86e3
+def resample_z(vol, z, n) -> np.ndarray:
+    "Linear resampling of `(D, ...)` slices at positions `z` (descending, possibly uneven) to `n` evenly spaced positions from `z[0]` to `z[-1]`; float32."
+    vol, z = np.asarray(vol, np.float32), np.asarray(z, float)
+    if len(z) != len(vol): raise ValueError(f'{len(vol)} slices but {len(z)} positions')
+    if len(z) == 1: return np.repeat(vol, n, axis=0)
+    pos = np.interp(-np.linspace(z[0], z[-1], n), -z, np.arange(len(z)))     # fractional slice index of each new position
+    i0 = np.minimum(np.floor(pos).astype(int), len(z) - 2)
+    f = (pos - i0).astype(np.float32).reshape(-1, *[1]*(vol.ndim - 1))
+    return vol[i0]*(1 - f) + vol[i0 + 1]*f
+
+
 # %% ../../../nbs/10_rsna.dicom.ipynb #c028
-def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brain'), cache_dir=None, dtype=np.float16, workers=None) -> np.ndarray:
-    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached in `cache_dir` by `core.cached`."
+def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brain'), cache_dir=None, dtype=np.float16, workers=None, gaps='error') -> np.ndarray:
+    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached in `cache_dir` by `core.cached`; `gaps='accept'`: a series with gaps is resampled on its real slice positions."
     folder = Path(folder)
     def build():
-        s = read_series(folder, workers=workers)
-        return multi_window(resample_axis(resize_inplane(s.hu, size), depth, axis=0), windows).astype(dtype)
+        s = read_series(folder, workers=workers, gaps=gaps)
+        v = resize_inplane(s.hu, size)
+        v = resample_z(v, s.z, depth) if s.meta['gaps'] else resample_axis(v, depth, axis=0)
+        return multi_window(v, windows).astype(dtype)
     wins = [w if isinstance(w, str) else [float(x) for x in w] for w in windows]
     return cached(cache_dir, f'rsna-{folder.name}', build, version=2, folder=folder, depth=int(depth),
                   size=size if np.isscalar(size) else list(size), windows=wins,
-                  wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name)
+                  wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name, **({'gaps': gaps} if gaps != 'error' else {}))
