@@ -480,6 +480,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'medrepro.rsna.dicom._decoder': ('rsna.dicom.html#_decoder', 'medrepro/rsna/dicom.py'),
                                      'medrepro.rsna.dicom._idle_cpus': ('rsna.dicom.html#_idle_cpus', 'medrepro/rsna/dicom.py'),
                                      'medrepro.rsna.dicom._int_rescale': ('rsna.dicom.html#_int_rescale', 'medrepro/rsna/dicom.py'),
+                                     'medrepro.rsna.dicom._order_slices': ('rsna.dicom.html#_order_slices', 'medrepro/rsna/dicom.py'),
                                      'medrepro.rsna.dicom._padding_hu': ('rsna.dicom.html#_padding_hu', 'medrepro/rsna/dicom.py'),
                                      'medrepro.rsna.dicom._plane': ('rsna.dicom.html#_plane', 'medrepro/rsna/dicom.py'),
                                      'medrepro.rsna.dicom._read_header': ('rsna.dicom.html#_read_header', 'medrepro/rsna/dicom.py'),

@@ -206,7 +206,7 @@ def _padding_hu(ds):
     s, i = _rescale(ds)
     return float(p)*s + i
 
-# %% ../../../nbs/10_rsna.dicom.ipynb #fc0541b7
+# %% ../../../nbs/10_rsna.dicom.ipynb #09490e23
 GAP_FACTOR = 1.5       # a step between two slices over 1.5 x the series' median step is a gap (a missing slice gives 2 x)
 
 def slice_gaps(z, factor=GAP_FACTOR) -> np.ndarray:
@@ -215,7 +215,7 @@ def slice_gaps(z, factor=GAP_FACTOR) -> np.ndarray:
     return np.nonzero(d > factor*np.median(d))[0] if len(d) > 1 else np.zeros(0, int)
 
 
-# %% ../../../nbs/10_rsna.dicom.ipynb #c011c
+# %% ../../../nbs/10_rsna.dicom.ipynb #4f6f1c5a
 def _idle_cpus() -> float:
     "CPUs not busy with other work: usable ones minus the 1-minute load average (this process counted as idle)."
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
@@ -236,6 +236,32 @@ def _decoder(executor, workers, n, pixels, ts_name):
     nw = max(1, int(workers)) if workers is not None else min(8, cpus)
     return (executor, nw) if executor != 'serial' and nw > 1 and n > 1 else ('serial', 1)
 
+
+# %% ../../../nbs/10_rsna.dicom.ipynb #8ed91bcb
+def _order_slices(folder, files, hdrs, gaps='error'):
+    "(files, headers, IPP positions, z, IOP) in head-first order (z descending); `DataError` for two slices at one position, or a gap unless `gaps='accept'`."
+    # order by position along the head-pointing normal, descending
+    iop = np.array(hdrs[0].ImageOrientationPatient, dtype=float)
+    nrm = np.cross(iop[:3], iop[3:]); nrm = nrm if nrm[2] >= 0 else -nrm
+    pos = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in hdrs])
+    z = pos @ nrm
+    order = np.argsort(-z, kind='stable')
+    dup = np.nonzero(np.diff(z[order]) == 0)[0]
+    if len(dup):
+        a, b = files[order[dup[0]]], files[order[dup[0]+1]]
+        raise DataError(folder, f'two slices at the same position z={z[order[dup[0]]]:.2f} mm ({a.name}, {b.name})')
+    files, hdrs, pos, z = [files[i] for i in order], [hdrs[i] for i in order], pos[order], z[order]
+    gap = slice_gaps(z)
+    if len(gap) and gaps != 'accept':
+        if gaps != 'error': raise ValueError(f"gaps must be 'error' or 'accept', got {gaps!r}")
+        k = int(gap[0]); step = float(np.median(-np.diff(z)))
+        raise DataError(folder, f'slice gap: {files[k].name} (z={z[k]:.2f}) and {files[k+1].name} (z={z[k+1]:.2f}) are {z[k]-z[k+1]:.2f} mm apart, '
+                                f'the series steps {step:.2f} mm ({len(gap)} gap(s): a missing slice?); read_series(..., gaps=\'accept\') reads it anyway '
+                                'and preprocess_series then resamples on the real slice positions')
+    return files, hdrs, pos, z, iop
+
+
+# %% ../../../nbs/10_rsna.dicom.ipynb #c011c
 def read_series(folder, workers=None, executor=None, gaps='error') -> CTSeries:
     "Read a folder of axial CT slices into a `CTSeries` (HU, head first); decoding serial, or in processes when that pays (see `executor`); a gap in the slices (a missing slice) is a `DataError` unless `gaps='accept'`."
     folder = Path(folder)
@@ -245,24 +271,7 @@ def read_series(folder, workers=None, executor=None, gaps='error') -> CTSeries:
     try:
         hdrs = list(tpool.map(_read_header, files) if tpool else map(_read_header, files))
         _check_headers(folder, files, hdrs)
-        # order by position along the head-pointing normal, descending
-        iop = np.array(hdrs[0].ImageOrientationPatient, dtype=float)
-        nrm = np.cross(iop[:3], iop[3:]); nrm = nrm if nrm[2] >= 0 else -nrm
-        pos = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in hdrs])
-        z = pos @ nrm
-        order = np.argsort(-z, kind='stable')
-        dup = np.nonzero(np.diff(z[order]) == 0)[0]
-        if len(dup):
-            a, b = files[order[dup[0]]], files[order[dup[0]+1]]
-            raise DataError(folder, f'two slices at the same position z={z[order[dup[0]]]:.2f} mm ({a.name}, {b.name})')
-        files, hdrs, pos, z = [files[i] for i in order], [hdrs[i] for i in order], pos[order], z[order]
-        gap = slice_gaps(z)
-        if len(gap) and gaps != 'accept':
-            if gaps != 'error': raise ValueError(f"gaps must be 'error' or 'accept', got {gaps!r}")
-            k = int(gap[0]); step = float(np.median(-np.diff(z)))
-            raise DataError(folder, f'slice gap: {files[k].name} (z={z[k]:.2f}) and {files[k+1].name} (z={z[k+1]:.2f}) are {z[k]-z[k+1]:.2f} mm apart, '
-                                    f'the series steps {step:.2f} mm ({len(gap)} gap(s): a missing slice?); read_series(..., gaps=\'accept\') reads it anyway '
-                                    'and preprocess_series then resamples on the real slice positions')
+        files, hdrs, pos, z, iop = _order_slices(folder, files, hdrs, gaps)
         n, r0, c0 = len(files), int(hdrs[0].Rows), int(hdrs[0].Columns)
         ts = hdrs[0].file_meta.TransferSyntaxUID.name
         mode, nw = _decoder(executor, workers, n, n*r0*c0, ts)
@@ -302,7 +311,7 @@ def read_series(folder, workers=None, executor=None, gaps='error') -> CTSeries:
     return CTSeries(hu=hu, z=z, spacing=(dz, ps[0], ps[1]), slice_numbers=np.array([_slice_number(f, d) for f, d in zip(files, hdrs)]),
                     files=files, origin=pos[0], orientation=iop, uid=str(h.get('StudyInstanceUID') or folder.name), positions=pos, meta=meta)
 
-# %% ../../../nbs/10_rsna.dicom.ipynb #7ece86e3
+# %% ../../../nbs/10_rsna.dicom.ipynb #88255c29
 def resample_z(vol, z, n) -> np.ndarray:
     "Linear resampling of `(D, ...)` slices at positions `z` (descending, possibly uneven) to `n` evenly spaced positions from `z[0]` to `z[-1]`; float32."
     vol, z = np.asarray(vol, np.float32), np.asarray(z, float)
