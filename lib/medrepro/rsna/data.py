@@ -79,7 +79,7 @@ def read_boxes(root) -> pd.DataFrame:
     return df
 
 
-# %% ../../../nbs/11_rsna.data.ipynb #94184d35
+# %% ../../../nbs/11_rsna.data.ipynb #8a0179ae
 def box_slices(boxes, series: CTSeries) -> pd.DataFrame:
     "The boxes of `series`'s study, with `slice` = the index of their `slice_number` in the series; DataError for a box off the series."
     b = boxes[boxes.StudyInstanceUID == series.uid].copy()

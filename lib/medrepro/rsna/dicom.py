@@ -215,7 +215,7 @@ def slice_gaps(z, factor=GAP_FACTOR) -> np.ndarray:
     return np.nonzero(d > factor*np.median(d))[0] if len(d) > 1 else np.zeros(0, int)
 
 
-# %% ../../../nbs/10_rsna.dicom.ipynb #4f6f1c5a
+# %% ../../../nbs/10_rsna.dicom.ipynb #e1a4d5db
 def _idle_cpus() -> float:
     "CPUs not busy with other work: usable ones minus the 1-minute load average (this process counted as idle)."
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
@@ -237,7 +237,7 @@ def _decoder(executor, workers, n, pixels, ts_name):
     return (executor, nw) if executor != 'serial' and nw > 1 and n > 1 else ('serial', 1)
 
 
-# %% ../../../nbs/10_rsna.dicom.ipynb #8ed91bcb
+# %% ../../../nbs/10_rsna.dicom.ipynb #70ab3611
 def _order_slices(folder, files, hdrs, gaps='error'):
     "(files, headers, IPP positions, z, IOP) in head-first order (z descending); `DataError` for two slices at one position, or a gap unless `gaps='accept'`."
     # order by position along the head-pointing normal, descending
