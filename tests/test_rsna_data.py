@@ -104,11 +104,11 @@ def test_read_labels_ok(tmp_path):
 
 
 @pytest.mark.parametrize('text,match', [
-    ('StudyInstanceUID,patient_overall,C1,C2\n1.2,1,0,1\n', 'missing column.*C3'),
+    ('StudyInstanceUID,patient_overall,C1,C2\n1.2,1,0,1\n', 'lacks column.*C3'),
     (HDR + '1.2,1,0,2,0,0,0,0,0\n', 'C2 must be 0 or 1; row 2'),
     (HDR + '1.2,1,0,x,0,0,0,0,0\n', 'C2 must be 0 or 1'),
     (HDR + '1.2,1,0,1,0,0,0,0,0\n1.2,1,0,1,0,0,0,0,0\n', 'more than once'),
-    ('', 'cannot parse'),
+    ('', 'not a readable'),
 ])
 def test_read_labels_bad(tmp_path, text, match):
     with pytest.raises(DataError, match=match) as e: read_labels(_write(tmp_path, text))
@@ -125,7 +125,7 @@ def test_read_boxes(tmp_path):
     b = read_boxes(tmp_path)
     assert b.slice_number.tolist() == [33] and b.x.tolist() == [10.5]
     _write(tmp_path, 'StudyInstanceUID,x,y\n1.2,1,2\n', 'train_bounding_boxes.csv')
-    with pytest.raises(DataError, match='missing column'): read_boxes(tmp_path)
+    with pytest.raises(DataError, match='lacks column'): read_boxes(tmp_path)
 
 
 def test_study_dirs_missing(tmp_path):

@@ -8,7 +8,8 @@ import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core import DataError, dataset_path, data_root
+from ..core import DataError, data_root
+from ..data import dataset_path, read_csv, split_items
 from ..sample import generate
 from ..imaging import multi_window, resize_inplane, square_box, crop_box
 from .dicom import CTSeries
@@ -29,13 +30,9 @@ BOX_COLS = ['StudyInstanceUID', 'x', 'y', 'width', 'height', 'slice_number']
 
 # %% ../../../nbs/11_rsna.data.ipynb #fd3342b0
 def _csv(path, cols, what):
-    path = Path(path)
-    if not path.is_file(): raise DataError(path, f'{what} not found')
-    try: df = pd.read_csv(path, dtype={'StudyInstanceUID': str})
-    except Exception as e: raise DataError(path, f'cannot parse {what} as CSV: {type(e).__name__}: {e}') from None
+    "`data.read_csv` of an RSNA CSV (StudyInstanceUID as text, names stripped); an empty StudyInstanceUID is a `DataError` naming the row."
+    df = read_csv(path, cols, what, dtype={'StudyInstanceUID': str}, skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
-    miss = [c for c in cols if c not in df.columns]
-    if miss: raise DataError(path, f"missing column(s) {', '.join(miss)}; expected {','.join(cols)}, found {','.join(df.columns)}")
     uid = df['StudyInstanceUID'].fillna('').astype(str).str.strip()
     if (uid == '').any(): raise DataError(path, f'empty StudyInstanceUID in row {int(np.argmax((uid == "").values)) + 2}')
     df['StudyInstanceUID'] = uid
@@ -302,32 +299,29 @@ def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3, 4).reshape(len(idx), len(windows)*(2*context + 1), size, size))
 
 # %% ../../../nbs/11_rsna.data.ipynb #acb56aa6
-from sklearn.model_selection import train_test_split
-
-def _split_off(uids, y, n, seed):
-    "Split `uids` into (rest, n drawn at random), stratified on `y` when both classes allow it."
-    strat = y if y is not None and n >= 2 and len(uids) - n >= 2 and min(np.bincount(y.astype(int), minlength=2)) >= 2 else None
-    rest, drawn, *_ = train_test_split(uids, y if y is not None else uids, test_size=n, random_state=seed, stratify=strat)
-    return rest, drawn
-
 def split_studies(labels, n_test=0.2, valid_pct=0.2, n_train=None, seed=42) -> dict:
-    "{'train', 'valid', 'test'} StudyInstanceUIDs (sorted): `n_test` (a count, or a share if < 1) drawn first, then `n_train` (None: all the rest), of which `valid_pct` is validation."
+    "{'train', 'valid', 'test'} StudyInstanceUIDs (sorted), by `data.split_items` stratified on patient_overall: `n_test` (a count, or a share if < 1) drawn first, then `n_train` (None: all the rest), of which `valid_pct` is validation."
     uids = labels['StudyInstanceUID'].astype(str).to_numpy()
     y = labels['patient_overall'].to_numpy().astype(int) if 'patient_overall' in labels else None
-    n_test = int(round(len(uids) * n_test)) if n_test < 1 else int(n_test)
-    if not 1 <= n_test <= len(uids) - 2: raise ValueError(f'n_test={n_test} leaves no room for training ({len(uids)} studies)')
-    rest, test = _split_off(uids, y, n_test, seed)
-    if n_train is not None:
-        if n_train > len(rest): raise ValueError(f'n_train={n_train} but only {len(rest)} studies are left after the test draw')
-        if n_train < len(rest): _, rest = _split_off(rest, None if y is None else labels.set_index(labels['StudyInstanceUID'].astype(str)).loc[rest, 'patient_overall'].to_numpy().astype(int), n_train, seed)
-    n_valid = min(max(1, int(round(len(rest) * valid_pct))), len(rest) - 1)
-    yr = None if y is None else labels.set_index(labels['StudyInstanceUID'].astype(str)).loc[rest, 'patient_overall'].to_numpy().astype(int)
-    train, valid = _split_off(np.asarray(rest), yr, n_valid, seed)
-    return {'train': sorted(train), 'valid': sorted(valid), 'test': sorted(test)}
+    n = len(uids)
+    n_test = int(round(n*n_test)) if n_test < 1 else int(n_test)
+    if not 1 <= n_test <= n - 2: raise ValueError(f'n_test={n_test} leaves no room for training ({n} studies)')
+    n_rest = n - n_test
+    if n_train is not None and n_train > n_rest: raise ValueError(f'n_train={n_train} but only {n_rest} studies are left after the test draw')
+    m = n_rest if n_train is None else int(n_train)
+    n_valid = min(max(1, int(round(m*valid_pct))), m - 1)
+    if m == n_rest: sp = split_items(n, valid=n_valid, test=n_test, seed=seed, strata=y)
+    else:                                          # the paper's "sample of 600": test first, then n_train of the rest, valid among them
+        first = split_items(n, valid=0, test=n_test, seed=seed, strata=y)
+        rest = first['train']
+        sub = split_items(len(rest), valid=n_valid, test=n_rest - m, seed=seed, strata=None if y is None else y[rest])
+        sp = dict(train=rest[sub['train']], valid=rest[sub['valid']], test=first['test'])
+    return {k: sorted(uids[sp[k]].tolist()) for k in ('train', 'valid', 'test')}
+
 
 # %% ../../../nbs/11_rsna.data.ipynb #e4ec2af0
 def rsna_root(data_dir=None, source='sample', n_studies=None) -> Path:
-    "RSNA data folder: `data_dir`, else the sample set ('rsna', or 'rsna_n<N>' with `n_studies` generated studies)."
+    "`data.dataset_path('rsna', ...)`, or with `n_studies` the sample set of that many studies (written once to `data/sample/rsna_n<N>`)."
     if data_dir is not None or source != 'sample' or n_studies is None: return dataset_path('rsna', data_dir, source=source)
     return generate('rsna', data_root()/'sample'/f'rsna_n{int(n_studies)}', n=int(n_studies), seed=0)
 

@@ -7,22 +7,12 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 import torch
 from sklearn import metrics as skm
-from ..core import get_device
 from .data import VERTEBRAE, LABELS
 from .metrics import weighted_log_loss, paper_score
 from .model import Cnn3dStandIn, EffNetGRU, CropGRU   # registered: load_model can rebuild them
 
 # %% auto #0
-__all__ = ['predict', 'label_scores', 'constant_predictions', 'rule_prediction', 'wll_table']
-
-# %% ../../../nbs/17_rsna.evaluate.ipynb #c310f88b
-@torch.no_grad()
-def predict(model, x, bs=4, device=None) -> np.ndarray:
-    "Sigmoid probabilities of `model` on `x` (an array or `LazyInputs`; first axis = studies), in batches, eval mode."
-    dev = get_device(device); model = model.to(dev).eval()
-    out = [torch.sigmoid(model(torch.as_tensor(np.asarray(x[i:i + bs], np.float32), device=dev)).float()).cpu().numpy()
-           for i in range(0, len(x), bs)]
-    return np.concatenate(out)
+__all__ = ['label_scores', 'constant_predictions', 'rule_prediction', 'wll_table']
 
 # %% ../../../nbs/17_rsna.evaluate.ipynb #d91f1074
 def label_scores(y, p, labels=LABELS, thresh=.5) -> pd.DataFrame:

@@ -12,12 +12,13 @@ import torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from ..core import ModelConfig, get_device, load_model, register_model, reports_dir
+from ..train import predict
 from ..imaging import resample_axis, window
 from .data import VERTEBRAE, presence_frame, bone_boxes, range_scores
 from .preprocess import series_input
 
 # %% auto #0
-__all__ = ['plot_presence', 'small_encoder', 'LocaliserNet', 'LocaliserDataset', 'postprocess', 'mean_range_iou',
+__all__ = ['plot_presence', 'small_encoder', 'LocaliserNet', 'LocaliserAugment', 'postprocess', 'mean_range_iou',
            'default_localiser_dir', 'Localiser']
 
 # %% ../../../nbs/14_rsna.localise.ipynb #ea5b387c
@@ -78,23 +79,25 @@ class LocaliserNet(nn.Module):
         return self.head(h).float()
 
 # %% ../../../nbs/14_rsna.localise.ipynb #9baa388d
-class LocaliserDataset(torch.utils.data.Dataset):
-    "(x (depth, C, S, S) float32, y (depth, 7)) pairs; when `augment`: left-right flip and a random z sub-range."
-    def __init__(self, x, y, augment=False, zcrop=0.3):
-        if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
-        self.x, self.y, self.augment, self.zcrop = x, y, augment, float(zcrop)
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i):
-        x = torch.as_tensor(np.asarray(self.x[i], np.float32)); y = torch.as_tensor(np.asarray(self.y[i], np.float32))
-        if self.augment:
-            if torch.rand(()) < .5: x = x.flip(-1)
-            d = x.shape[0]
-            if self.zcrop > 0 and torch.rand(()) < .8:
-                L = int(round(d*(1 - self.zcrop*float(torch.rand(())))))
-                a = int(torch.randint(0, d - L + 1, ()))
-                x = torch.from_numpy(resample_axis(x[a:a + L].numpy(), d, axis=0))
-                y = torch.from_numpy(resample_axis(y[a:a + L].numpy(), d, axis=0))
-        return x, y
+class LocaliserAugment:
+    "Paired `x_tfm` / `y_tfm` for `data.ArraySet`: `x` flips left-right at random and draws a z sub-range (down to `1 - zcrop` of the scan, resampled back to its depth); `y` cuts the same item's targets the same way."
+    def __init__(self, zcrop=0.3): self.zcrop, self._cut = float(zcrop), None
+    def x(self, a) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(a, np.float32))
+        if torch.rand(()) < .5: x = x.flip(-1)
+        d, self._cut = x.shape[0], None
+        if self.zcrop > 0 and torch.rand(()) < .8:
+            L = int(round(d*(1 - self.zcrop*float(torch.rand(())))))
+            a0 = int(torch.randint(0, d - L + 1, ()))
+            self._cut = (a0, L)
+            x = torch.from_numpy(resample_axis(x[a0:a0 + L].numpy(), d, axis=0))
+        return x
+    def y(self, a) -> torch.Tensor:
+        y = torch.as_tensor(np.asarray(a, np.float32))
+        if self._cut is None: return y
+        (a0, L), self._cut = self._cut, None
+        return torch.from_numpy(resample_axis(y[a0:a0 + L].numpy(), len(y), axis=0))
+
 
 # %% ../../../nbs/14_rsna.localise.ipynb #77b8915a
 def _runs(on) -> list:
@@ -142,10 +145,10 @@ class Localiser:
         key = hashlib.sha1((folder/'model.pth').read_bytes() + (folder/'config.json').read_bytes()).hexdigest()[:16]
         return cls(model, cfg, device, key)
     def probs(self, x) -> np.ndarray:
-        "Sigmoid probabilities `(..., depth, 7)` of inputs `(depth, C, S, S)` or `(n, depth, C, S, S)`."
-        x = torch.as_tensor(np.asarray(x, np.float32))
+        "Sigmoid probabilities `(..., depth, 7)` of inputs `(depth, C, S, S)` or `(n, depth, C, S, S)` (`train.predict`, on `self.device`)."
+        x = np.asarray(x, np.float32)
         one = x.ndim == 4
-        with torch.no_grad(): p = torch.sigmoid(self.model((x[None] if one else x).to(self.device)).float()).cpu().numpy()
+        p = predict(self.model, x[None] if one else x, bs=max(1, 1 if one else len(x)), device=self.device)
         return p[0] if one else p
     def presence(self, x, n_slices) -> np.ndarray:
         "0/1 presence `(n_slices, 7)` on the original slices from one study's input `(depth, C, S, S)`."

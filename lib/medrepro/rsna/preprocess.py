@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from PIL import Image
-from fastai.data.core import DataLoaders
+from ..data import ArraySet
 from fastai.vision.core import imagenet_stats
-from ..core import cached, cache_path, get_device
+from ..core import cached, cache_path
 from ..imaging import multi_window, resample_axis, resize_image, resize_inplane, window
 from .data import (VERTEBRAE, seg_file, vertebra_presence, estimate_presence, study_presence, vertebra_slices,
                                 vertebra_crops)
@@ -19,9 +19,9 @@ from .dicom import read_series, preprocess_series
 
 # %% auto #0
 __all__ = ['DEPTH_METHODS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'pick_depth', 'interp_depth', 'slab_depth', 'positions',
-           'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key', 'localiser_inputs', 'VolumeDataset',
-           'volume_dls', 'load_volumes', 'jpg_slices', 'slice_picks', 'vertebra_sequences', 'vertebra_crop_stack',
-           'study_inputs', 'LazyInputs', 'load_inputs']
+           'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key', 'localiser_inputs', 'as_float32',
+           'random_flip', 'float_sets', 'load_volumes', 'jpg_slices', 'slice_picks', 'vertebra_sequences',
+           'vertebra_crop_stack', 'study_inputs', 'LazyInputs', 'load_inputs']
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #04d81896
 def pick_depth(vol, n) -> np.ndarray:
@@ -88,21 +88,22 @@ def localiser_inputs(root, uid, depth=48, size=48, windows=('bone', 'soft'), cac
     return dict(d, y=d['y'] if has else None, pres=d['pres'] if has else None)
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #77b05552
-class VolumeDataset(torch.utils.data.Dataset):
-    "(input float32, target float32) pairs from arrays (or `LazyInputs`); random left-right flip of the input when `augment`."
-    def __init__(self, x, y, augment=False):
-        if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
-        self.x, self.y, self.augment = x, y, augment
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i):
-        v = torch.as_tensor(np.asarray(self.x[i], np.float32))
-        if self.augment and torch.rand(()) < .5: v = v.flip(-1)
-        return v, torch.as_tensor(np.asarray(self.y[i], np.float32))
+def as_float32(a) -> torch.Tensor:
+    "A float32 tensor of array `a` (the caches hold float16; the models train in float32)."
+    return torch.as_tensor(np.asarray(a, np.float32))
 
-def volume_dls(x_train, y_train, x_valid, y_valid, bs=4, device=None, augment=True, dataset=VolumeDataset) -> DataLoaders:
-    "fastai DataLoaders over in-memory arrays (train shuffled and augmented, valid in order; no worker processes)."
-    return DataLoaders.from_dsets(dataset(x_train, y_train, augment), dataset(x_valid, y_valid, False), bs=bs,
-                                  device=get_device(device), drop_last=False, num_workers=0)
+def random_flip(a) -> torch.Tensor:
+    "`as_float32(a)` flipped left-right (last axis) half of the time, by torch's RNG: the training augmentation of the RSNA models."
+    v = as_float32(a)
+    return v.flip(-1) if torch.rand(()) < .5 else v
+
+def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip) -> tuple:
+    "(train, valid) `data.ArraySet`s of arrays or `LazyInputs` as float32: training items through `augment`, validation items untouched."
+    for x, y in ((x_train, y_train), (x_valid, y_valid)):
+        if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
+    return (ArraySet(x_train, y_train, x_tfm=augment or as_float32, y_tfm=as_float32),
+            ArraySet(x_valid, y_valid, x_tfm=as_float32, y_tfm=as_float32))
+
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #3ba84063
 def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None) -> np.ndarray:

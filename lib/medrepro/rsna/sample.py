@@ -10,12 +10,12 @@ import pandas as pd
 from fastcore.basics import patch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, PYDICOM_IMPLEMENTATION_UID
-from ..sample import register
+from ..sample import register, register_study
 from .data import VERTEBRAE, TRAIN_COLS, BOX_COLS
 
 
 # %% auto #0
-__all__ = ['NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample']
+__all__ = ['STUDY', 'NeckPhantom', 'write_study', 'phantom_nifti', 'study_phantom', 'write_sample', 'rsna_sample']
 
 # %% ../../../nbs/11a_rsna.sample.ipynb #a4e30206
 class NeckPhantom:
@@ -222,3 +222,7 @@ def write_sample(dest, n=12, seed=0, size=128, n_slices=64, compress=('none', 'j
 def rsna_sample(dest, n, seed):
     "RSNA 2022 cervical spine: DICOM studies (128x128, 64 slices), train.csv, boxes, NIfTI segmentations."
     write_sample(dest, n=n, seed=seed)
+
+# %% ../../../nbs/11a_rsna.sample.ipynb #f14e6194
+STUDY = register_study('rsna', 'RSNA cervical spine fractures (notebooks 10-17)', headlines=('*paper_vs_ours*.csv',))
+

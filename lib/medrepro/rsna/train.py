@@ -4,14 +4,22 @@
 
 # %% ../../../nbs/16_rsna.train.ipynb #9f10f5ca
 from __future__ import annotations
+from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
+from fastai.learner import Learner
+from fastai.torch_core import rank_distrib
+from ..core import ModelConfig, save_model, seed_everything
+from ..data import dataloaders
+from ..train import fit
 from .data import VERTEBRAE
-from .metrics import WeightedBCE, rsna_loss
+from .metrics import WeightedBCE, rsna_loss, rsna_metrics
+from .model import EffNetGRU, CropGRU
+from .preprocess import float_sets
 
 
 # %% auto #0
-__all__ = ['SliceAuxLoss', 'per_vertebra_data']
+__all__ = ['SliceAuxLoss', 'per_vertebra_data', 'fit_vertebra_model', 'fit_crop_model']
 
 # %% ../../../nbs/16_rsna.train.ipynb #4a108701
 class SliceAuxLoss(WeightedBCE):
@@ -30,3 +38,30 @@ class SliceAuxLoss(WeightedBCE):
 def per_vertebra_data(seq, y, vertebra):
     "Inputs (n, T, C, S, S) and (n, 1) labels of one vertebra from per-vertebra sequences `{v: array}` and (n, 8) labels."
     return seq[vertebra], np.asarray(y)[:, VERTEBRAE.index(vertebra)][:, None]
+
+# %% ../../../nbs/16_rsna.train.ipynb #4d94e7a1
+def fit_vertebra_model(seq_tr, y_tr, seq_va, y_va, vertebra, out_dir, meta=None, epochs=10, lr=3e-4, bs=8, device=None, seed=42,
+                       in_ch=3, hidden=128, pretrained=False, width=1.0) -> Learner:
+    "The paper's per-vertebra model: an `EffNetGRU` on `vertebra`'s sequences, weighted BCE 2 / 1 (the vertebra part of the competition's weights), `train.fit`; rank 0 saves it in `out_dir`."
+    seed_everything(seed + rank_distrib())
+    xa_tr, ya_tr = per_vertebra_data(seq_tr, y_tr, vertebra); xa_va, ya_va = per_vertebra_data(seq_va, y_va, vertebra)
+    dls = dataloaders(*float_sets(xa_tr, ya_tr, xa_va, ya_va), bs=bs, device=device, drop_last=False)
+    model = EffNetGRU(n_out=1, in_ch=in_ch, hidden=hidden, pretrained=pretrained, width=width)
+    learn = fit(dls, model, WeightedBCE(2., 1.), epochs, lr, metrics=rsna_metrics()[:2], out_dir=out_dir, quiet=True, lr_patience=None)
+    save_model(out_dir, learn, ModelConfig('rsna_effnet_gru', dict(n_out=1, in_ch=in_ch, hidden=hidden, width=width), meta=dict(vertebra=vertebra, **(meta or {}))))
+    return learn
+
+
+# %% ../../../nbs/16_rsna.train.ipynb #1bc1e682
+def fit_crop_model(crop_tr, y_tr, crop_va, y_va, out_dir, meta=None, epochs=20, lr=3e-4, bs=8, aux=1., device=None, seed=42,
+                   in_ch=3, encoder='small', widths=(16, 32, 64), hidden=64, pretrained=False) -> Learner:
+    "Our localised model: a `CropGRU` on the vertebra crops, the competition loss (+ `aux` x the slice supervision), `train.fit` keeping the best validation weighted log loss; rank 0 saves it in `out_dir`."
+    seed_everything(seed + rank_distrib())
+    dls = dataloaders(*float_sets(crop_tr, y_tr, crop_va, y_va), bs=bs, device=device, drop_last=False)
+    model = CropGRU(in_ch=in_ch, encoder=encoder, widths=tuple(widths), hidden=hidden, pretrained=pretrained)
+    learn = fit(dls, model, SliceAuxLoss(model, aux) if aux else rsna_loss(), epochs, lr, metrics=rsna_metrics(), out_dir=out_dir,
+                quiet=True, monitor='wll', comp=np.less, lr_patience=None)   # one cycle schedules the lr itself
+    save_model(out_dir, learn, ModelConfig('rsna_crop_gru', dict(in_ch=in_ch, encoder=encoder, widths=list(widths), hidden=hidden),
+                                           meta=dict(aux=aux, **(meta or {}))))
+    return learn
+
