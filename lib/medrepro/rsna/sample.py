@@ -223,6 +223,6 @@ def rsna_sample(dest, n, seed):
     "RSNA 2022 cervical spine: DICOM studies (128x128, 64 slices), train.csv, boxes, NIfTI segmentations."
     write_sample(dest, n=n, seed=seed)
 
-# %% ../../../nbs/11a_rsna.sample.ipynb #f14e6194
+# %% ../../../nbs/11a_rsna.sample.ipynb #2ba2a871
 STUDY = register_study('rsna', 'RSNA cervical spine fractures (notebooks 10-17)', headlines=('*paper_vs_ours*.csv',))
 

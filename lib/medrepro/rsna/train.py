@@ -39,7 +39,7 @@ def per_vertebra_data(seq, y, vertebra):
     "Inputs (n, T, C, S, S) and (n, 1) labels of one vertebra from per-vertebra sequences `{v: array}` and (n, 8) labels."
     return seq[vertebra], np.asarray(y)[:, VERTEBRAE.index(vertebra)][:, None]
 
-# %% ../../../nbs/16_rsna.train.ipynb #4d94e7a1
+# %% ../../../nbs/16_rsna.train.ipynb #742476fb
 def fit_vertebra_model(seq_tr, y_tr, seq_va, y_va, vertebra, out_dir, meta=None, epochs=10, lr=3e-4, bs=8, device=None, seed=42,
                        in_ch=3, hidden=128, pretrained=False, width=1.0) -> Learner:
     "The paper's per-vertebra model: an `EffNetGRU` on `vertebra`'s sequences, weighted BCE 2 / 1 (the vertebra part of the competition's weights), `train.fit`; rank 0 saves it in `out_dir`."
@@ -52,7 +52,7 @@ def fit_vertebra_model(seq_tr, y_tr, seq_va, y_va, vertebra, out_dir, meta=None,
     return learn
 
 
-# %% ../../../nbs/16_rsna.train.ipynb #1bc1e682
+# %% ../../../nbs/16_rsna.train.ipynb #bc988353
 def fit_crop_model(crop_tr, y_tr, crop_va, y_va, out_dir, meta=None, epochs=20, lr=3e-4, bs=8, aux=1., device=None, seed=42,
                    in_ch=3, encoder='small', widths=(16, 32, 64), hidden=64, pretrained=False) -> Learner:
     "Our localised model: a `CropGRU` on the vertebra crops, the competition loss (+ `aux` x the slice supervision), `train.fit` keeping the best validation weighted log loss; rank 0 saves it in `out_dir`."
