@@ -89,6 +89,21 @@ def test_no_masks_folder(sample, tmp_path, scratch_copy):
     assert victim.name in str(e.value)
 
 
+def test_empty_masks_folder_is_warned_about_and_listed(sample, scratch_copy):
+    "Issue 24 item 6: an image whose masks/ folder is empty is read as 0 nuclei, but never silently."
+    d = scratch_copy(sample)
+    victims = sorted((d/'stage1_train').iterdir())[1:3]
+    for v in victims:
+        for f in (v/'masks').iterdir(): f.unlink()
+    with pytest.warns(UserWarning, match='2 image\\(s\\) with an empty masks/ folder') as w:
+        items = D.dsb_items(d)
+    msg = str(w[0].message)
+    assert all(f'{v.name}/images/{v.name}.png' in msg for v in victims)
+    assert D.empty_masks(items) == [v.name for v in victims]
+    _, lab = D.load_item(next(it for it in items if it.id == victims[0].name))
+    assert lab.max() == 0                                                 # still readable, as an image without nuclei
+
+
 def test_mask_size_differs(sample, tmp_path, scratch_copy):
     d = scratch_copy(sample)
     it = D.dsb_items(d)[1]
@@ -145,15 +160,6 @@ def test_stratified_split_shares_out_rare_modalities():
     assert s == D.split_ids(ids, seed=42, strata=strata)
 
 
-def test_resolve_data_dir_relative_to_project_root(sample, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    assert D.resolve_data_dir(sample) == sample
-    with pytest.raises(DataError, match='does not exist'): D.resolve_data_dir('no/such/dsb')
-    import medrepro.core as core                                  # the relative-path rule lives in core.dataset_path
-    monkeypatch.setattr(core, 'project_root', lambda: sample.parent)
-    assert D.resolve_data_dir(sample.name) == sample.parent/sample.name
-
-
 def test_dataloaders_shapes_and_aligned_augmentation(sample):
     ds = D.load_set(sample, 32)
     assert ds.x.shape == (8, 32, 32, 3) and ds.y.shape == (8, 32, 32) and set(np.unique(ds.y)) <= {0, 1}
@@ -205,7 +211,7 @@ def test_paper_split_is_the_reports_procedure():
     name = lambda ps: [p.split('/')[-1][:-4] for p in ps]
     assert name(tx) == name(ty) and name(vx) == name(vy) and name(sx) == name(sy)   # images and masks stay paired
     import yaml
-    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/'paper'/'dsb.yaml').read_text())['33_dsb_train']
+    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/'paper'/'dsb.yaml').read_text())['33_dsb.train']
     s = D.split_ids(list(reversed(ids)), valid=prof['valid_pct'], test=prof['test_pct'], seed=prof['seed'], order=prof['split_order'])
     assert s['train'] == name(tx) and s['valid'] == name(vx) and s['test'] == name(sx)   # same ids, same training order
     assert [len(s[k]) for k in ('train', 'valid', 'test')] == [402, 134, 134]
@@ -218,7 +224,7 @@ def test_paper_split_is_the_reports_procedure():
 def test_paper_profiles_set_the_reports_recipe(profile):
     import yaml
     prof = yaml.safe_load((Path(__file__).parents[1]/'params'/profile/'dsb.yaml').read_text())
-    t = prof['33_dsb_train']
+    t = prof['33_dsb.train']
     assert (t['bn_momentum'], t['bn_eps']) == (0.01, 1e-3)                       # Keras BatchNormalization defaults
     assert (t['adam_sqr_mom'], t['adam_eps'], t['wd'], t['lr']) == (0.999, 1e-7, 0.0, 1e-4)   # Keras Adam(1e-4)
     assert (t['init'], t['soft_masks'], t['interp'], t['reshuffle'], t['split_order']) == ('glorot', True, 'linear', False, 'report')

@@ -47,12 +47,12 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
 
 @pytest.mark.slow
 def test_notebook_33_with_two_processes_under_papermill(tmp_path):
-    "`papermill nbs/33_dsb_train.ipynb ... -p num_processes 2` runs headless and saves one model trained by two processes."
+    "`papermill nbs/33_dsb.train.ipynb ... -p num_processes 2` runs headless and saves one model trained by two processes."
     import papermill as pm
     env = {'MEDREPRO_REPORTS': str(tmp_path/'reports'), 'MEDREPRO_ROOT': str(ROOT), 'MEDREPRO_BATCH': '1'}
     old = {k: os.environ.get(k) for k in env}; os.environ.update(env)
     try:
-        pm.execute_notebook(str(ROOT/'nbs'/'33_dsb_train.ipynb'), str(tmp_path/'33.ipynb'), cwd=str(ROOT), kernel_name='python3',
+        pm.execute_notebook(str(ROOT/'nbs'/'33_dsb.train.ipynb'), str(tmp_path/'33.ipynb'), cwd=str(ROOT), kernel_name='python3',
                             parameters=dict(num_processes=2, epochs=2, baseline=False, n_max=10, crops_per_image=2), progress_bar=False)
     finally:
         for k, v in old.items():

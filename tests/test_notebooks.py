@@ -17,8 +17,8 @@ def _declared(nb):
 
 def test_every_study_has_notebooks():
     stems = [p.stem for p in NBS]
-    for first in ['00_core', '10_rsna_dicom', '30_dsb_data']: assert first in stems
-    assert [s for s in stems if s.startswith('3')][:5] == ['30_dsb_data', '31_dsb_eda', '32_dsb_model', '33_dsb_train', '34_dsb_evaluate']
+    for first in ['00_core', '10_rsna_dicom', '30_dsb.data']: assert first in stems
+    assert [s for s in stems if s.startswith('3')][:6] == ['30_dsb.data', '30a_dsb.sample', '31_dsb.eda', '32_dsb.model', '33_dsb.train', '34_dsb.evaluate']
 
 
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: p.stem)
