@@ -6,7 +6,8 @@ training images/s of the U-Net; frames are decoded once and cached with medrepro
 import argparse, tempfile, time
 from pathlib import Path
 import numpy as np, cv2, torch
-from medrepro.core import dataset_path, get_device, seed_everything
+from medrepro.core import get_device, seed_everything
+from medrepro.data import dataset_path
 from medrepro.echonet.data import echo_index, read_video, traced_arrays, video_frames, split_frames, echo_dataloaders
 from medrepro.nets import MaskLoss
 from medrepro.echonet.nets import EchoUNet, n_params

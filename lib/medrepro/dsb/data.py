@@ -7,19 +7,19 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sk_shuffle
 from skimage.measure import label as cc_label
 from ..core import DataError
+from ..data import split_items, loader_kwargs
 from ..imaging import resize_image
-from . import sample as _sample  # noqa: F401 (registers the dsb2018 generator of notebook 30a)
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'LOSSY_EXTS', 'DsbItem', 'detect_layout', 'empty_masks', 'dsb_items', 'read_image', 'read_mask',
-           'read_instances', 'load_item', 'DsbSet', 'resize_pair', 'load_set', 'split_ids', 'dsb_dataloaders',
-           'load_crops']
+           'read_instances', 'load_item', 'DsbSet', 'resize_pair', 'load_set', 'split_images', 'paper_split',
+           'paper_train_order', 'dsb_dataloaders', 'load_crops']
 
 # %% ../../../nbs/30_dsb.data.ipynb #c006
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -168,40 +168,41 @@ def load_set(items, size=256, n_max=None, interp='area', soft=False) -> DsbSet:
         xs.append(x); ys.append(y)
     return DsbSet(items, np.stack(xs), np.stack(ys), size, soft)
 
-# %% ../../../nbs/30_dsb.data.ipynb #57746e44
-def split_ids(ids, valid=0.2, test=0.2, seed=42, strata=None, order='ours') -> dict:
-    "{'train', 'valid', 'test'} lists of ids. `order='report'`: the report's load_data (valid first, int() sizes, train shuffled once)."
-    if order not in ('ours', 'report'): raise ValueError(f"order must be 'ours' or 'report', not {order!r}")
-    ids = sorted(ids) if order == 'report' else list(ids); n = len(ids)
-    size = int if order == 'report' else (lambda v: int(round(v)))
-    n_test, n_valid = size(test * n), size(valid * n)
-    if n - n_test - n_valid < 1 or (valid and n_valid < 1): raise ValueError(f'{n} images are too few for a {valid}/{test} split')
+# %% ../../../nbs/30_dsb.data.ipynb #39050b10
+def split_images(n, valid=0.2, test=0.2, seed=42, strata=None) -> dict:
+    "Our split of `n` images (or of a sequence): `data.split_items` with rounded counts; strata seen fewer than 5 times are pooled."
+    n = n if isinstance(n, (int, np.integer)) else len(n)
+    k_valid, k_test = int(round(valid * n)), int(round(test * n))
+    if valid and k_valid < 1 or n - k_test - k_valid < 1: raise ValueError(f'{n} images are too few for a {valid}/{test} split')
     if strata is not None:   # groups too small to share out are pooled, so every split can be stratified
-        strata = pd.Series(list(strata), index=ids).astype(str)
-        counts = strata.value_counts()
-        strata[strata.map(counts) < 5] = 'rare'
-        if (strata == 'rare').sum() == 1: strata[strata == 'rare'] = counts.index[0]
-    def _cut(xs, k):
-        if not k: return xs, []
-        st = strata[xs].tolist() if strata is not None and k >= strata[xs].nunique() and len(xs) - k >= strata[xs].nunique() else None
-        return train_test_split(xs, test_size=k, random_state=seed, stratify=st)
-    if order == 'report':
-        tr, va = _cut(ids, n_valid)
-        tr, te = _cut(tr, n_test)
-        return {'train': list(sk_shuffle(tr, random_state=seed)), 'valid': va, 'test': te}
-    rest, te = _cut(ids, n_test)
-    tr, va = _cut(rest, n_valid)
-    return {'train': sorted(tr), 'valid': sorted(va), 'test': sorted(te)}
+        strata = np.asarray([str(s) for s in strata], dtype=object)
+        vals, counts = np.unique(strata, return_counts=True)
+        rare = np.isin(strata, vals[counts < 5])
+        strata[rare] = 'rare' if rare.sum() > 1 else vals[counts.argmax()]
+    return split_items(n, valid=k_valid, test=k_test, seed=seed, strata=strata)
+
+# %% ../../../nbs/30_dsb.data.ipynb #94db0967
+def paper_split(n, valid=0.2, test=0.2, seed=42) -> dict:
+    "The report's load_data split of `n` images sorted by name: validation drawn first, then test, `int()` sizes (`data.split_items`, its two draws swapped)."
+    n = n if isinstance(n, (int, np.integer)) else len(n)
+    s = split_items(n, valid=int(test * n), test=int(valid * n), seed=seed)
+    return dict(train=s['train'], valid=s['test'], test=s['valid'])
+
+def paper_train_order(n, valid=0.2, test=0.2, seed=42) -> np.ndarray:
+    "Positions of `paper_split`'s training images in the order the report fed them: as its second draw left them, shuffled once."
+    n = n if isinstance(n, (int, np.integer)) else len(n)
+    rest = train_test_split(np.arange(n), test_size=int(valid * n), random_state=seed)[0]
+    return np.asarray(sk_shuffle(train_test_split(rest, test_size=int(test * n), random_state=seed)[0], random_state=seed))
 
 # %% ../../../nbs/30_dsb.data.ipynb #e7ab5234
-def dsb_dataloaders(ds:DsbSet, split:dict, bs=8, augment=False, seed=42, device=None, num_workers=0, reshuffle=True):
-    "fastai DataLoaders (train in `split['train']` order, valid) over a `DsbSet` split by image id with `split_ids`."
+def dsb_dataloaders(ds:DsbSet, train_ids, valid_ids, bs=8, augment=False, seed=42, device=None, num_workers=None, reshuffle=True):
+    "fastai DataLoaders over a `DsbSet`: the images of `train_ids` (in that order) and of `valid_ids`; device and workers from `data.loader_kwargs`."
     from fastai.vision.all import DataBlock, ImageBlock, MaskBlock, TransformBlock, PILImage, PILMask, TensorBase, IndexSplitter, Dihedral, Brightness, Contrast
     import torch
     by_id = {}
     for i, it in enumerate(ds.items): by_id.setdefault(it.id, []).append(i)
-    tr = [i for k in split['train'] for i in by_id.get(k, [])]
-    va = [i for k in split['valid'] for i in by_id.get(k, [])]
+    tr = [i for k in train_ids for i in by_id.get(k, [])]
+    va = [i for k in valid_ids for i in by_id.get(k, [])]
     if not tr: raise ValueError('no training images in this split')
     if ds.soft and augment: raise ValueError('augment=True needs hard (0/1) masks: flips are not applied to soft targets')
     tfms = [Dihedral(p=1.0), Brightness(max_lighting=0.1, p=0.75), Contrast(max_lighting=0.1, p=0.75)] if augment else None
@@ -209,8 +210,7 @@ def dsb_dataloaders(ds:DsbSet, split:dict, bs=8, augment=False, seed=42, device=
     get_y = (lambda i: TensorBase(torch.from_numpy(ds.y[i].astype(np.float32) / 255))) if ds.soft else (lambda i: PILMask.create(ds.y[i]))
     dblock = DataBlock(blocks=(ImageBlock, yblock), get_x=lambda i: PILImage.create(ds.x[i]), get_y=get_y,
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)
-    return dblock.dataloaders(tr + va, bs=bs, seed=seed, device=device, num_workers=num_workers,
-                              shuffle=reshuffle, drop_last=reshuffle)
+    return dblock.dataloaders(tr + va, bs=bs, seed=seed, shuffle=reshuffle, drop_last=reshuffle, **loader_kwargs(device, num_workers))
 
 # %% ../../../nbs/30_dsb.data.ipynb #c029
 def load_crops(items, size=128, per_image=4, seed=0, max_side=None, by_area=False) -> DsbSet:

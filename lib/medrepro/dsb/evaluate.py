@@ -8,6 +8,7 @@ import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from ..imaging import resize_image, instance_ap, mask_instances
 from ..metrics import mask_counts, scores_from_counts, seg_scores
+from ..train import predict
 from .data import load_item
 
 # %% auto #0
@@ -22,9 +23,8 @@ def net_prob(model, img, img_size=256, mode='resize', interp='area', device=None
         f = max(img_size / min(h, w), 1.0)
         x = resize_image(img, (round(h * f), round(w * f)), 'linear') if f > 1 else img
     else: raise ValueError(f"unknown mode {mode!r}: use 'resize' or 'native'")
-    dev = next(model.parameters()).device if device is None else device
-    xt = torch.from_numpy(np.array(x, copy=True)).permute(2, 0, 1)[None].float().div(255).to(dev)
-    with torch.no_grad(): return torch.sigmoid(model.eval()(xt))[0, 0].float().cpu().numpy()
+    prep = lambda b, dev: torch.from_numpy(np.array(b, copy=True)).permute(0, 3, 1, 2).float().div(255).to(dev)
+    return predict(model, np.asarray(x)[None], bs=1, device=device, prep=prep)[0, 0]
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #2c220c31
 def predict_prob(model, img, img_size=256, mode='resize', interp='area', device=None) -> np.ndarray:

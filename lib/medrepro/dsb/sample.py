@@ -8,10 +8,13 @@ import hashlib
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from ..sample import register
+from ..sample import register, register_study
 
 # %% auto #0
-__all__ = ['SAMPLE_SIZES', 'write_sample']
+__all__ = ['STUDY', 'SAMPLE_SIZES', 'write_sample']
+
+# %% ../../../nbs/30a_dsb.sample.ipynb #4306fe70
+STUDY = register_study('dsb', 'DSB 2018 nuclei (ResUNet)', headlines=('evaluate/compare.csv',))
 
 # %% ../../../nbs/30a_dsb.sample.ipynb #2313ef8e
 SAMPLE_SIZES = [(256, 256), (256, 320), (360, 360), (256, 256), (260, 347), (256, 256)]

@@ -8,11 +8,11 @@ from functools import partial
 from fastai.optimizer import Adam
 from ..core import ModelConfig
 from ..nets import MaskLoss, MaskScore
-from ..train import make_learner, data_parallel
+from ..train import fit
 from .model import make_model  # noqa: F401 (importing it registers the ResUNet and baseline builders)
 
 # %% auto #0
-__all__ = ['keras_adam', 'train_run']
+__all__ = ['keras_adam', 'train_model']
 
 # %% ../../../nbs/33_dsb.train.ipynb #ef7630b2
 def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
@@ -20,12 +20,7 @@ def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
     return partial(Adam, mom=0.9, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 # %% ../../../nbs/33_dsb.train.ipynb #6aebf797
-def train_run(dls, config:ModelConfig, loss='bce', epochs=10, lr=1e-4, out_dir='.', one_cycle=False, opt_func=None, fp16='auto', **cb_kw):
-    "Train the model `config` builds with the report's callbacks (data-parallel when several processes run); returns the Learner, best epoch loaded."
-    model = config.build()
-    learn = make_learner(dls, model, MaskLoss(loss), metrics=[MaskScore('dice'), MaskScore('jaccard')], lr=lr, out_dir=out_dir,
-                         opt_func=opt_func or keras_adam(0.99, 1e-5, 0.01), fp16=fp16, **cb_kw)
-    with data_parallel(learn):
-        if one_cycle: learn.fit_one_cycle(epochs, lr)
-        else: learn.fit(epochs, lr)
-    return learn
+def train_model(dls, config:ModelConfig, loss='bce', epochs=10, lr=1e-4, out_dir='.', one_cycle=False, opt_func=None, fp16='auto', **kw):
+    "Train the model `config` builds with the shared `fit`: `MaskLoss(loss)`, Dice and Jaccard, our Adam unless `opt_func`; the Learner, best epoch loaded."
+    return fit(dls, config.build(), MaskLoss(loss), epochs, lr, schedule='one_cycle' if one_cycle else 'constant',
+               metrics=[MaskScore('dice'), MaskScore('jaccard')], out_dir=out_dir, opt_func=opt_func or keras_adam(0.99, 1e-5, 0.01), fp16=fp16, **kw)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import cv2
 import skimage.draw
-from ..core import DataError, dataset_path
+from ..core import DataError
+from ..data import dataset_path
 from ..sample import register
 from ..core import cached, cache_dir as core_cache_dir   # aliased: `cache_dir` is a parameter and argument name here
 from ..imaging import resize_image
