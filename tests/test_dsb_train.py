@@ -37,7 +37,7 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
     assert sorted(p.name for p in (out/'model').iterdir()) == ['config.json', 'model.pth']
     hist = pd.read_csv(out/'history.csv')
     assert len(hist) == 3
-    best = hist.loc[hist.valid_loss.idxmin()]              # SaveModelCallback reloaded this epoch's weights
+    best = hist.loc[hist.valid_loss.idxmin()]              # BestCheckpoints reloaded this epoch's weights
     model, _ = load_model(out/'model')
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), w0.values()))
     one = make_learner(dls, model, MaskLoss('bce'), metrics=[MaskScore('dice'), MaskScore('jaccard')], out_dir=tmp_path/'eval', callbacks=False)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from ..core import register_model, ModelConfig
+from ..nets import n_params
 
 # %% auto #0
 __all__ = ['ConvBlock', 'Shortcut', 'Stem', 'ResidualBlock', 'ResUNet', 'keras_defaults', 'param_counts', 'layer_summary',
@@ -84,8 +85,8 @@ def keras_defaults(model, bn_momentum=0.01, bn_eps=1e-3, init='glorot'):
 
 # %% ../../../nbs/32_dsb.model.ipynb #d158bbf1
 def param_counts(model) -> dict:
-    "Trainable parameters, BatchNorm running statistics, and their sum (= Keras 'Total params')."
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    "Trainable parameters (the shared `n_params`), BatchNorm running statistics, and their sum (= Keras 'Total params')."
+    trainable = n_params(model)
     bn_stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(('running_mean', 'running_var')))
     return dict(trainable=trainable, bn_running_stats=bn_stats, keras_total=trainable + bn_stats)
 
