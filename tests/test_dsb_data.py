@@ -309,3 +309,16 @@ def test_real_kaggle_files(shared_data):
     img, lab = D.load_item(big)
     assert img.shape[2] == 3 and img.dtype == np.uint8 and lab.shape == img.shape[:2]
     assert lab.max() == len(list(big.masks.glob('*.png'))) > 0
+
+
+def test_medrepro_data_check(sample, scratch_copy):
+    "`medrepro-data check dsb2018 <folder>`: nothing to say about the sample set; an empty masks/ folder and a broken mask are named."
+    from medrepro.data import check_dataset
+    assert check_dataset('dsb2018', sample) == []
+    d = scratch_copy(sample)
+    first, second = sorted((d/'stage1_train').iterdir())[:2]
+    for f in (first/'masks').iterdir(): f.unlink()
+    sorted((second/'masks').glob('*.png'))[0].write_bytes(b'not a png')
+    problems = dict(check_dataset('dsb2018', d))
+    assert problems['masks'] == f'1 image(s) with an empty masks/ folder: {first.name}'
+    assert 'unreadable mask' in problems[second.name]

@@ -60,6 +60,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'medrepro.dsb.data._mask_files': ('dsb.data.html#_mask_files', 'medrepro/dsb/data.py'),
                                    'medrepro.dsb.data._open': ('dsb.data.html#_open', 'medrepro/dsb/data.py'),
                                    'medrepro.dsb.data._processed_items': ('dsb.data.html#_processed_items', 'medrepro/dsb/data.py'),
+                                   'medrepro.dsb.data.check_folder': ('dsb.data.html#check_folder', 'medrepro/dsb/data.py'),
                                    'medrepro.dsb.data.detect_layout': ('dsb.data.html#detect_layout', 'medrepro/dsb/data.py'),
                                    'medrepro.dsb.data.dsb_dataloaders': ('dsb.data.html#dsb_dataloaders', 'medrepro/dsb/data.py'),
                                    'medrepro.dsb.data.dsb_items': ('dsb.data.html#dsb_items', 'medrepro/dsb/data.py'),

@@ -13,13 +13,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sk_shuffle
 from skimage.measure import label as cc_label
 from ..core import DataError
-from ..data import split_items, loader_kwargs
+from ..data import split_items, loader_kwargs, register_check
 from ..imaging import resize_image
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'LOSSY_EXTS', 'DsbItem', 'detect_layout', 'empty_masks', 'dsb_items', 'read_image', 'read_mask',
-           'read_instances', 'load_item', 'DsbSet', 'resize_pair', 'load_set', 'split_images', 'paper_split',
-           'paper_train_order', 'dsb_dataloaders', 'load_crops']
+           'read_instances', 'load_item', 'check_folder', 'DsbSet', 'resize_pair', 'load_set', 'split_images',
+           'paper_split', 'paper_train_order', 'dsb_dataloaders', 'load_crops']
 
 # %% ../../../nbs/30_dsb.data.ipynb #c006
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -134,6 +134,19 @@ def load_item(item:DsbItem) -> tuple:
     "(RGB image, instance labels) of one item."
     img = read_image(item.image)
     return img, read_instances(item, img.shape[:2])
+
+# %% ../../../nbs/30_dsb.data.ipynb #673285c8
+@register_check('dsb2018')
+def check_folder(folder, n_read=4):
+    "(what, problem or None) for a DSB 2018 folder: its layout and items, empty masks/ folders, the first `n_read` images read."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); items = dsb_items(folder)        # a wrong layout raises a DataError naming the folder
+    yield 'layout', None
+    empty = empty_masks(items)
+    yield 'masks', f"{len(empty)} image(s) with an empty masks/ folder: {', '.join(empty[:5])}" if empty else None
+    for it in items[:n_read]:
+        try: load_item(it); yield it.id, None
+        except DataError as e: yield it.id, str(e)
 
 # %% ../../../nbs/30_dsb.data.ipynb #2cb8d72e
 @dataclass
