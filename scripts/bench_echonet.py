@@ -9,7 +9,7 @@ import numpy as np, cv2, torch
 from medrepro.core import dataset_path, get_device, seed_everything
 from medrepro.echonet.data import echo_index, read_video, traced_arrays, video_frames, split_frames, echo_dataloaders
 from medrepro.nets import MaskLoss
-from medrepro.echonet.nets import EchoUNet, n_params
+from medrepro.echonet.model import EchoUNet, n_params
 
 
 def plain_loop(path):

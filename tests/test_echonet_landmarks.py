@@ -6,7 +6,7 @@ import torch
 
 from medrepro.core import seed_everything
 from medrepro.echonet.data import fill_polygon, resolve_data_dir, echo_index, traced_arrays, split_frames, echo_dataloaders
-from medrepro.echonet.nets import echonet_unet
+from medrepro.echonet.model import echonet_unet
 from medrepro.echonet.landmarks import (corner_angles, optimal_landmarks, expansion_map, border_band, euclidean_map,
                                         gaussian_map, landmark_targets, argmax_points, soft_argmax, points_mask,
                                         target_points, landmark_loss, decode_points, landmark_set, landmark_scores,

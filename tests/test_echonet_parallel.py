@@ -4,7 +4,7 @@ from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.nets import MaskLoss, MaskScore
 from medrepro.train import make_learner
 from medrepro.echonet.data import echo_dataloaders, fill_polygon
-from medrepro.echonet.nets import train_run
+from medrepro.echonet.train import train_run
 from medrepro.echonet.landmarks import landmark_set, train_landmarks
 from ranks import record_rank, run_two_ranks
 

@@ -5,7 +5,7 @@ from medrepro.core import seed_everything
 from medrepro.metrics import seg_scores
 from medrepro.sample import generate
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.echonet import data as D, nets as N
+from medrepro.echonet import data as D, model as M, train as T, evaluate as V
 
 
 def _frames():
@@ -85,8 +85,8 @@ def test_smoke_model_beats_all_black(tmp_path):
     sp = D.split_frames(data.frames, 'video')
     seed_everything(42)
     dls = D.echo_dataloaders(arr['x'], arr['y'], sp, bs=4, device='cpu')
-    learn = N.train_run(dls, N.EchoUNet(widths=(8, 16, 32, 64, 128)), MaskLoss('bce'), epochs=10, lr=1e-2, out_dir=tmp_path/'run')
-    p = N.predict_probs(learn.model, arr['x'][sp['test']], device='cpu')[:, 0] > 0.5
+    learn = T.train_run(dls, M.EchoUNet(widths=(8, 16, 32, 64, 128)), MaskLoss('bce'), epochs=10, lr=1e-2, out_dir=tmp_path/'run')
+    p = V.predict_probs(learn.model, arr['x'][sp['test']], device='cpu')[:, 0] > 0.5
     fg = seg_scores(p, arr['y'][sp['test']]).f1.mean()
     black = seg_scores(np.zeros_like(p), arr['y'][sp['test']])
     assert black.f1.mean() == 0 and black.dice_all.mean() > 0.8

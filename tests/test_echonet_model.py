@@ -2,7 +2,7 @@
 import numpy as np, torch
 import pytest
 from medrepro.core import save_model, load_model, ModelConfig
-from medrepro.echonet import nets as N
+from medrepro.echonet import model as N
 
 
 def test_paper_widths_parameter_count():
