@@ -186,6 +186,7 @@ class EchoData:
     def video_path(self, name) -> Path: return self.root/'Videos'/f'{name}.avi'
     def __len__(self): return len(self.frames)
 
+# %% ../../../nbs/20_echonet.data.ipynb #a8f03a23
 def _check_video(root, fl, name, groups):
     "Problems of one traced video (a list of strings; empty when fine)."
     errs = []
