@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.torch_core import rank_distrib, num_distrib
-from medrepro.core import ModelConfig, dataset_path, get_device
+from medrepro.core import ModelConfig, get_device
+from medrepro.data import dataset_path
 from medrepro.train import launch
 from medrepro.dsb import data as D
 from medrepro.dsb.train import train_run

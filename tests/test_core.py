@@ -2,7 +2,8 @@ import os
 from pathlib import Path
 import pandas as pd, pytest, torch
 from medrepro import core
-from medrepro.core import DataError, atomic_write, cache_dir, data_root, dataset_path, reports_dir, save_table, get_device, seed_everything
+from medrepro.core import DataError, atomic_write, cache_dir, data_root, reports_dir, save_table, get_device, seed_everything
+from medrepro.data import dataset_path
 
 
 def test_project_root_has_pyproject():

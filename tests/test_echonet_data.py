@@ -119,9 +119,9 @@ def test_wrong_header(sample, tmp_path, scratch_copy):
     p = scratch_copy(sample)
     t = (p/'VolumeTracings.csv').read_text().replace('FileName,X1,Y1,X2,Y2,Frame', 'FileName,X1,Y1,X2,Y2,FrameNumber', 1)
     (p/'VolumeTracings.csv').write_text(t)
-    with pytest.raises(DataError, match=r'VolumeTracings\.csv: wrong header: missing Frame'): D.echo_index(p)
+    with pytest.raises(DataError, match=r'VolumeTracings\.csv: VolumeTracings\.csv lacks column\(s\) Frame'): D.echo_index(p)
     (p/'FileList.csv').write_text('name,ef\nx,1\n')
-    with pytest.raises(DataError, match=r'FileList\.csv: wrong header'): D.read_filelist(p/'FileList.csv')
+    with pytest.raises(DataError, match=r'FileList\.csv: FileList\.csv lacks column'): D.read_filelist(p/'FileList.csv')
 
 
 def test_non_numeric_coordinate_and_bad_split(sample, tmp_path, scratch_copy):

@@ -1,12 +1,12 @@
 """Every numbered notebook: a title, `#| default_exp`, then ONE papermill parameters cell whose every line papermill sees;
 every profile setting names a parameter a matching notebook declares."""
-import fnmatch, json
+import fnmatch, json, re
 from pathlib import Path
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NBS = sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
+NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if re.match(r'^\d\d[a-z]?_', p.name))
 PROFILES = sorted((ROOT/'params').glob('*/*.yaml'))
 
 
@@ -16,9 +16,22 @@ def _declared(nb):
 
 
 def test_every_study_has_notebooks():
+    from medrepro.sample import studies
     stems = [p.stem for p in NBS]
-    for first in ['00_core', '10_rsna_dicom', '30_dsb_data']: assert first in stems
-    assert [s for s in stems if s.startswith('3')][:5] == ['30_dsb_data', '31_dsb_eda', '32_dsb_model', '33_dsb_train', '34_dsb_evaluate']
+    assert '00_core' in stems
+    for study in studies():
+        assert any(re.match(rf'^\d\d[a-z]?_{study}\.', s) for s in stems), f'study {study} has no notebook NN_{study}.<module>'
+
+
+@pytest.mark.parametrize('nb', NBS, ids=lambda p: p.stem)
+def test_one_notebook_one_module(nb):
+    "A notebook exports to exactly one module, and its name says which: NN_<module>.ipynb / NN_<study>.<module>.ipynb."
+    srcs = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+    exps = [m for s in srcs for m in re.findall(r'^#\|\s*default_exp[ \t]+(\S+)', s, re.M)]
+    others = [m for s in srcs for m in re.findall(r'^#\|\s*export[si]?[ \t]+(\S+)', s, re.M)]
+    assert len(exps) == 1, f'{nb.name}: {len(exps)} default_exp cells'
+    assert not others, f'{nb.name}: exports into other modules {others}'
+    assert re.sub(r'^\d\d[a-z]?_', '', nb.stem) == exps[0], f'{nb.name} exports {exps[0]}: name the notebook NN_{exps[0]}.ipynb'
 
 
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: p.stem)

@@ -20,7 +20,8 @@ def test_numbered_notebooks_and_studies():
     nbs = report.numbered_notebooks()
     assert nbs and nbs == sorted(nbs)
     assert all(p.name[:2].isdigit() for p in nbs)
-    assert report.study_of('31_dsb_train.ipynb') == 'dsb' and report.study_of('12_x.ipynb') == 'rsna'
+    assert report.study_of('31_dsb.eda.ipynb') == 'dsb' and report.study_of('40a_isic2018.sample.ipynb') == 'isic2018'
+    assert report.study_of('05_report.ipynb') == 'core'
     assert [p.name for p in report.numbered_notebooks(only='00_*')] == ['00_core.ipynb']
 
 

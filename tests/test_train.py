@@ -2,12 +2,13 @@ import json, os, subprocess, sys
 from pathlib import Path
 import nbformat
 import pandas as pd, pytest, torch
-from fastai.callback.tracker import SaveModelCallback, ReduceLROnPlateau, EarlyStoppingCallback
+from fastai.callback.tracker import ReduceLROnPlateau, EarlyStoppingCallback
 from fastai.callback.progress import CSVLogger
 from fastai.data.core import DataLoaders
 from torch.utils.data import TensorDataset
 from medrepro.core import seed_everything
-from medrepro.train import keras_callbacks, make_learner
+from medrepro.core import ModelConfig, register_model, load_model
+from medrepro.train import keras_callbacks, make_learner, BestCheckpoints, fit
 
 
 def _dls():
@@ -19,27 +20,49 @@ def _dls():
 def test_keras_mapping():
     cbs = keras_callbacks(monitor='dice', comp=None, lr_factor=0.1, lr_patience=5, min_lr=1e-7, es_patience=20)
     kinds = {type(c): c for c in cbs}
-    assert set(kinds) == {SaveModelCallback, ReduceLROnPlateau, CSVLogger, EarlyStoppingCallback}
+    assert set(kinds) == {BestCheckpoints, ReduceLROnPlateau, CSVLogger, EarlyStoppingCallback}
+    assert kinds[BestCheckpoints].monitors['best'][0] == 'dice'
     r = kinds[ReduceLROnPlateau]
     assert r.factor == pytest.approx(10) and r.patience == 5 and r.min_lr == 1e-7 and r.monitor == 'dice'
     assert kinds[EarlyStoppingCallback].patience == 20
 
 
-def test_learner_trains_logs_and_checkpoints(tmp_path):
+def test_learner_trains_logs_and_keeps_no_checkpoint_file(tmp_path):
     learn = make_learner(_dls(), torch.nn.Linear(3, 1), torch.nn.MSELoss(), lr=0.1, out_dir=tmp_path)
     with learn.no_bar(), learn.no_logging(): learn.fit(3)
     h = pd.read_csv(tmp_path/'history.csv')
     assert len(h) == 3 and h.valid_loss.iloc[-1] < h.valid_loss.iloc[0]
-    assert not (tmp_path/'best.pth').exists()                     # reloaded at the end of fit, then deleted: the report keeps models once
+    assert sorted(f.name for f in tmp_path.iterdir()) == ['history.csv']      # the best epoch is kept in memory: the report keeps models once
 
 
-def test_keep_checkpoints_keeps_the_best_epoch(tmp_path):
-    learn = make_learner(_dls(), torch.nn.Linear(3, 1), torch.nn.MSELoss(), lr=0.1, out_dir=tmp_path, keep_checkpoints=True)
+@register_model('test_linear3')
+def _lin3(): return torch.nn.Linear(3, 1)
+
+
+def test_best_checkpoints_reload_and_save_the_best_epoch(tmp_path):
+    learn = make_learner(_dls(), _lin3(), torch.nn.MSELoss(), lr=0.9, out_dir=tmp_path, lr_patience=None, es_patience=None,
+                         checkpoints={'loss': ('valid_loss', None), 'train': ('train_loss', None)}, folder=tmp_path, config=ModelConfig('test_linear3'))
+    with learn.no_bar(), learn.no_logging(): learn.fit(4)
+    h = pd.read_csv(tmp_path/'history.csv')
+    best = int(h.valid_loss.idxmin())
+    m, cfg = load_model(tmp_path/'best_loss')
+    assert cfg.meta['epoch'] == best and cfg.meta['checkpoint'] == 'loss'
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), learn.model.state_dict().values()))   # reloaded: the best epoch
+    assert load_model(tmp_path/'best_train')[1].meta['epoch'] == int(h.train_loss.idxmin())
+    x, y = learn.dls.valid_ds.tensors
+    assert torch.nn.functional.mse_loss(learn.model(x), y).item() == pytest.approx(h.valid_loss.min(), rel=1e-4)
+
+
+def test_best_checkpoints_reload_none_keeps_the_last_epoch(tmp_path):
+    learn = make_learner(_dls(), _lin3(), torch.nn.MSELoss(), lr=0.9, out_dir=tmp_path, lr_patience=None, es_patience=None, reload=None)
     with learn.no_bar(), learn.no_logging(): learn.fit(3)
-    sd = torch.load(tmp_path/'best.pth', weights_only=True)      # fastai's checkpoint is a plain state_dict
-    assert set(sd) == {'weight', 'bias'}
-    m = torch.nn.Linear(3, 1); m.load_state_dict(sd)
-    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), learn.model.state_dict().values()))   # the reloaded weights
+    x, y = learn.dls.valid_ds.tensors
+    assert torch.nn.functional.mse_loss(learn.model(x), y).item() == pytest.approx(pd.read_csv(tmp_path/'history.csv').valid_loss.iloc[-1], rel=1e-4)
+
+
+def test_best_checkpoints_names_a_missing_metric(tmp_path):
+    learn = make_learner(_dls(), _lin3(), torch.nn.MSELoss(), lr=0.1, out_dir=tmp_path, monitor='dice')
+    with pytest.raises(Exception, match="monitors \\['dice'\\]"), learn.no_bar(), learn.no_logging(): learn.fit(1)
 
 
 TRAIN_NB = [

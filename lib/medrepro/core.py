@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DataError', 'project_root', 'data_root', 'dataset_path', 'reports_dir', 'cache_dir', 'atomic_write', 'is_rank0', 'save_fig', 'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached', 'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params', 'Generator', 'register', 'generators', 'generate']
+__all__ = ['DataError', 'project_root', 'data_root', 'reports_dir', 'cache_dir', 'atomic_write', 'is_rank0', 'save_fig',
+           'save_table', 'save_json', 'get_device', 'seed_everything', 'file_sig', 'cache_path', 'cached',
+           'register_model', 'ModelConfig', 'save_model', 'load_model', 'Param', 'check_params']
 
 # %% ../../nbs/00_core.ipynb #c004
 class DataError(ValueError):
@@ -36,20 +38,6 @@ def data_root(path=None) -> Path:
     if path is not None: return Path(path).expanduser()
     if os.environ.get('MEDREPRO_DATA'): return Path(os.environ['MEDREPRO_DATA']).expanduser()
     return project_root()/'data'
-
-# %% ../../nbs/00_core.ipynb #c010
-def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
-    "Folder of dataset `name`: `path` if given (relative to the cwd, else to the project), else `<root>/<source>/<name>`; sample data is generated when missing."
-    if path is not None and str(path) != '':
-        p = Path(path).expanduser()
-        if not p.is_absolute() and not p.exists() and (project_root()/p).exists(): p = project_root()/p
-        if not p.exists(): raise DataError(p, f"data folder for '{name}' does not exist")
-        return p
-    p = data_root(root)/source/name
-    if p.exists(): return p
-    if source == 'sample':
-        return generate(name, p, n=n, seed=seed)   # the sample-data registry, below (introduced in notebook 01)
-    raise DataError(p, f"no '{name}' data here; see data/README.md for where to get it and how to lay it out")
 
 # %% ../../nbs/00_core.ipynb #c012
 def reports_dir(study, root=None) -> Path:
@@ -257,61 +245,3 @@ def check_params(ns, **spec) -> dict:
         if msg: errs.append(f'parameter {k}={ns[k]!r}: {msg}')
     if errs: raise ValueError('bad notebook parameters:\n  ' + '\n  '.join(errs))
     return {k: ns[k] for k in spec}
-
-# %% ../../nbs/01_sample.ipynb #58e797e3
-import importlib, pkgutil, shutil, tempfile
-from dataclasses import dataclass
-from typing import Callable
-
-# %% ../../nbs/01_sample.ipynb #c004
-@dataclass
-class Generator:
-    "A registered sample-data generator."
-    name: str
-    fn: Callable
-    n: int
-    doc: str
-
-_REGISTRY: dict[str, Generator] = {}
-
-def register(name, n=8):
-    "Decorator: register `fn(dest, n, seed)` as the generator of data set `name` (default size `n`)."
-    def _inner(fn):
-        _REGISTRY[name] = Generator(name, fn, n, (fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else '')
-        return fn
-    return _inner
-
-# %% ../../nbs/01_sample.ipynb #c005
-def _discover():
-    "Import every `medrepro.<study>.data` module so their generators register (plugin discovery, by name)."
-    pkg = importlib.import_module('medrepro')
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.ispkg:
-            try: importlib.import_module(f'medrepro.{m.name}.data')
-            except ModuleNotFoundError as e:
-                if e.name != f'medrepro.{m.name}.data': raise
-
-def generators() -> dict:
-    "All registered generators, by data set name."
-    _discover()
-    return dict(sorted(_REGISTRY.items()))
-
-# %% ../../nbs/01_sample.ipynb #c006
-def generate(dataset, dest, n=None, seed=0, overwrite=False) -> Path:
-    "Write sample data set `dataset` into `dest` (atomically: temp folder, then rename)."
-    gens = generators()
-    if dataset not in gens: raise KeyError(f"unknown sample data set '{dataset}'; known: {', '.join(gens) or 'none'}")
-    g, dest = gens[dataset], Path(dest)
-    if dest.exists():
-        if not overwrite: return dest
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
-    try:
-        g.fn(tmp, g.n if n is None else n, seed)
-        try: tmp.rename(dest)
-        except OSError:                      # another process (parallel tests, two notebooks) wrote it first
-            if not dest.exists(): raise
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
-    return dest

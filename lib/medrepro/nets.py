@@ -10,7 +10,7 @@ from fastai.metrics import Metric
 from .metrics import scores_from_counts
 
 # %% auto #0
-__all__ = ['conv_block', 'soft_dice', 'MaskLoss', 'pixel_counts', 'score_counts', 'MaskScore']
+__all__ = ['conv_block', 'soft_dice', 'MaskLoss', 'pixel_counts', 'score_counts', 'MaskScore', 'n_params']
 
 # %% ../../nbs/07_nets.ipynb #1af53fb4
 def conv_block(c_in, c_out, bn=True) -> nn.Sequential:
@@ -70,3 +70,8 @@ class MaskScore(Metric):
     def value(self): return score_counts(torch.cat(self.counts), self.score) if self.counts else None
     @property
     def name(self): return self._name
+
+# %% ../../nbs/07_nets.ipynb #1292275f
+def n_params(model) -> int:
+    "Number of trainable parameters (the one definition every study's model summary uses)."
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

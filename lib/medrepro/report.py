@@ -11,28 +11,31 @@ from types import SimpleNamespace
 import pandas as pd, yaml
 from fastcore.xtras import modified_env
 from .core import project_root, atomic_write, save_table, save_json
-
+from .sample import studies
 
 # %% auto #0
-__all__ = ['STUDIES', 'INLINE', 'STUDY_TITLES', 'HEADLINES', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles',
-           'profile_entries', 'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook',
-           'figure_context', 'build_index', 'main', 'notebook_source', 'train_main']
+__all__ = ['NB_NAME', 'INLINE', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries', 'profile_params',
+           'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'study_title', 'study_headlines', 'figure_context',
+           'build_index', 'main', 'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
-STUDIES = {'0': 'core', '1': 'rsna', '2': 'echonet', '3': 'dsb', '4': 'isic'}
+NB_NAME = re.compile(r'^\d\d[a-z]?_')                   # 00_core, 33_dsb.train, 30a_dsb.sample
 
 def numbered_notebooks(nbs_dir=None, only=None) -> list:
-    "The numbered notebooks (`NN_name.ipynb`) in order; `only` keeps names matching any of its globs (comma-separated)."
+    "The numbered notebooks (`NN_name.ipynb`, `NNa_name.ipynb`) in order; `only` keeps names matching any of its globs (comma-separated)."
     nbs_dir = Path(nbs_dir or project_root()/'nbs')
-    nbs = sorted(p for p in nbs_dir.glob('*.ipynb') if re.match(r'^\d\d_', p.name))
+    nbs = sorted(p for p in nbs_dir.glob('*.ipynb') if NB_NAME.match(p.name))
     if only:
         pats = [s.strip() for s in str(only).split(',') if s.strip()]
         nbs = [p for p in nbs if any(fnmatch.fnmatch(p.stem, q) or fnmatch.fnmatch(p.name, q) for q in pats)]
     return nbs
 
 def study_of(nb) -> str:
-    "The study a notebook belongs to, from its number (00-09 core, 10s rsna, 20s echonet, 30s dsb, 40s isic)."
-    return STUDIES.get(Path(nb).name[0], 'other')
+    "The study of a notebook named `NN_<study>.<module>`; the shared library's `NN_<module>` notebooks are 'core'."
+    stem = NB_NAME.sub('', Path(nb).name[:-len('.ipynb')] if str(nb).endswith('.ipynb') else Path(nb).name)
+    if '.' in stem: return stem.split('.', 1)[0]
+    legacy = re.match(r'^([1-9])\d[a-z]?_([a-z0-9]+)_', Path(nb).name)   # TRANSITION (issue 22): NN_study_topic names
+    return legacy.group(2) if legacy else 'core'
 
 # %% ../../nbs/05_report.ipynb #c006
 def profiles(params_dir=None) -> list:
@@ -136,10 +139,17 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
 
 
 # %% ../../nbs/05_report.ipynb #c012
-STUDY_TITLES = {'core': 'Shared library (notebooks 00-09)', 'rsna': 'RSNA cervical spine fractures (notebooks 10-19)',
-                'echonet': 'EchoNet-Dynamic left ventricle (notebooks 20-29)', 'dsb': 'DSB 2018 nuclei (notebooks 30-39)',
-                'isic': 'ISIC skin lesions (notebooks 40-49)', 'other': 'Other'}
-HEADLINES = ('*headline*.csv', '*paper_vs_ours*.csv', 'compare.csv', '*seg_summary_test.csv', '*table_6_1.csv')  # the paper-beside-ours tables each study's evaluation saves
+def study_title(study) -> str:
+    "A study's index title, as it declares it (`sample.register_study`)."
+    if study == 'core': return 'Shared library'
+    s = studies().get(study)
+    return s.title if s else study
+
+def study_headlines(study, folder) -> list:
+    "The study's headline tables under its report `folder`: the globs it declares, in order, each file once."
+    s = studies().get(study)
+    globs = s.headlines if s else ()
+    return list(dict.fromkeys(f for g in globs for f in sorted(Path(folder).glob(g)))) if Path(folder).exists() else []
 
 SMOKE_BANNER = ('<b>Smoke profile</b>: synthetic sample data, tiny models, a few epochs on a CPU. It shows that every step of '
                 'the pipeline runs and that each model beats its trivial baseline, <b>not</b> how well the methods work. '
@@ -157,7 +167,7 @@ def _anchor(heading) -> str:
 def figure_context(nb_json:dict, fname) -> tuple:
     "(caption, heading) for figure file `fname` from the executed notebook: the markdown above the cell that saves it."
     name = Path(fname).name                                # the file name first: `learning_curves` alone also matches an import
-    keys = list(dict.fromkeys([name, Path(name).stem, re.sub(r'^\d\d_', '', name), re.sub(r'^\d\d_', '', Path(name).stem)]))
+    keys = list(dict.fromkeys([name, Path(name).stem, re.sub(r'^\d\d[a-z]?_', '', name), re.sub(r'^\d\d[a-z]?_', '', Path(name).stem)]))
     cells = nb_json.get('cells', [])
     for key in keys:
         for i, c in enumerate(cells):
@@ -217,20 +227,22 @@ def build_index(out_root=None, profile=None) -> Path:
            '.ok{color:#186a18}.failed,.bad{color:#b00020;font-weight:bold}.stale{color:#a35a00}nav a{margin-right:10px}')
     probe = ("<script>window.addEventListener('load',()=>{document.body.dataset.broken=[...document.images]"
              ".filter(i=>!i.complete||i.naturalWidth===0).map(i=>i.getAttribute('src')).join('|')})</script>")
-    studies = [s for s in [*dict.fromkeys(STUDIES.values()), 'other'] if (out_root/s).exists() or any(study_of(n) == s for n in status)]
+    known = list(dict.fromkeys(['core', *(study_of(n) for n in sorted(status, key=lambda n: (n[:2], n)))]))   # notebook order
+    known += sorted(d.name for d in out_root.iterdir() if d.is_dir() and d.name not in known and d.name not in ('notebooks', '.staging') and not d.name.startswith('.'))
+    studies = [s for s in known if (out_root/s).exists() or any(study_of(n) == s for n in status)]
     parts = ['<!doctype html><html lang="en"><meta charset="utf-8"><title>medrepro reports</title>', f'<style>{css}</style>', probe,
              '<h1>medrepro: reproduced figures and tables</h1>',
              f'<p>profile <b>{html.escape(str(profile))}</b>, index built {time.strftime("%Y-%m-%d %H:%M")}. '
              'Each figure links to the executed notebook that made it.</p>']
     if profile == 'smoke': parts.append(f'<p class="banner">{SMOKE_BANNER}</p>')
-    parts.append('<nav>' + ''.join(f'<a href="#{s}">{STUDY_TITLES.get(s, s)}</a>' for s in studies) + '</nav>')
+    parts.append('<nav>' + ''.join(f'<a href="#{s}">{html.escape(study_title(s))}</a>' for s in studies) + '</nav>')
     bad = [n for n, r in status.items() if r.status != 'ok']
     if bad: parts.append('<p class="failed">Not up to date: ' + ', '.join(f'{html.escape(n)} ({status[n].status})' for n in bad)
                          + '. Their figures below, if any, are from an earlier run.</p>')
     for study in studies:
         d = out_root/study
-        parts.append(f'<h2 id="{study}">{STUDY_TITLES.get(study, study)}</h2>')
-        heads = list(dict.fromkeys(f for g in HEADLINES for f in sorted(d.rglob(g)))) if d.exists() else []
+        parts.append(f'<h2 id="{study}">{html.escape(study_title(study))}</h2>')
+        heads = study_headlines(study, d)
         for h in heads: parts += [f'<h3>Headline: <a href="{h.relative_to(out_root).as_posix()}">{html.escape(h.relative_to(d).as_posix())}</a></h3>', _table_html(h, force=True, max_chars=40)]
         nbs = sorted(n for n in status if study_of(n) == study)
         if nbs:

@@ -12,7 +12,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sk_shuffle
 from skimage.measure import label as cc_label
-from ..core import DataError, dataset_path
+from ..core import DataError
+from ..data import dataset_path
 from ..imaging import resize_image
 from ..sample import register
 

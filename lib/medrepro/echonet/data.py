@@ -9,18 +9,18 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-import cv2
+import cv2, torch
 import skimage.draw
-from ..core import DataError, dataset_path
-from ..core import cached, cache_dir as core_cache_dir   # aliased: `cache_dir` is a parameter and argument name here
+from .. import core
+from ..core import DataError, cached
+from ..data import read_csv, split_items, split_from_labels, ArraySet
 from ..imaging import resize_image
 
 # %% auto #0
 __all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'video_name', 'read_filelist', 'tracing_row_problems',
            'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points',
-           'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index',
-           'resolve_data_dir', 'default_cache_dir', 'traced_arrays', 'video_frames', 'split_frames', 'leak_fraction',
-           'FrameSet', 'echo_dataloaders']
+           'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'traced_arrays',
+           'video_frames', 'split_frames', 'frame_tensor', 'target_tensor', 'frame_sets', 'frame_batch']
 
 # %% ../../../nbs/20_echonet.data.ipynb #c007
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -32,13 +32,8 @@ def video_name(s) -> str:
     return s[:-4] if s.lower().endswith('.avi') else s
 
 def _read_csv(path, cols, what) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file(): raise DataError(path, f'{what} not found')
-    try: df = pd.read_csv(path)
-    except Exception as e: raise DataError(path, f'unreadable {what} ({type(e).__name__}: {e})') from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise DataError(path, f"wrong header: missing {', '.join(missing)} (expected {','.join(cols)}; got {','.join(df.columns)})")
+    "The shared `read_csv` (missing file, unreadable CSV, missing columns), then every column but FileName and Split numeric."
+    df = read_csv(path, cols, what, skipinitialspace=True)
     for c in cols[1:]:
         if c == 'Split': continue
         v = pd.to_numeric(df[c], errors='coerce')
@@ -232,16 +227,7 @@ def echo_index(root, on_error='raise') -> EchoData:
     if frames.empty: raise DataError(root/'VolumeTracings.csv', 'no usable traced frames')
     return EchoData(root, fl, tr[~tr.FileName.isin(list(skipped))].reset_index(drop=True), frames, skipped)
 
-# %% ../../../nbs/20_echonet.data.ipynb #c025
-def resolve_data_dir(data_dir=None, source='sample') -> Path:
-    "The EchoNet folder a notebook should read: `data_dir` (relative to the cwd or the project root) or the `source` set."
-    return dataset_path('echonet', data_dir, source=source)
-
 # %% ../../../nbs/20_echonet.data.ipynb #c030
-def default_cache_dir() -> Path:
-    "Where EchoNet's decoded frames are cached: `core.cache_dir('echonet')`, i.e. `<data root>/cache/echonet` (created)."
-    return core_cache_dir('echonet')
-
 def _traced_build(data, size, method, on_error):
     n = len(data.frames)
     x, y, ok = np.zeros((n, size, size), np.uint8), np.zeros((n, size, size), np.uint8), np.ones(n, bool)
@@ -259,7 +245,7 @@ def _traced_build(data, size, method, on_error):
 
 def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='default', on_error='raise') -> dict:
     "x (N, S, S) uint8 frames, y (N, S, S) 0/1 masks, ok (N,) of every traced frame in `data.frames` order (cached)."
-    if cache_dir == 'default': cache_dir = default_cache_dir()
+    if cache_dir == 'default': cache_dir = core.cache_dir('echonet')
     data.frames = data.frames.reset_index(drop=True)
     keys = (data.frames.FileName + ':' + data.frames.Frame.astype(str)).tolist()
     return cached(cache_dir, 'echonet-traced', lambda: _traced_build(data, size, method, on_error), version=1,
@@ -268,27 +254,30 @@ def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='defaul
 
 def video_frames(path, size=112, cache_dir='default') -> np.ndarray:
     "Every frame of one video as (T, S, S) uint8 grey, decoded once and cached."
-    if cache_dir == 'default': cache_dir = default_cache_dir()
+    if cache_dir == 'default': cache_dir = core.cache_dir('echonet')
     def build():
         v = read_video(path)
         return np.stack([resize_image(f, size) for f in v])
     return cached(cache_dir, 'echonet-video', build, version=1, video=Path(path), size=size)
 
 # %% ../../../nbs/20_echonet.data.ipynb #5e012e97
+def _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test) -> dict:
+    "The paper's split: `valid_pct` of the traced frames (or of `n_frames` drawn from them) at random, whatever their video."
+    is_test = frames['Split'].to_numpy() == 'TEST' if hold_out_test else np.zeros(len(frames), bool)
+    pool = np.flatnonzero(~is_test)                                    # hold_out_test: TEST videos stay out of the pool (ours)
+    if n_frames and n_frames < len(pool): pool = pool[split_items(len(pool), valid=0, test=int(n_frames), seed=seed)['test']]
+    try: s = split_items(len(pool), valid=valid_pct, test=0, seed=seed)
+    except ValueError: raise ValueError(f'{len(pool)} frames are too few for a {valid_pct} validation share') from None
+    tr, va = pool[s['train']], pool[s['valid']]
+    return {'train': tr, 'valid': va, 'test': np.flatnonzero(is_test) if hold_out_test else va}   # without: test = the 20 %, as the paper's
+
 def split_frames(frames, how='video', valid_pct=0.2, n_frames=None, seed=42, hold_out_test=True) -> dict:
-    "Row indices of `frames` for train / valid / test: by the `Split` column ('video') or the paper's random 80/20 over frames ('frames')."
-    rng, idx = np.random.default_rng(seed), np.arange(len(frames))
-    if how == 'frames':   # hold_out_test: TEST videos stay out of the pool and are the test set (ours); else test = the 20 %
-        is_test = frames['Split'].to_numpy() == 'TEST' if hold_out_test else np.zeros(len(frames), bool)
-        pool = idx[~is_test]
-        sel = rng.permutation(pool)[:n_frames] if n_frames else rng.permutation(pool)
-        k = int(round(valid_pct * len(sel)))
-        if k < 1 or k >= len(sel): raise ValueError(f'{len(sel)} frames are too few for a {valid_pct} validation share')
-        return {'train': np.sort(sel[k:]), 'valid': np.sort(sel[:k]), 'test': idx[is_test] if hold_out_test else np.sort(sel[:k])}
+    "Positions of `frames` for train / valid / test (the shared split type): by the `Split` column ('video') or the paper's random 80/20 over frames ('frames')."
+    if how == 'frames': return _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test)
     if how != 'video': raise ValueError(f"unknown split {how!r}: use 'video' or 'frames'")
-    sp, names = frames['Split'].to_numpy(), frames['FileName'].to_numpy()
-    out = {k: idx[sp == s] for k, s in (('train', 'TRAIN'), ('valid', 'VAL'), ('test', 'TEST'))}
+    out = split_from_labels(frames['Split'].map({'TRAIN': 'train', 'VAL': 'valid', 'TEST': 'test'}).to_numpy())
     if n_frames:   # whole videos only, chosen at random, about n_frames over train + valid in their proportion
+        rng, names = np.random.default_rng(seed), frames['FileName'].to_numpy()
         tot = len(out['train']) + len(out['valid'])
         for k in ('train', 'valid'):
             want, keep, cnt = round(n_frames * len(out[k]) / max(tot, 1)), [], 0
@@ -299,30 +288,20 @@ def split_frames(frames, how='video', valid_pct=0.2, n_frames=None, seed=42, hol
     if not len(out['train']) or not len(out['valid']): raise ValueError(f"empty split: {({k: len(v) for k, v in out.items()})} frames")
     return out
 
-def leak_fraction(frames, split) -> float:
-    "Share of validation frames whose video also has a frame in training."
-    tr = set(frames['FileName'].to_numpy()[split['train']])
-    return float(np.mean([n in tr for n in frames['FileName'].to_numpy()[split['valid']]]))
-
 # %% ../../../nbs/20_echonet.data.ipynb #1b234305
-import torch
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from ..core import get_device
+def frame_tensor(x) -> torch.Tensor:
+    "One uint8 frame (S, S) as a float32 (1, S, S) tensor scaled to 0..1."
+    return torch.from_numpy(np.ascontiguousarray(x, np.float32) / 255.)[None]
 
-class FrameSet:
-    "Frames `x[idx]` (uint8, scaled to 0..1, one channel) with targets `y[idx]`: a mask (1, S, S) or K maps (K, S, S)."
-    def __init__(self, x, y, idx): self.x, self.y, self.idx = x, y, np.asarray(idx)
-    def __len__(self): return len(self.idx)
-    def __getitem__(self, i):
-        j = self.idx[i]
-        xb = torch.from_numpy(np.ascontiguousarray(self.x[j], np.float32) / 255.)[None]
-        yb = torch.from_numpy(np.ascontiguousarray(self.y[j], np.float32))
-        return xb, (yb[None] if yb.ndim == 2 else yb)
+def target_tensor(y) -> torch.Tensor:
+    "A target as float32: a mask (S, S) as (1, S, S), K landmark maps (K, S, S) as they are."
+    t = torch.from_numpy(np.ascontiguousarray(y, np.float32))
+    return t[None] if t.ndim == 2 else t
 
-def echo_dataloaders(x, y, split, bs=8, seed=42, device=None, num_workers=0):
-    "fastai DataLoaders over in-memory frames: shuffled `split['train']`, in-order `split['valid']`."
-    dev = get_device(device)
-    trn, val = FrameSet(x, y, split['train']), FrameSet(x, y, split['valid'])
-    return DataLoaders(DataLoader(trn, bs=bs, shuffle=True, drop_last=len(trn) > bs, num_workers=num_workers, device=dev),
-                       DataLoader(val, bs=2 * bs, num_workers=num_workers, device=dev), device=dev)
+def frame_sets(x, y, split, parts=('train', 'valid')) -> list:
+    "One shared `ArraySet` of frames `x` and targets `y` per part of `split` (for `medrepro.data.dataloaders`)."
+    return [ArraySet(x, y, split[k], frame_tensor, target_tensor) for k in parts]
+
+def frame_batch(b, device=None) -> torch.Tensor:
+    "A batch of uint8 frames (N, S, S) as float32 (N, 1, S, S) on `device`, scaled to 0..1: the `prep` of the shared `predict`."
+    return torch.from_numpy(np.asarray(b, np.float32) / 255.)[:, None].to(device or 'cpu')

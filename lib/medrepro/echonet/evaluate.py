@@ -7,8 +7,8 @@ paper's Table 1 beside ours with times and hardware."""
 # %% ../../../nbs/25_echonet.evaluate.ipynb #c004
 from __future__ import annotations
 import numpy as np, pandas as pd
-import torch
-from ..core import get_device
+from ..train import predict
+from .data import frame_batch
 from ..metrics import seg_scores, seg_summary
 
 # %% auto #0
@@ -32,13 +32,8 @@ def phase_summary(scores) -> pd.DataFrame:
 
 # %% ../../../nbs/25_echonet.evaluate.ipynb #n005
 def predict_probs(model, x, bs=32, device=None) -> np.ndarray:
-    "Sigmoid probabilities (N, K, S, S) of a model on uint8 frames x (N, S, S), in batches, without gradients."
-    dev = get_device(device); model = model.to(dev).eval(); out = []
-    with torch.no_grad():
-        for i in range(0, len(x), bs):
-            xb = torch.from_numpy(np.asarray(x[i:i + bs], np.float32) / 255.)[:, None].to(dev)
-            out.append(torch.sigmoid(model(xb).float()).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 1) + tuple(np.shape(x)[1:]), np.float32)
+    "Sigmoid probabilities (N, K, S, S) of a model on uint8 frames x (N, S, S): the shared `predict` with notebook 20's `frame_batch`."
+    return predict(model, x, bs, device, prep=frame_batch, post='sigmoid')
 
 # %% ../../../nbs/25_echonet.evaluate.ipynb #n007
 PAPER_RESULTS = pd.DataFrame([   # Table 1 of the paper (RTX 3070 Ti laptop, 8 GB RAM); Dice counts background pixels

@@ -6,26 +6,21 @@ Dice of the rebuilt polygon and landmark error in pixels."""
 
 # %% ../../../nbs/23_echonet.landmarks.ipynb #c004
 from __future__ import annotations
-import contextlib, io
 import numpy as np, cv2, torch
 from torch import nn
 import torch.nn.functional as F
 from skimage.filters import gaussian
 import pandas as pd
-from fastai.learner import Learner
-from fastai.callback.schedule import fit_one_cycle
 from fastai.metrics import AvgMetric
-from ..core import get_device
 from ..metrics import seg_scores
+from ..train import predict
 from .data import order_points, fill_polygon, reference_polygon
-from ..train import make_learner, data_parallel
 
 # %% auto #0
 __all__ = ['TARGET_KINDS', 'LOSSES', 'corner_angles', 'optimal_landmarks', 'landmark_pixel', 'distance_map', 'expansion_map',
            'border_band', 'euclidean_map', 'gaussian_map', 'landmark_targets', 'argmax_points', 'soft_argmax',
            'points_mask', 'target_points', 'PaperCE', 'SpatialCE', 'SoftArgmaxLoss', 'landmark_loss', 'decode_points',
-           'landmark_set', 'frames_tensor', 'LandmarkErr', 'train_landmarks', 'predict_points', 'landmark_scores',
-           'frame_contours']
+           'landmark_set', 'frames_tensor', 'LandmarkErr', 'predict_points', 'landmark_scores', 'frame_contours']
 
 # %% ../../../nbs/23_echonet.landmarks.ipynb #c007
 def corner_angles(poly) -> np.ndarray:
@@ -176,22 +171,9 @@ class LandmarkErr(AvgMetric):
     @property
     def name(self): return 'landmark_err'
 
-def train_landmarks(dls, model, loss='softargmax', epochs=5, lr=3e-3, out_dir='.', quiet=False, **kw) -> Learner:
-    "Fit `model` on landmark heat maps with `loss` (one cycle, data-parallel when several processes run); the best epoch by landmark error is kept."
-    learn = make_learner(dls, model, landmark_loss(loss), metrics=[LandmarkErr(loss)], lr=lr, out_dir=out_dir,
-                         monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None, **kw)
-    with data_parallel(learn):
-        if not quiet: learn.fit_one_cycle(epochs, lr)
-        else:   # no progress bars, epoch tables or checkpoint messages (history.csv still written)
-            with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(epochs, lr)
-    return learn
-
 def predict_points(model, x, loss, bs=64, device=None) -> np.ndarray:
-    "(N, K, 2) decoded landmarks of (N, h, w) frames `x`."
-    dev = get_device(device); model = model.to(dev).eval(); out = []; x = frames_tensor(x)
-    with torch.no_grad():
-        for i in range(0, len(x), bs): out.append(decode_points(model(x[i:i + bs].to(dev)), loss).cpu())
-    return torch.cat(out).numpy()
+    "(N, K, 2) decoded landmarks of (N, h, w) frames `x` (the shared `predict`, with the decoder of `loss`)."
+    return predict(model, x, bs, device, prep=lambda b, dev: frames_tensor(b).to(dev), post=lambda out: decode_points(out, loss))
 
 def landmark_scores(pred_pts, true_pts, masks, px=1.0) -> pd.DataFrame:
     "Per-frame foreground Dice (f1), all-pixel Dice and landmark error (x `px` pixels) of the rebuilt polygons."

@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 import cv2
-from ..sample import register
+from ..sample import register, register_study
 from .data import FILELIST_COLS, TRACING_COLS, write_video, fill_polygon, tracing_volume
 
+STUDY = register_study('echonet', 'EchoNet-Dynamic left ventricle (notebooks 20-25)', headlines=('*paper_vs_ours*.csv',))
+
 # %% auto #0
-__all__ = ['SAMPLE_CM_PER_PX', 'NO_BUMPS', 'lv_tracing', 'lv_outline', 'sample_video', 'make_sample']
+__all__ = ['STUDY', 'SAMPLE_CM_PER_PX', 'NO_BUMPS', 'lv_tracing', 'lv_outline', 'sample_video', 'make_sample']
 
 # %% ../../../nbs/20a_echonet.sample.ipynb #n007
 SAMPLE_CM_PER_PX = 0.14   # ours: 112 px over a ~16 cm deep sector, so sample volumes come out in millilitres

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from ..core import DataError, dataset_path, cached, register
+from ..core import DataError, cached
+from ..data import dataset_path
+from ..sample import register
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
@@ -230,7 +232,7 @@ def seg_stats(items) -> pd.DataFrame:
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c014
 import cv2
-from ..core import register
+from ..sample import register
 from .labels import CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS
 
 # %% ../../../nbs/43_isic_cls_data.ipynb #c015

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.model_selection import train_test_split, StratifiedKFold, StratifiedGroupKFold
-from ..core import DataError, dataset_path, cached, cache_dir as core_cache_dir
+from ..core import DataError, cached, cache_dir as core_cache_dir
+from ..data import dataset_path
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0

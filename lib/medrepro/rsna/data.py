@@ -532,7 +532,8 @@ def split_studies(labels, n_test=0.2, valid_pct=0.2, n_train=None, seed=42) -> d
     return {'train': sorted(train), 'valid': sorted(valid), 'test': sorted(test)}
 
 # %% ../../../nbs/12_rsna_eda.ipynb #e12022
-from ..core import dataset_path, data_root
+from ..core import data_root
+from ..data import dataset_path
 from ..sample import generate
 
 def rsna_root(data_dir=None, source='sample', n_studies=None) -> Path:
