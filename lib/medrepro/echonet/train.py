@@ -7,7 +7,6 @@ the fixes it proposed, experiment 4 without the bridge, and the frame split agai
 __all__ = ['PAPER_EXPERIMENTS', 'mask_metrics']
 
 # %% ../../../nbs/22_echonet.train.ipynb #c010
-import pandas as pd
 from ..nets import MaskScore
 
 def mask_metrics() -> list:
