@@ -137,3 +137,43 @@ def test_atomic_write_temp_file_sits_beside_its_target(tmp_path):
 
 def _umask():
     m = os.umask(0); os.umask(m); return m
+
+
+def test_disk_full_names_the_file(tmp_path):
+    "Issue 24 (9): '[Errno 28]' alone names no file; the error says which file and that the disk is full."
+    import errno
+    def full(_): raise OSError(errno.ENOSPC, 'No space left on device')
+    with pytest.raises(OSError, match=r'the disk is full \(writing .*t\.csv\)'):
+        with atomic_write(tmp_path/'t.csv') as tmp: full(tmp)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cache_can_live_elsewhere(tmp_path, monkeypatch):
+    "Issue 24 (9): read-only data: MEDREPRO_CACHE puts the caches elsewhere; an unwritable cache folder is one clear error."
+    monkeypatch.setenv('MEDREPRO_CACHE', str(tmp_path/'c'))
+    assert cache_dir('dsb') == tmp_path/'c'/'dsb' and (tmp_path/'c'/'dsb').is_dir()
+    monkeypatch.setenv('MEDREPRO_CACHE', '/proc/no-such/cache')         # cannot be created, even as root
+    with pytest.raises(DataError, match='cannot create the cache folder .*MEDREPRO_CACHE'):
+        cache_dir('dsb')
+
+
+def test_other_ranks_write_nothing(tmp_path, monkeypatch):
+    "Issue 24 (11): in a data-parallel run only rank 0 writes figures, tables, JSON, models and the training history."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from fastai.data.core import DataLoaders
+    from torch.utils.data import TensorDataset
+    from medrepro.core import save_fig, save_json, save_model, ModelConfig, register_model
+    from medrepro.train import make_learner
+    register_model('rank_test_linear')(lambda: torch.nn.Linear(2, 1))
+    monkeypatch.setenv('RANK', '1')
+    save_table(pd.DataFrame(dict(a=[1])), tmp_path/'t.csv'); save_json({'a': 1}, tmp_path/'j.json')
+    save_fig(plt.figure(), tmp_path/'f.png'); plt.close('all')
+    save_model(tmp_path/'m', torch.nn.Linear(2, 1), ModelConfig('rank_test_linear'))
+    x = torch.randn(16, 2)
+    dls = DataLoaders.from_dsets(TensorDataset(x[:12], x[:12, :1]), TensorDataset(x[12:], x[12:, :1]), bs=4, device='cpu')
+    learn = make_learner(dls, torch.nn.Linear(2, 1), torch.nn.MSELoss(), out_dir=tmp_path/'run', folder=tmp_path/'run', config=ModelConfig('rank_test_linear'))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert [f for f in tmp_path.rglob('*') if f.is_file()] == []
+    monkeypatch.setenv('RANK', '0')
+    save_table(pd.DataFrame(dict(a=[1])), tmp_path/'t.csv')
+    assert (tmp_path/'t.csv').exists()                                   # and rank 0 does

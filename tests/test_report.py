@@ -77,18 +77,18 @@ def _cli(proj, *args, timeout=240):
 
 
 def test_cli_runs_studies_in_parallel_and_reports_failures(tmp_path):
-    proj = _project(tmp_path, ('10_bad.ipynb', 'raise RuntimeError("kaput")'), ('11_after.ipynb', 'y = 1'),
-                    ('30_ok.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("dsb")/"a.csv").write_text("a\\n1\\n")'))
+    proj = _project(tmp_path, ('10_alpha.bad.ipynb', 'raise RuntimeError("kaput")'), ('11_alpha.after.ipynb', 'y = 1'),
+                    ('30_beta.ok.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("dsb")/"a.csv").write_text("a\\n1\\n")'))
     res = _cli(proj, '--no-html', '-j', '2')
     assert res.returncode == 1
     out = res.stdout + res.stderr
-    assert '[rsna] 10_bad.ipynb FAILED' in out and 'RuntimeError: kaput' in out and '[dsb] 30_ok.ipynb ok' in out
+    assert '[alpha] 10_alpha.bad.ipynb FAILED' in out and 'RuntimeError: kaput' in out and '[beta] 30_beta.ok.ipynb ok' in out
     assert 'Kernel is running over TCP' not in out and 'KeyboardInterrupt' not in out      # kernel noise filtered
     runs = pd.read_csv(proj/'reports'/'timings.csv').set_index('notebook').status.to_dict()
-    assert runs == {'10_bad.ipynb': 'failed', '11_after.ipynb': 'not run', '30_ok.ipynb': 'ok'}
-    assert json.loads((proj/'reports'/'manifest.json').read_text()) == {'30_ok.ipynb': ['dsb/a.csv']}
+    assert runs == {'10_alpha.bad.ipynb': 'failed', '11_alpha.after.ipynb': 'not run', '30_beta.ok.ipynb': 'ok'}
+    assert json.loads((proj/'reports'/'manifest.json').read_text()) == {'30_beta.ok.ipynb': ['dsb/a.csv']}
     page = (proj/'reports'/'index.html').read_text()
-    assert 'Not up to date' in page and '10_bad.ipynb (failed)' in page
+    assert 'Not up to date' in page and '10_alpha.bad.ipynb (failed)' in page
 
 
 def test_failed_notebook_keeps_previous_outputs(tmp_path):
@@ -148,3 +148,74 @@ def test_papermill_cli_with_parameter(tmp_path):
     cells = json.loads(out.read_text())['cells']
     injected = [c for c in cells if 'injected-parameters' in c['metadata'].get('tags', [])]
     assert injected and 'seed = 5' in ''.join(injected[0]['source'])
+
+
+SLOW_NB = ('30_beta.slow.ipynb', 'import os, time\nfrom pathlib import Path\nPath(os.environ["STARTED"]).write_text(str(os.getpid()))\ntime.sleep(float(os.environ.get("NAP", "8")))',
+           'from medrepro.core import reports_dir\n(reports_dir("beta")/"late.csv").write_text("x\\n1\\n")')
+
+
+def _alive(pid) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    st = Path(f'/proc/{pid}/stat')
+    return not (st.exists() and st.read_text().split(') ')[-1].startswith('Z'))      # a zombie is gone
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='parent-death signal: Linux')
+def test_kill_9_of_the_runner_publishes_nothing_and_stops_its_children(tmp_path):
+    "Issue 24 (7): the OOM killer's kill -9 of the runner: the child and the kernel stop, and nothing is published after."
+    proj = _project(tmp_path, SLOW_NB)
+    started = tmp_path/'started'
+    p = subprocess.Popen([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html'], cwd=proj, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ, 'MEDREPRO_ROOT': str(proj), 'STARTED': str(started), 'NAP': '6'})
+    for _ in range(1200):
+        if started.exists() and started.read_text(): break
+        time.sleep(0.1)
+    assert started.exists(), 'the notebook never started'
+    kernel = int(started.read_text())
+    p.kill(); p.wait()
+    for _ in range(300):                                              # the kernel would finish its nap after 6 s
+        if not _alive(kernel): break
+        time.sleep(0.1)
+    time.sleep(8)
+    assert not _alive(kernel), 'the kernel outlived the runner'
+    assert not (proj/'reports'/'beta'/'late.csv').exists() and not (proj/'reports'/'notebooks'/'30_beta.slow.ipynb').exists()
+
+
+def test_second_run_of_a_study_is_refused_with_the_other_pid(tmp_path):
+    "Issue 24 (8): two runs of one study into one folder: the second stops at once, naming the first's pid."
+    proj = _project(tmp_path, SLOW_NB)
+    started = tmp_path/'started'
+    env = {**os.environ, 'MEDREPRO_ROOT': str(proj), 'STARTED': str(started), 'NAP': '4'}
+    first = subprocess.Popen([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html'], cwd=proj,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for _ in range(1200):
+        if started.exists(): break
+        time.sleep(0.1)
+    second = subprocess.run([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html'], cwd=proj,
+                            capture_output=True, text=True, env=env, timeout=120)
+    out = first.communicate(timeout=240)[0]
+    assert first.returncode == 0, out[-2000:]
+    assert second.returncode != 0
+    assert second.stderr.strip() == f'study beta is already being run into {proj/"reports"} by process {first.pid}: wait for it, or use another --out'
+    assert (proj/'reports'/'beta'/'late.csv').exists()                # the first run was not disturbed
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    "Issue 24 (9): a profile that is not YAML, --out naming a file: one line naming the path, no traceback."
+    proj = _project(tmp_path, ('30_beta.p.ipynb', 'print(x)'))
+    (proj/'params'/'other'/'bad.yaml').write_text("'3*': {epochs: [1, 2}\n")
+    res = _cli(proj, '--profile', 'other')
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(f"{proj/'params'/'other'/'bad.yaml'}: not valid YAML")
+    (tmp_path/'afile').write_text('x')
+    res = _cli(proj, '--out', str(tmp_path/'afile'))
+    assert res.returncode != 0 and res.stderr.strip() == f"{tmp_path/'afile'}: --out must be a folder, and this is a file"
+
+
+def test_p_values_parse_as_papermill_does(tmp_path):
+    "Issue 28: `-p lr 1e-3` is a float through the runner, as through papermill."
+    proj = _project(tmp_path, ('30_beta.lr.ipynb', 'from medrepro.core import reports_dir\n(reports_dir("beta")/"lr.txt").write_text(type(x).__name__ + " " + repr(x))'))
+    res = _cli(proj, '--no-html', '-p', 'x', '1e-3')
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert (proj/'reports'/'beta'/'lr.txt').read_text() == 'float 0.001'

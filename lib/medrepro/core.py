@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import os, io, json, hashlib, importlib, inspect, tempfile, contextlib, warnings
+import os, io, errno, json, hashlib, importlib, inspect, tempfile, contextlib, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -49,9 +49,13 @@ def reports_dir(study, root=None) -> Path:
 
 # %% ../../nbs/00_core.ipynb #d15730bb
 def cache_dir(study, root=None) -> Path:
-    "Cache folder for `study`'s preprocessed inputs: `<data root>/cache/<study>` (created); `root` as in `data_root`."
-    d = data_root(root)/'cache'/study
-    d.mkdir(parents=True, exist_ok=True)
+    "Cache folder for `study`'s preprocessed inputs (created): `$MEDREPRO_CACHE/<study>` if set, else `<data root>/cache/<study>`; `root` as in `data_root`."
+    base = Path(os.environ['MEDREPRO_CACHE']).expanduser() if os.environ.get('MEDREPRO_CACHE') and root is None else data_root(root)/'cache'
+    d = base/study
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(d, f'cannot create the cache folder ({e.strerror}); point MEDREPRO_CACHE '
+                           '(or medrepro-reports --cache-dir) at a writable folder') from None
     return d
 
 # %% ../../nbs/00_core.ipynb #c015
@@ -59,16 +63,25 @@ def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 _UMASK = _umask()
 
+def _named(e, path) -> OSError:
+    "`e` with the path it was writing in its message: '[Errno 28] No space left on device' alone names no file."
+    if getattr(e, 'filename', None): return e
+    hint = {errno.ENOSPC: ': the disk is full', errno.EDQUOT: ': disk quota exceeded', errno.EROFS: ': read-only file system'}.get(e.errno, '')
+    return type(e)(e.errno, f'{e.strerror}{hint} (writing {path})', str(path))
+
 @contextlib.contextmanager
 def atomic_write(path):
     "Yield a temp path beside `path`; rename it to `path` only if the block succeeds (mode from the umask, like `open`)."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.tmp.{path.stem}.', suffix=path.suffix, dir=path.parent)   # same folder: rename is atomic
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.tmp.{path.stem}.', suffix=path.suffix, dir=path.parent)   # same folder: rename is atomic
+    except OSError as e: raise _named(e, path) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        try: yield tmp
+        except OSError as e: raise _named(e, path) from None
         os.chmod(tmp, 0o666 & ~_UMASK)               # mkstemp makes 0600; a web server must be able to read reports
         os.replace(tmp, path)
     finally:

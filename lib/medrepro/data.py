@@ -12,7 +12,7 @@ from .sample import generate
 
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
-           'loader_kwargs', 'ArraySet', 'dataloaders']
+           'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'check_main']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -155,3 +155,56 @@ def dataloaders(train_ds, valid_ds, bs=8, device=None, num_workers=None, shuffle
     trn = DataLoader(train_ds, bs=bs, shuffle=shuffle, drop_last=drop_last, **lk)
     val = DataLoader(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, **lk)
     return DataLoaders(trn, val, device=lk['device'])
+
+# %% ../../nbs/08_data.ipynb #1ebb9f38
+import importlib
+from typing import Callable
+_CHECKS: dict = {}
+
+def register_check(dataset):
+    "Decorator: register `fn(folder, n_read) -> iterable of (what, problem or None)` as the layout check of `dataset`."
+    def _inner(fn): _CHECKS[dataset] = fn; return fn
+    return _inner
+
+def _checker(dataset) -> Callable:
+    from medrepro.sample import generators
+    if dataset not in _CHECKS:
+        g = generators().get(dataset)
+        if g is None: raise KeyError(f"unknown data set {dataset!r}; known: {', '.join(generators())}")
+        mod = g.fn.__module__.rsplit('.', 1)[0] + '.data'          # the study's data module registers its checks
+        try: importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod: raise
+    if dataset not in _CHECKS: raise KeyError(f'data set {dataset!r} has no layout check')
+    return _CHECKS[dataset]
+
+def check_dataset(dataset, folder, n_read=4) -> list:
+    "Problems found in `folder` as a copy of `dataset` (empty list: it looks right): `[(what, problem)]`."
+    folder = Path(folder)
+    if not folder.is_dir(): return [('folder', f'{folder} is not a folder')]
+    out = []
+    try:
+        for what, problem in _checker(dataset)(folder, n_read):
+            if problem: out.append((what, str(problem)))
+    except (DataError, OSError, ValueError) as e: out.append(('reading', str(e)))   # a step that could not go on
+    return out
+
+# %% ../../nbs/08_data.ipynb #f5996dd9
+def check_main(argv=None):
+    "`medrepro-data check <data set> <folder> [--n-read N]`: say what is missing or wrong, exit 1 if anything is."
+    import argparse, sys, time
+    from medrepro.sample import generators
+    ap = argparse.ArgumentParser(prog='medrepro-data', description='Check that a folder holds a data set in the layout the loaders read (see data/README.md).')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    c = sub.add_parser('check', help='check a folder against a data set\'s layout')
+    c.add_argument('dataset', help=f"one of: {', '.join(generators())}")
+    c.add_argument('folder')
+    c.add_argument('--n-read', type=int, default=4, help='images / videos / series actually decoded (default 4)')
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    try: problems = check_dataset(a.dataset, a.folder, a.n_read)
+    except KeyError as e: sys.exit(f'medrepro-data: {e.args[0]}')
+    for what, problem in problems: print(f'{what}: {problem}')
+    print(f"{a.folder}: {'looks like' if not problems else 'is not'} a {a.dataset} data set "
+          f"({len(problems)} problem{'s' if len(problems) != 1 else ''}, {time.time() - t0:.1f}s)")
+    sys.exit(1 if problems else 0)

@@ -16,7 +16,7 @@ from .sample import studies
 # %% auto #0
 __all__ = ['NB_NAME', 'INLINE', 'SMOKE_BANNER', 'numbered_notebooks', 'study_of', 'profiles', 'profile_entries', 'profile_params',
            'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'study_title', 'study_headlines', 'figure_context',
-           'build_index', 'main', 'notebook_source', 'train_main']
+           'build_index', 'lock_study', 'parse_value', 'main', 'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
 NB_NAME = re.compile(r'^\d\d[a-z]?_')                   # 00_core, 33_dsb.train, 30a_dsb.sample
@@ -50,7 +50,7 @@ def profile_entries(profile, params_dir=None) -> list:
     out = []
     for f in sorted(d.glob('*.y*ml')):
         try: spec = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as e: raise ValueError(f'{f}: not valid YAML ({e})') from e
+        except yaml.YAMLError as e: raise ValueError(f"{f}: not valid YAML ({' '.join(str(e).split())})") from None
         if not isinstance(spec, dict): raise ValueError(f'{f}: expected a mapping of notebook patterns to parameters')
         for pat, vals in spec.items():
             if not isinstance(vals, dict): raise ValueError(f'{f}: entry {pat!r} must map parameter names to values')
@@ -109,6 +109,20 @@ def _publish(stage, snap, out_root) -> list:
         os.replace(p, dest); moved.append(rel.as_posix())
     return moved
 
+_RUNNER = None   # in a runner's child: the runner's pid; its results are published only while that runner lives
+
+def _die_with_runner(runner_pid):
+    "Linux: this child gets SIGTERM when the runner dies, even by kill -9 (the OOM killer); then it unwinds and publishes nothing."
+    global _RUNNER
+    _RUNNER = runner_pid
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError): pass                          # not Linux: the check before publishing remains
+    if os.getppid() != runner_pid: raise KeyboardInterrupt          # the runner died before we got here
+
+def _runner_gone() -> bool: return _RUNNER is not None and os.getppid() != _RUNNER
+
 def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True) -> dict:
     "Execute `nb` under `profile` (+ `params`) in a staging folder; its figures, tables and executed copy appear together, or not at all."
     import papermill as pm
@@ -131,6 +145,7 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
                 raise NotebookFailed(f'{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) raised '
                                      f'{e.ename}: {e.evalue}\n  executed copy with the traceback: {failed}') from None
         if html: _to_html(dest, dest.with_suffix('.html'))
+        if _runner_gone(): raise KeyboardInterrupt               # the runner was killed: publish nothing
         files = _publish(stage, snap, out_root)
     finally: shutil.rmtree(stage, ignore_errors=True)
     if failed.exists(): failed.unlink()
@@ -282,51 +297,50 @@ def _args(argv=None):
     ap.add_argument('--profile', default='smoke', help='parameter profile: a folder of params/ (default smoke)')
     ap.add_argument('--only', default=None, help="only notebooks matching these globs (comma-separated), e.g. '3*'")
     ap.add_argument('--out', default=None, help='output folder (default reports/)')
+    ap.add_argument('--cache-dir', default=None, help='folder for decoded-data caches (default $MEDREPRO_CACHE, else <data>/cache): for read-only data')
     ap.add_argument('--kernel', default=None, help="Jupyter kernel name (default: the notebook's own)")
     ap.add_argument('--no-html', action='store_true', help='skip the HTML copies of the executed notebooks')
     ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order (default: the number of cores)')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
                     help='set a parameter in every selected notebook that declares it (VALUE read as YAML), like papermill -p')
-    ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    ap.add_argument('--child', type=int, default=None, help=argparse.SUPPRESS)   # the runner's pid: this process runs one study
     return ap.parse_args(argv)
 
 def _interrupt(*_): raise KeyboardInterrupt
 
+def lock_study(out_root, study):
+    "Hold `out_root/.locks/<study>.lock` (an open file) while this process runs `study`; another run of it stops with its pid."
+    import fcntl
+    path = Path(out_root)/'.locks'/f'{study}.lock'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or '?'; f.close()
+        raise RuntimeError(f'study {study} is already being run into {out_root} by process {pid}: wait for it, or use another --out') from None
+    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    return f
+
+# %% ../../nbs/05_report.ipynb #9cb7ce4b
 def _child(a, nbs, overrides) -> int:
     "Run `nbs` in order in this process, one `@@{json}` line per notebook; stop at the first failure."
     signal.signal(signal.SIGTERM, _interrupt)                # SIGTERM unwinds: staging folders are removed
+    _die_with_runner(a.child)
     for nb in nbs:
         try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html), 'status': 'ok'}
-        except NotebookFailed as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e))
+        except (NotebookFailed, OSError) as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e))
         print('@@' + json.dumps(r, default=str), flush=True)
         if r['status'] != 'ok': return 1
     return 0
 
-def main(argv=None):
-    "Run the numbered notebooks (studies in parallel) with a profile, then write timings.csv, manifest.json and index.html."
-    a = _args(argv)
-    root = project_root(); a.out = str(Path(a.out or root/'reports').resolve())
-    if a.profile not in profiles(): sys.exit(f"unknown profile {a.profile!r}; profiles: {', '.join(profiles())}")
-    nbs = numbered_notebooks(only=a.only)
-    if not nbs: sys.exit(f'no notebooks match {a.only!r}')
-    overrides = {k: yaml.safe_load(v) for k, v in a.parameter}
-    if a.child: sys.exit(_child(a, nbs, overrides))
-    import papermill as pm
-    declared = {nb.stem: set(pm.inspect_notebook(str(nb))) for nb in nbs}
-    for m in unused_profile_keys(a.profile, declared): print('warning:', m, flush=True)
-    for k in overrides:
-        if not any(k in d for d in declared.values()): print(f'warning: -p {k}: no selected notebook declares it', flush=True)
-    groups = {}
-    for nb in nbs: groups.setdefault(study_of(nb), []).append(nb)
-    print(f'{len(nbs)} notebooks, {len(groups)} studies, profile {a.profile}, up to {a.jobs} at once -> {a.out}', flush=True)
-    results, procs, lock, t0 = {}, [], threading.Lock(), time.time()
-    def say(*s):
-        with lock: print(*s, flush=True)
+def _run_groups(a, groups, say) -> dict:
+    "Run each study's notebooks in a child process (`a.jobs` at once); the children's results by notebook."
+    results, procs = {}, []
     def run_group(study, group):
-        cmd = [sys.executable, '-c', 'from medrepro.report import main; main()', '--child', '--profile', a.profile,
+        cmd = [sys.executable, '-c', 'from medrepro.report import main; main()', '--child', str(os.getpid()), '--profile', a.profile,
                '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []),
                *(['--kernel', a.kernel] if a.kernel else []), *[x for kv in a.parameter for x in ('-p', *kv)]]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, start_new_session=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True)
         procs.append(p)
         for line in p.stdout:
             line = line.rstrip('\n')
@@ -336,7 +350,6 @@ def main(argv=None):
                 else: say(f"[{study}] {r['notebook']} FAILED\n" + '\n'.join(f'[{study}]   {l}' for l in r['error'].splitlines()))
             elif not _NOISE.search(line): say(f'[{study}] {line}')
         p.wait()
-    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _interrupt)   # (not when run from a thread, e.g. by nbdev-test)
     ex = ThreadPoolExecutor(max(1, a.jobs))
     try:
         futs = [ex.submit(run_group, s, g) for s, g in groups.items()]
@@ -349,6 +362,52 @@ def main(argv=None):
         for p in procs: p.wait()
         sys.exit('interrupted: no partial outputs were published')
     ex.shutdown()
+    return results
+
+# %% ../../nbs/05_report.ipynb #3d124857
+def parse_value(v):
+    "A `-p` value as papermill's `-p` reads it (`1e-3` a float, `True` a bool, `None`), else as YAML (`[1, 2]` a list), else the string."
+    from papermill.cli import _resolve_type
+    r = _resolve_type(v)
+    if not isinstance(r, str): return r
+    try: return yaml.safe_load(v)
+    except yaml.YAMLError: return v
+
+def _setup(a):
+    "Check the arguments and return the notebooks; a problem is one line (SystemExit), not a traceback."
+    root = project_root(); a.out = str(Path(a.out or root/'reports').resolve())
+    if Path(a.out).exists() and not Path(a.out).is_dir(): sys.exit(f'{a.out}: --out must be a folder, and this is a file')
+    if a.cache_dir: os.environ['MEDREPRO_CACHE'] = str(Path(a.cache_dir).expanduser().resolve())   # kernels inherit it
+    if a.profile not in profiles(): sys.exit(f"unknown profile {a.profile!r}; profiles: {', '.join(profiles())}")
+    nbs = numbered_notebooks(only=a.only)
+    if not nbs: sys.exit(f'no notebooks match {a.only!r}')
+    try: Path(a.out).mkdir(parents=True, exist_ok=True)
+    except OSError as e: sys.exit(f'{a.out}: cannot create the output folder ({e.strerror})')
+    return nbs
+
+def main(argv=None):
+    "Run the numbered notebooks (studies in parallel) with a profile, then write timings.csv, manifest.json and index.html."
+    a = _args(argv)
+    nbs = _setup(a)
+    overrides = {k: parse_value(v) for k, v in a.parameter}
+    if a.child: sys.exit(_child(a, nbs, overrides))
+    import papermill as pm
+    declared = {nb.stem: set(pm.inspect_notebook(str(nb))) for nb in nbs}
+    try: warnings = unused_profile_keys(a.profile, declared)
+    except ValueError as e: sys.exit(str(e))                                   # a profile that is not valid YAML: one line
+    for m in warnings: print('warning:', m, flush=True)
+    for k in overrides:
+        if not any(k in d for d in declared.values()): print(f'warning: -p {k}: no selected notebook declares it', flush=True)
+    groups = {}
+    for nb in nbs: groups.setdefault(study_of(nb), []).append(nb)
+    try: held = [lock_study(a.out, s) for s in groups]                        # one run per study and output folder at a time
+    except RuntimeError as e: sys.exit(str(e))
+    print(f'{len(nbs)} notebooks, {len(groups)} studies, profile {a.profile}, up to {a.jobs} at once -> {a.out}', flush=True)
+    lock, t0 = threading.Lock(), time.time()
+    def say(*s):
+        with lock: print(*s, flush=True)
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _interrupt)   # (not when run from a thread, e.g. by nbdev-test)
+    results = _run_groups(a, groups, say)
     now = time.strftime('%Y-%m-%d %H:%M:%S')
     rows = [dict(notebook=nb.name, study=study_of(nb), status=results.get(nb.name, {}).get('status', 'not run'),
                  seconds=results.get(nb.name, {}).get('seconds'), profile=a.profile, finished=now) for nb in nbs]
@@ -358,9 +417,9 @@ def main(argv=None):
     man = {**_manifest(a.out), **{n: r['files'] for n, r in results.items() if r['status'] == 'ok'}}
     save_json(dict(sorted(man.items())), Path(a.out)/'manifest.json')
     idx = build_index(a.out, a.profile)
+    for f in held: f.close()
     print(f"\n{pd.DataFrame(rows)[['notebook', 'status', 'seconds']].to_string(index=False)}\ntotal {time.time() - t0:.1f}s; index: {idx}")
     if any(r['status'] != 'ok' for r in rows): sys.exit(1)
-
 
 # %% ../../nbs/05_report.ipynb #7a06b188
 def notebook_source(nb, profile='smoke', params=None) -> list:
@@ -394,6 +453,6 @@ def train_main(argv=None):
     from IPython.core.interactiveshell import InteractiveShell
     shell = InteractiveShell.instance()
     os.chdir(nb.resolve().parent)
-    for i, src in enumerate(notebook_source(nb, a.profile, {k: yaml.safe_load(v) for k, v in a.parameter}), 1):
+    for i, src in enumerate(notebook_source(nb, a.profile, {k: parse_value(v) for k, v in a.parameter}), 1):
         r = shell.run_cell(src, silent=True)
         if not r.success: sys.exit(f'{nb.name}: code cell {i} raised {type(r.error_in_exec or r.error_before_exec).__name__}: {r.error_in_exec or r.error_before_exec}')

@@ -117,13 +117,15 @@ def main(dataset:str='all', # data set name, or 'all'
          overwrite:bool=False, # replace existing data
          list_sets:bool=False): # list the generators and exit
     "Write deterministic synthetic sample data sets in their real formats."
-    gens = generators()
+    import medrepro.sample as registry   # the package's module: under `python -m medrepro.sample` this one is __main__, and studies register there
+    gens = registry.generators()
     if list_sets:
         for k, g in gens.items(): print(f'{k:16s} n={g.n:<4d} {g.doc}')
         return
     names = gens if dataset == 'all' else [dataset]
     for name in names:
         t = time.time()
-        p = generate(name, Path(dest)/name, n=n, seed=seed, overwrite=overwrite)
+        try: p = registry.generate(name, Path(dest)/name, n=n, seed=seed, overwrite=overwrite)
+        except (ValueError, KeyError) as e: raise SystemExit(f'medrepro-sample: {e}') from None   # one line, no traceback
         nfiles = sum(1 for f in p.rglob('*') if f.is_file())
         print(f'{name:16s} {nfiles:5d} files  {time.time()-t:6.1f}s  {p}')
