@@ -226,3 +226,13 @@ def test_tracing_outside_the_frame_is_an_error_not_an_empty_mask(sample, scratch
     tr = pd.read_csv(sample/'VolumeTracings.csv'); tr.loc[0, 'X1'] = 112.5
     tr.to_csv(p/'VolumeTracings.csv', index=False)
     assert len(D.echo_index(p).frames) == 12
+
+
+def test_layout_check_names_what_is_wrong(sample, scratch_copy):
+    from medrepro.data import check_dataset
+    assert check_dataset('echonet', sample) == []
+    p = scratch_copy(sample); name = pd.read_csv(p/'FileList.csv').FileName[0]
+    (p/'Videos'/f'{name}.avi').write_bytes(b'not a video')
+    assert [w for w, _ in check_dataset('echonet', p, n_read=24)] == [f'Videos/{name}.avi']
+    (p/'VolumeTracings.csv').unlink()
+    assert [w for w, _ in check_dataset('echonet', p)] == ['VolumeTracings.csv', 'reading']

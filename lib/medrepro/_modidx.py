@@ -126,6 +126,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'medrepro.echonet.data._read_csv': ('echonet.data.html#_read_csv', 'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data._traced_build': ( 'echonet.data.html#_traced_build',
                                                                                 'medrepro/echonet/data.py'),
+                                       'medrepro.echonet.data.check_echonet': ( 'echonet.data.html#check_echonet',
+                                                                                'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data.echo_index': ('echonet.data.html#echo_index', 'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data.fill_polygon': ('echonet.data.html#fill_polygon', 'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data.frame_batch': ('echonet.data.html#frame_batch', 'medrepro/echonet/data.py'),

@@ -13,14 +13,15 @@ import cv2, torch
 import skimage.draw
 from .. import core
 from ..core import DataError, cached
-from ..data import read_csv, split_items, split_from_labels, ArraySet
+from ..data import read_csv, split_items, split_from_labels, ArraySet, register_check
 from ..imaging import resize_image
 
 # %% auto #0
 __all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'video_name', 'read_filelist', 'tracing_row_problems',
            'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points',
            'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'traced_arrays',
-           'video_frames', 'split_frames', 'frame_tensor', 'target_tensor', 'frame_sets', 'frame_batch']
+           'video_frames', 'split_frames', 'frame_tensor', 'target_tensor', 'frame_sets', 'frame_batch',
+           'check_echonet']
 
 # %% ../../../nbs/20_echonet.data.ipynb #c007
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -305,3 +306,16 @@ def frame_sets(x, y, split, parts=('train', 'valid')) -> list:
 def frame_batch(b, device=None) -> torch.Tensor:
     "A batch of uint8 frames (N, S, S) as float32 (N, 1, S, S) on `device`, scaled to 0..1: the `prep` of the shared `predict`."
     return torch.from_numpy(np.asarray(b, np.float32) / 255.)[:, None].to(device or 'cpu')
+
+# %% ../../../nbs/20_echonet.data.ipynb #n002
+@register_check('echonet')
+def check_echonet(folder, n_read=4):
+    "Steps of the EchoNet layout check, as (what, problem or None): the files, the index of the traced frames, `n_read` videos decoded."
+    folder = Path(folder)
+    for f in ('FileList.csv', 'VolumeTracings.csv', 'Videos'): yield f, None if (folder/f).exists() else 'missing'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); data = echo_index(folder, on_error='skip')   # a DataError here: the CSVs themselves are wrong
+    yield 'tracings', None if not data.skipped else f'{len(data.skipped)} traced video(s) unusable: ' + ' | '.join(list(data.skipped.values())[:3])
+    for name, g in list(data.frames.groupby('FileName', sort=False))[:n_read]:
+        try: read_video(data.video_path(name), g.NumberOfFrames.iloc[0]); yield f'Videos/{name}.avi', None
+        except DataError as e: yield f'Videos/{name}.avi', str(e)
