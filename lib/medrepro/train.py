@@ -179,7 +179,7 @@ def _post(post):
 def predict(model, x, bs=32, device=None, prep=None, post='sigmoid') -> np.ndarray:
     "Outputs of `model` (on `core.get_device(device)`, eval mode, no gradients) for `x` in batches of `bs`, as float32 numpy on the CPU."
     dev, post = get_device(device), _post(post)
-    model = getattr(model, 'model', model).to(dev).eval()              # a fastai Learner works too
+    model = (model.model if isinstance(model, Learner) else model).to(dev).eval()   # a fastai Learner works too
     prep = prep or (lambda b, d: torch.as_tensor(np.asarray(b), dtype=torch.float32, device=d))
     out = [post(model(prep(x[i:i + bs], dev)).float()).cpu() for i in range(0, len(x), bs)]
     return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
