@@ -10,7 +10,7 @@ __all__ = ['PAPER_EXPERIMENTS', 'mask_metrics']
 from ..nets import MaskScore
 
 def mask_metrics() -> list:
-    "The scores each mask run logs: the foreground Dice (`dice_fg`, which picks the best epoch) and the paper's all-pixel Dice (`dice_all`)."
+    "The scores each mask run logs: the foreground Dice (`dice_fg`, which picks the best epoch) and the all-pixel Dice (`dice_all`, our reading of the paper's)."
     return [MaskScore('dice', name='dice_fg'), MaskScore('accuracy', name='dice_all')]
 
 # %% ../../../nbs/22_echonet.train.ipynb #c019
