@@ -69,8 +69,11 @@ def _landmark_row(r, hardware):
     "Table 1 columns of one row of 23_landmark_results.csv."
     secs = r.get('seconds', r.get('train_s', np.nan))
     k = f", K = {int(r['K'])}" if pd.notna(r.get('K', np.nan)) else ''
-    return dict(source='ours (landmarks)', run=str(r.get('run', r.get('approach', 'landmarks'))),
-                experiment=3 if r.get('approach') == 'landmarks' and r.get('loss') == 'paper_ce' else np.nan,
+    approach = str(r.get('approach', 'landmarks'))
+    run = r.get('run', f"landmarks_{r.get('loss')}_k{int(r['K'])}" if approach == 'landmarks' and pd.notna(r.get('K', np.nan)) else approach)
+    exp3 = (approach == 'landmarks' and r.get('loss') == 'paper_ce' and r.get('split') == 'frames' and r.get('epochs') == 5
+            and r.get('n_train', 0) + r.get('n_valid', 0) == 1000)      # experiment 3's settings: the paper's loss, 1,000 frames 80/20, 5 epochs
+    return dict(source='ours (landmarks)', run=str(run), experiment=3 if exp3 else np.nan,
                 setting=f"{r.get('loss', '')}{k}" + (f", {int(r['epochs'])} epochs" if pd.notna(r.get('epochs', np.nan)) else ''),
                 n_train=_num(r, 'n_train'), n_test=_num(r, 'n_valid'), train_dice=_num(r, 'train_dice_all'), train_loss=_num(r, 'train_loss'),
                 test_dice=_num(r, 'dice_all'), test_loss=_num(r, 'valid_loss'), test_dice_fg=_num(r, 'dice_fg'), landmark_err_px=_num(r, 'landmark_err_px'),
