@@ -1,4 +1,4 @@
-"""Foreground Dice on ED and ES frames beside the paper's all-pixel Dice, an all-black prediction scored both ways, the
+"""Foreground Dice on ED and ES frames beside the all-pixel Dice (our reading of the paper's), an all-black prediction scored both ways, the
 pixel confusion matrix, precision and recall over the threshold, learning curves, the best and worst frames, and the
 paper's Table 1 beside ours with times and hardware."""
 
