@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import DataError, project_root, data_root, get_device
-from .sample import generate
+from .sample import generate, generators
 
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
@@ -168,7 +168,6 @@ def register_check(dataset):
     return _inner
 
 def _checker(dataset) -> Callable:
-    from medrepro.sample import generators
     if dataset not in _CHECKS:
         g = generators().get(dataset)
         if g is None: raise KeyError(f"unknown data set {dataset!r}; known: {', '.join(generators())}")
@@ -194,7 +193,6 @@ def check_dataset(dataset, folder, n_read=4) -> list:
 def check_main(argv=None):
     "`medrepro-data check <data set> <folder> [--n-read N]`: say what is missing or wrong, exit 1 if anything is."
     import argparse, sys, time
-    from medrepro.sample import generators
     ap = argparse.ArgumentParser(prog='medrepro-data', description='Check that a folder holds a data set in the layout the loaders read (see data/README.md).')
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check', help='check a folder against a data set\'s layout')
