@@ -49,6 +49,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data.loader_kwargs': ('data.html#loader_kwargs', 'medrepro/data.py'),
                                'medrepro.data.read_csv': ('data.html#read_csv', 'medrepro/data.py'),
                                'medrepro.data.register_check': ('data.html#register_check', 'medrepro/data.py'),
+                               'medrepro.data.require_dataset': ('data.html#require_dataset', 'medrepro/data.py'),
                                'medrepro.data.split_from_labels': ('data.html#split_from_labels', 'medrepro/data.py'),
                                'medrepro.data.split_items': ('data.html#split_items', 'medrepro/data.py'),
                                'medrepro.data.split_labels': ('data.html#split_labels', 'medrepro/data.py')},

@@ -12,7 +12,8 @@ from .sample import generate, generators
 
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
-           'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'check_main']
+           'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
+           'check_main']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -188,6 +189,13 @@ def check_dataset(dataset, folder, n_read=4) -> list:
             if problem: out.append((what, str(problem)))
     except (DataError, OSError, ValueError) as e: out.append(('reading', str(e)))   # a step that could not go on
     return out
+
+# %% ../../nbs/08_data.ipynb #ce948fea
+def require_dataset(dataset, folder, n_read=4) -> Path:
+    "`folder` if it passes `check_dataset`, else one `DataError` listing every problem: what a notebook calls first on real data."
+    problems = check_dataset(dataset, folder, n_read)
+    if problems: raise DataError(folder, f'not a {dataset} data set as the loaders read it (see data/README.md):\n  ' + '\n  '.join(f'{w}: {p}' for w, p in problems))
+    return Path(folder)
 
 # %% ../../nbs/08_data.ipynb #f5996dd9
 def check_main(argv=None):
