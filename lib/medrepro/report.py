@@ -567,7 +567,7 @@ def train_main(argv=None):
     "Run one notebook's code without Jupyter (an IPython shell in this process), e.g. under `accelerate launch` or `torchrun`."
     ap = argparse.ArgumentParser(prog='medrepro-train', description='Run a training notebook as a script, with a profile, '
                                  'so `accelerate launch` or `torchrun` can start it on every process of a cluster.')
-    ap.add_argument('notebook', help="notebook name or path, e.g. 33_dsb_train")
+    ap.add_argument('notebook', help="notebook name or path, e.g. 33_dsb.train")
     ap.add_argument('--profile', default='smoke')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     a = ap.parse_args(argv)
