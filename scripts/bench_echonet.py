@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np, cv2, torch
 from medrepro.core import get_device, seed_everything
 from medrepro.data import dataset_path
-from medrepro.echonet.data import echo_index, read_video, traced_arrays, video_frames, split_frames, echo_dataloaders
+from medrepro.data import dataloaders
+from medrepro.echonet.data import echo_index, read_video, traced_arrays, video_frames, split_frames, frame_sets
 from medrepro.nets import MaskLoss
-from medrepro.echonet.nets import EchoUNet, n_params
+from medrepro.nets import n_params
+from medrepro.echonet.model import EchoUNet
 
 
 def plain_loop(path):
@@ -60,7 +62,7 @@ def main():
     seed_everything(0)
     widths = tuple(int(w) for w in a.widths.split(','))
     sp = split_frames(data.frames, 'video')
-    dls = echo_dataloaders(arr['x'], arr['y'], sp, bs=a.bs, device=dev)
+    dls = dataloaders(*frame_sets(arr["x"], arr["y"], sp), bs=a.bs, valid_bs=2 * a.bs, device=dev)
     model, loss = EchoUNet(widths=widths).to(dev), MaskLoss('bce')
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     seen, t, step = 0, None, 0

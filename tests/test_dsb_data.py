@@ -89,6 +89,21 @@ def test_no_masks_folder(sample, tmp_path, scratch_copy):
     assert victim.name in str(e.value)
 
 
+def test_empty_masks_folder_is_warned_about_and_listed(sample, scratch_copy):
+    "Issue 24 item 6: an image whose masks/ folder is empty is read as 0 nuclei, but never silently."
+    d = scratch_copy(sample)
+    victims = sorted((d/'stage1_train').iterdir())[1:3]
+    for v in victims:
+        for f in (v/'masks').iterdir(): f.unlink()
+    with pytest.warns(UserWarning, match='2 image\\(s\\) with an empty masks/ folder') as w:
+        items = D.dsb_items(d)
+    msg = str(w[0].message)
+    assert all(f'{v.name}/images/{v.name}.png' in msg for v in victims)
+    assert D.empty_masks(items) == [v.name for v in victims]
+    _, lab = D.load_item(next(it for it in items if it.id == victims[0].name))
+    assert lab.max() == 0                                                 # still readable, as an image without nuclei
+
+
 def test_mask_size_differs(sample, tmp_path, scratch_copy):
     d = scratch_copy(sample)
     it = D.dsb_items(d)[1]
@@ -124,34 +139,38 @@ def test_processed_image_without_mask(tmp_path):
     assert 'a.jpg' in str(e.value)
 
 
-def test_split_matches_report():
-    ids = [f'{i:03d}' for i in range(670)]
-    s = D.split_ids(ids, seed=42)
+def _ids(items, split):
+    "The image ids of each part of a shared split (positions into `items`)."
+    return {k: [items[i].id for i in v] for k, v in split.items()}
+
+
+def _same(a, b): return all(np.array_equal(a[k], b[k]) for k in ('train', 'valid', 'test'))
+
+
+def test_split_sizes_like_the_report():
+    s = D.split_images(670, seed=42)
     assert [len(s[k]) for k in ('train', 'valid', 'test')] == [402, 134, 134]
-    assert set(s['train']) | set(s['valid']) | set(s['test']) == set(ids)
-    assert not (set(s['train']) & set(s['test'])) and not (set(s['valid']) & set(s['test']))
-    assert s == D.split_ids(ids, seed=42) and s != D.split_ids(ids, seed=1)
-    with pytest.raises(ValueError, match='too few'): D.split_ids(['a', 'b'], seed=0)
+    assert sorted(np.concatenate([s['train'], s['valid'], s['test']]).tolist()) == list(range(670))   # a partition
+    assert all((np.diff(v) > 0).all() for v in s.values())                                          # the shared type: sorted positions
+    assert _same(s, D.split_images(670, seed=42)) and not _same(s, D.split_images(670, seed=1))
+    with pytest.raises(ValueError, match='too few'): D.split_images(2, seed=0)
+
+
+def test_split_keeps_the_earlier_rounding():
+    "0.2 of 16 images is 3 (rounded), as before the shared split, not 4 (split_items rounds a share up)."
+    from medrepro.data import split_items
+    assert [len(D.split_images(16)[k]) for k in ('valid', 'test')] == [3, 3] and len(split_items(16)['test']) == 4
 
 
 def test_stratified_split_shares_out_rare_modalities():
-    ids = [f'{i:03d}' for i in range(200)]
+    ids = list(range(200))
     strata = ['fluo'] * 170 + ['histo'] * 25 + ['bright'] * 5
-    s = D.split_ids(ids, seed=42, strata=strata)
+    s = D.split_images(200, seed=42, strata=strata)
     kind = dict(zip(ids, strata))
     for part, n in (('test', 40), ('valid', 40)):
         assert len(s[part]) == n
         assert sum(kind[i] == 'bright' for i in s[part]) >= 1 and sum(kind[i] == 'histo' for i in s[part]) >= 4
-    assert s == D.split_ids(ids, seed=42, strata=strata)
-
-
-def test_resolve_data_dir_relative_to_project_root(sample, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    assert D.resolve_data_dir(sample) == sample
-    with pytest.raises(DataError, match='does not exist'): D.resolve_data_dir('no/such/dsb')
-    import medrepro.core as core                                  # the relative-path rule lives in core.dataset_path
-    monkeypatch.setattr(core, 'project_root', lambda: sample.parent)
-    assert D.resolve_data_dir(sample.name) == sample.parent/sample.name
+    assert _same(s, D.split_images(200, seed=42, strata=strata))
 
 
 def test_dataloaders_shapes_and_aligned_augmentation(sample):
@@ -159,8 +178,8 @@ def test_dataloaders_shapes_and_aligned_augmentation(sample):
     assert ds.x.shape == (8, 32, 32, 3) and ds.y.shape == (8, 32, 32) and set(np.unique(ds.y)) <= {0, 1}
     # make the image carry its mask, so a flip applied to only one of them would show
     ds.x[:] = (ds.y[..., None] * 255).astype(np.uint8)
-    split = D.split_ids(ds.ids, seed=0)
-    dls = D.dsb_dataloaders(ds, split, bs=4, augment=True, seed=0, device='cpu')
+    split = _ids(ds.items, D.split_images(len(ds), seed=0))
+    dls = D.dsb_dataloaders(ds, split['train'], split['valid'], bs=4, augment=True, seed=0, device='cpu')
     assert len(dls.train_ds) == len(split['train']) and len(dls.valid_ds) == len(split['valid'])
     for _ in range(3):
         xb, yb = dls.one_batch()
@@ -171,10 +190,10 @@ def test_dataloaders_shapes_and_aligned_augmentation(sample):
 
 def test_crops_keep_split_by_image(sample):
     items = D.dsb_items(sample)
-    split = D.split_ids([it.id for it in items], seed=0)
+    split = _ids(items, D.split_images(len(items), seed=0))
     cs = D.load_crops(items, 48, per_image=3, seed=0)
     assert cs.x.shape == (24, 48, 48, 3) and cs.y.shape == (24, 48, 48)
-    dls = D.dsb_dataloaders(cs, split, bs=4, device='cpu')
+    dls = D.dsb_dataloaders(cs, split['train'], split['valid'], bs=4, device='cpu')
     assert len(dls.train_ds) == 3 * len(split['train']) and len(dls.valid_ds) == 3 * len(split['valid'])
     assert cs.y.mean() > 0.02   # crops prefer nuclei
     by_area = D.load_crops(items, 48, per_image=2, seed=0, by_area=True)
@@ -205,23 +224,25 @@ def test_paper_split_is_the_reports_procedure():
     name = lambda ps: [p.split('/')[-1][:-4] for p in ps]
     assert name(tx) == name(ty) and name(vx) == name(vy) and name(sx) == name(sy)   # images and masks stay paired
     import yaml
-    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/'paper'/'dsb.yaml').read_text())['33_dsb_train']
-    s = D.split_ids(list(reversed(ids)), valid=prof['valid_pct'], test=prof['test_pct'], seed=prof['seed'], order=prof['split_order'])
-    assert s['train'] == name(tx) and s['valid'] == name(vx) and s['test'] == name(sx)   # same ids, same training order
+    prof = yaml.safe_load((Path(__file__).parents[1]/'params'/'paper'/'dsb.yaml').read_text())['33_dsb.train']
+    assert prof['split_order'] == 'paper'
+    kw = dict(valid=prof['valid_pct'], test=prof['test_pct'], seed=prof['seed'])
+    s = {k: [ids[i] for i in v] for k, v in D.paper_split(len(ids), **kw).items()}
+    assert sorted(s['train']) == sorted(name(tx)) and s['valid'] == sorted(name(vx)) and s['test'] == sorted(name(sx))   # same ids
+    assert [ids[i] for i in D.paper_train_order(len(ids), **kw)] == name(tx)           # in the same training order
     assert [len(s[k]) for k in ('train', 'valid', 'test')] == [402, 134, 134]
-    ours = D.split_ids(ids, seed=42)
-    assert sorted(ours['test']) == sorted(s['valid']) and not set(ours['test']) & set(s['test'])   # why the order matters
-    with pytest.raises(ValueError, match='order must be'): D.split_ids(ids, order='keras')
+    ours = D.split_images(len(ids), seed=42)
+    assert np.array_equal(ours['test'], D.paper_split(len(ids), **kw)['valid']) and not set(ours['test']) & set(D.paper_split(len(ids), **kw)['test'])   # why the order matters
 
 
 @pytest.mark.parametrize('profile', ['paper', 'real-paper'])
 def test_paper_profiles_set_the_reports_recipe(profile):
     import yaml
     prof = yaml.safe_load((Path(__file__).parents[1]/'params'/profile/'dsb.yaml').read_text())
-    t = prof['33_dsb_train']
+    t = prof['33_dsb.train']
     assert (t['bn_momentum'], t['bn_eps']) == (0.01, 1e-3)                       # Keras BatchNormalization defaults
     assert (t['adam_sqr_mom'], t['adam_eps'], t['wd'], t['lr']) == (0.999, 1e-7, 0.0, 1e-4)   # Keras Adam(1e-4)
-    assert (t['init'], t['soft_masks'], t['interp'], t['reshuffle'], t['split_order']) == ('glorot', True, 'linear', False, 'report')
+    assert (t['init'], t['soft_masks'], t['interp'], t['reshuffle'], t['split_order']) == ('glorot', True, 'linear', False, 'paper')
     assert (t['img_size'], t['bs'], t['epochs'], t['losses'], t['crop'], t['augment'], t['one_cycle'], t['fp16']) == (256, 8, 10, ['bce'], False, False, False, False)
     assert t['filters'] == [16, 32, 64, 128, 256]
 
@@ -255,14 +276,14 @@ def test_report_soft_masks_and_fixed_order(sample):
     items = D.dsb_items(sample)
     ds = D.load_set(items, 32, interp='linear', soft=True)
     assert ds.soft and ds.y.dtype == np.uint8 and ((ds.y > 0) & (ds.y < 255)).any()
-    split = D.split_ids(ds.ids, seed=0, order='report')
-    dls = D.dsb_dataloaders(ds, split, bs=3, seed=0, device='cpu', reshuffle=False)
+    split = _ids(ds.items, dict(D.paper_split(len(ds), seed=0), train=D.paper_train_order(len(ds), seed=0)))
+    dls = D.dsb_dataloaders(ds, split['train'], split['valid'], bs=3, seed=0, device='cpu', reshuffle=False)
     assert len(dls.train) == -(-len(split['train']) // 3)               # partial last batch kept
     first = [list(dls.train.get_idxs()) for _ in range(2)]
     assert first[0] == first[1] == list(range(len(split['train'])))     # same order every epoch
     xb, yb = dls.one_batch()
     assert yb.dtype.is_floating_point and float(yb.max()) <= 1 and ((yb > 0) & (yb < 1)).any()
-    with pytest.raises(ValueError, match='soft targets'): D.dsb_dataloaders(ds, split, augment=True)
+    with pytest.raises(ValueError, match='soft targets'): D.dsb_dataloaders(ds, split['train'], split['valid'], augment=True)
 
 
 @pytest.mark.realdata
@@ -288,3 +309,16 @@ def test_real_kaggle_files(shared_data):
     img, lab = D.load_item(big)
     assert img.shape[2] == 3 and img.dtype == np.uint8 and lab.shape == img.shape[:2]
     assert lab.max() == len(list(big.masks.glob('*.png'))) > 0
+
+
+def test_medrepro_data_check(sample, scratch_copy):
+    "`medrepro-data check dsb2018 <folder>`: nothing to say about the sample set; an empty masks/ folder and a broken mask are named."
+    from medrepro.data import check_dataset
+    assert check_dataset('dsb2018', sample) == []
+    d = scratch_copy(sample)
+    first, second = sorted((d/'stage1_train').iterdir())[:2]
+    for f in (first/'masks').iterdir(): f.unlink()
+    sorted((second/'masks').glob('*.png'))[0].write_bytes(b'not a png')
+    problems = dict(check_dataset('dsb2018', d))
+    assert problems['masks'] == f'1 image(s) with an empty masks/ folder: {first.name}'
+    assert 'unreadable mask' in problems[second.name]

@@ -27,24 +27,24 @@ def test_predict_prob_returns_original_size(mode):
     with pytest.raises(ValueError, match='unknown mode'): E.predict_prob(Bright(), img, 32, 'tiles')
 
 
-def test_report_scores_equal_sklearn_with_its_zero_division():
+def test_paper_scores_equal_sklearn_with_its_zero_division():
     rng = np.random.default_rng(0)
     t, p = rng.random((16, 16)) > 0.7, rng.random((16, 16)) > 0.6
-    r = E.report_scores(p, t)
+    r = E.paper_scores(p, t)
     for k, f in dict(accuracy=skm.accuracy_score, f1=skm.f1_score, jaccard=skm.jaccard_score,
                      recall=skm.recall_score, precision=skm.precision_score).items():
         assert r[k] == pytest.approx(f(t.ravel(), p.ravel())), k
     empty = np.zeros((16, 16), bool)
-    r0 = E.report_scores(empty, t)                                    # nothing predicted
+    r0 = E.paper_scores(empty, t)                                    # nothing predicted
     assert r0['precision'] == skm.precision_score(t.ravel(), empty.ravel(), zero_division=0) == 0
-    assert E.report_scores(empty, t, zero_division=1.0)['precision'] == 1.0
-    both = E.report_scores(empty, empty)                               # nothing to find, nothing found
+    assert E.paper_scores(empty, t, zero_division=1.0)['precision'] == 1.0
+    both = E.paper_scores(empty, empty)                               # nothing to find, nothing found
     assert (both['f1'], both['jaccard'], both['recall'], both['precision'], both['accuracy']) == (0, 0, 0, 0, 1)
 
 
-def test_report_mask_is_bilinear_then_half():
+def test_paper_mask_is_bilinear_then_half():
     m = np.zeros((4, 4), bool); m[:, :2] = True
-    assert E.report_mask(m, 8)[:, :3].all() and not E.report_mask(m, 8)[:, 5:].any()
+    assert E.paper_mask(m, 8)[:, :3].all() and not E.paper_mask(m, 8)[:, 5:].any()
 
 
 def test_evaluate_items_on_a_processed_folder(tmp_path):
@@ -53,15 +53,15 @@ def test_evaluate_items_on_a_processed_folder(tmp_path):
         m = np.zeros((64, 80), np.uint8); m[8:20, 10 + 10 * k:22 + 10 * k] = 255; m[40:52, 40:56] = 255
         Image.fromarray(np.dstack([m] * 3)).save(tmp_path/'images'/f'im{k}.png')
         Image.fromarray(m).save(tmp_path/'masks'/f'im{k}.png')
-    scores, rep, kept, px = E.evaluate_items(Bright(), dsb_items(tmp_path), dict(img_size=64, mode='native'), instances='cc', report_size=32, n_pixels=100)
+    scores, rep, kept, px = E.evaluate_items(Bright(), dsb_items(tmp_path), dict(img_size=64, mode='native'), instances='cc', paper_size=32, n_pixels=100)
     assert list(scores['id']) == ['im0', 'im1', 'im2'] and set(kept) == {'im0', 'im1', 'im2'}
     for c in ('accuracy', 'f1', 'jaccard', 'recall', 'precision', 'instance_ap'):
         assert scores[c].tolist() == pytest.approx([1.0] * 3), c
     assert rep['Jaccard'].tolist() == pytest.approx([1.0] * 3) and list(rep['Image']) == ['im0', 'im1', 'im2']
     assert scores['n_nuclei'].tolist() == [2, 2, 2]
     assert len(px) == 300 and set(px['truth']) == {0, 1} and px.loc[px['truth'] == 1, 'prob'].min() > 0.5
-    panel = kept['im0'][3]
-    assert panel.shape == (32, 3 * 32 + 20, 3) and (panel[:, 32:42] == 255).all()
+    truth, pred = kept['im0'][3]                                          # the report's 32x32 truth and prediction
+    assert truth.shape == pred.shape == (32, 32) and (truth == pred).all()
 
 
 def test_comparison_columns_name_recipe_data_and_resolution():

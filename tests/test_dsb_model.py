@@ -97,10 +97,10 @@ def test_smoke_recipe_beats_all_foreground(tmp_path):
     try:
         seed_everything(42)
         items = D.dsb_items(generate('dsb2018', tmp_path/'dsb', n=16, seed=0))
-        split = D.split_ids([it.id for it in items], seed=42)
+        split = {k: [items[i].id for i in v] for k, v in D.split_images(len(items), seed=42).items()}
         ds = D.load_crops([it for it in items if it.id not in set(split['test'])], 64, per_image=8, seed=42)
-        dls = D.dsb_dataloaders(ds, split, bs=8, seed=42, device='cpu')
-        learn = T.train_run(dls, ModelConfig('resunet', dict(filters=[8, 16, 32, 64, 128])), 'bce', epochs=8, lr=1e-2,
+        dls = D.dsb_dataloaders(ds, split['train'], split['valid'], bs=8, seed=42, device='cpu')
+        learn = T.train_model(dls, ModelConfig('resunet', dict(filters=[8, 16, 32, 64, 128])), 'bce', epochs=8, lr=1e-2,
                             out_dir=tmp_path/'run', one_cycle=True)
         test = [it for it in items if it.id in set(split['test'])]
         loaded = [D.load_item(it) for it in test]

@@ -7,7 +7,7 @@ from medrepro.sample import generate
 from medrepro.nets import MaskLoss, MaskScore
 from medrepro.train import make_learner
 from medrepro.dsb import data as D
-from medrepro.dsb.train import train_run
+from medrepro.dsb.train import train_model
 from ranks import record_rank, run_two_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _dls(tmp_path, per_image=3):
     items = D.dsb_items(generate('dsb2018', tmp_path/'dsb', n=16, seed=0))
-    split = D.split_ids([it.id for it in items], seed=42)
+    split = {k: [items[i].id for i in v] for k, v in D.split_images(len(items), seed=42).items()}
     ds = D.load_crops([it for it in items if it.id not in set(split['test'])], 32, per_image=per_image, seed=42)
-    return D.dsb_dataloaders(ds, split, bs=4, seed=42, device='cpu')
+    return D.dsb_dataloaders(ds, split['train'], split['valid'], bs=4, seed=42, device='cpu')
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
     cfg = ModelConfig('resunet', dict(filters=[4, 8, 16, 32, 64]))   # with BatchNorm: its running statistics must agree too
 
     def train():
-        learn = train_run(dls, cfg, 'bce', epochs=3, lr=1e-2, out_dir=out, one_cycle=True)
+        learn = train_model(dls, cfg, 'bce', epochs=3, lr=1e-2, out_dir=out, one_cycle=True)
         record_rank(ranks, dict(resunet=learn))
         save_model(out/'model', learn.model, cfg)
 
@@ -37,7 +37,7 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
     assert sorted(p.name for p in (out/'model').iterdir()) == ['config.json', 'model.pth']
     hist = pd.read_csv(out/'history.csv')
     assert len(hist) == 3
-    best = hist.loc[hist.valid_loss.idxmin()]              # SaveModelCallback reloaded this epoch's weights
+    best = hist.loc[hist.valid_loss.idxmin()]              # BestCheckpoints reloaded this epoch's weights
     model, _ = load_model(out/'model')
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), w0.values()))
     one = make_learner(dls, model, MaskLoss('bce'), metrics=[MaskScore('dice'), MaskScore('jaccard')], out_dir=tmp_path/'eval', callbacks=False)
@@ -47,12 +47,12 @@ def test_two_gloo_processes_train_the_dsb_model_like_one(tmp_path):
 
 @pytest.mark.slow
 def test_notebook_33_with_two_processes_under_papermill(tmp_path):
-    "`papermill nbs/33_dsb_train.ipynb ... -p num_processes 2` runs headless and saves one model trained by two processes."
+    "`papermill nbs/33_dsb.train.ipynb ... -p num_processes 2` runs headless and saves one model trained by two processes."
     import papermill as pm
     env = {'MEDREPRO_REPORTS': str(tmp_path/'reports'), 'MEDREPRO_ROOT': str(ROOT), 'MEDREPRO_BATCH': '1'}
     old = {k: os.environ.get(k) for k in env}; os.environ.update(env)
     try:
-        pm.execute_notebook(str(ROOT/'nbs'/'33_dsb_train.ipynb'), str(tmp_path/'33.ipynb'), cwd=str(ROOT), kernel_name='python3',
+        pm.execute_notebook(str(ROOT/'nbs'/'33_dsb.train.ipynb'), str(tmp_path/'33.ipynb'), cwd=str(ROOT), kernel_name='python3',
                             parameters=dict(num_processes=2, epochs=2, baseline=False, n_max=10, crops_per_image=2), progress_bar=False)
     finally:
         for k, v in old.items():

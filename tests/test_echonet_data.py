@@ -5,7 +5,7 @@ import cv2
 import pytest
 from medrepro.core import DataError
 from medrepro.sample import generate
-from medrepro.echonet import data as D
+from medrepro.echonet import data as D, sample as S
 
 
 @pytest.fixture(scope='module')
@@ -76,7 +76,7 @@ def test_generator_read_back_through_the_loaders(sample):
     for name, g in d.frames.groupby('FileName'):
         ed, es = (g[g.Phase == p].iloc[0] for p in ('ED', 'ES'))
         assert ed.Area > es.Area
-        ved, ves = (D.tracing_volume(d.coords(name, r.Frame)) * D.SAMPLE_CM_PER_PX ** 3 for r in (ed, es))
+        ved, ves = (D.tracing_volume(d.coords(name, r.Frame)) * S.SAMPLE_CM_PER_PX ** 3 for r in (ed, es))
         assert fl.loc[name, 'EF'] == pytest.approx(100 * (ved - ves) / ved, abs=1e-5)
         assert fl.loc[name, 'EDV'] == pytest.approx(ved, abs=1e-5)
         v = D.read_video(d.video_path(name), fl.loc[name, 'NumberOfFrames'])
@@ -119,9 +119,9 @@ def test_wrong_header(sample, tmp_path, scratch_copy):
     p = scratch_copy(sample)
     t = (p/'VolumeTracings.csv').read_text().replace('FileName,X1,Y1,X2,Y2,Frame', 'FileName,X1,Y1,X2,Y2,FrameNumber', 1)
     (p/'VolumeTracings.csv').write_text(t)
-    with pytest.raises(DataError, match=r'VolumeTracings\.csv: wrong header: missing Frame'): D.echo_index(p)
+    with pytest.raises(DataError, match=r'VolumeTracings\.csv: VolumeTracings\.csv lacks column\(s\) Frame'): D.echo_index(p)
     (p/'FileList.csv').write_text('name,ef\nx,1\n')
-    with pytest.raises(DataError, match=r'FileList\.csv: wrong header'): D.read_filelist(p/'FileList.csv')
+    with pytest.raises(DataError, match=r'FileList\.csv: FileList\.csv lacks column'): D.read_filelist(p/'FileList.csv')
 
 
 def test_non_numeric_coordinate_and_bad_split(sample, tmp_path, scratch_copy):
@@ -187,3 +187,52 @@ def test_unreadable_zero_frame_and_truncated_videos(sample, tmp_path, scratch_co
         a = D.traced_arrays(d, 32, cache_dir=None, on_error='skip')
     assert (~a['ok']).sum() == 6 and a['ok'].sum() == 6
     with pytest.raises(DataError): D.traced_arrays(d, 32, cache_dir=None)
+
+
+# ---- issue 24 item 5: tracings that would draw an empty or a wrong mask without a word
+@pytest.mark.parametrize('what, change, message', [
+    ('inf', lambda tr, i: tr.assign(X1=tr.X1.where(tr.index != i, np.inf)), r'X1 = inf is not finite'),
+    ('nan', lambda tr, i: tr.assign(Y2=tr.Y2.where(tr.index != i, np.nan)), r'column Y2 is not numeric'),
+    ('frame 7.7', lambda tr, i: tr.assign(Frame=tr.Frame.astype(float).where(tr.Frame != tr.Frame[i], tr.Frame[i] + 0.7)),
+     r'Frame = \d+\.7 is not a whole number')])
+def test_bad_tracing_rows_are_errors_naming_file_line_and_video(sample, scratch_copy, what, change, message):
+    p = scratch_copy(sample)
+    tr = pd.read_csv(p/'VolumeTracings.csv'); i = 25; name = D.video_name(tr.FileName[i])
+    change(tr, i).to_csv(p/'VolumeTracings.csv', index=False)
+    line = r'line \d+' if what == 'frame 7.7' else rf'line {i + 2}'
+    with pytest.raises(DataError, match=rf'VolumeTracings\.csv: .*{line}, video {name}: .*{message}' if what != 'nan' else message):
+        D.echo_index(p)
+    if what == 'nan': return                                          # not numeric: the CSV reader's own error, no skipping
+    with pytest.warns(UserWarning, match=rf'skipped 1 video\(s\): line \d+, video {name}'):
+        d = D.echo_index(p, on_error='skip')
+    assert name not in set(d.frames.FileName) and len(d.frames) == 10 and list(d.skipped) == [name]
+    assert name not in set(d.tracings.FileName)
+
+
+def test_tracing_outside_the_frame_is_an_error_not_an_empty_mask(sample, scratch_copy):
+    p = scratch_copy(sample)
+    tr = pd.read_csv(p/'VolumeTracings.csv'); name = D.video_name(tr.FileName[0])
+    big = tr.FileName == tr.FileName[0]
+    tr.loc[big, ['X1', 'Y1', 'X2', 'Y2']] *= 10                       # ten times too large
+    tr.to_csv(p/'VolumeTracings.csv', index=False)
+    with pytest.raises(DataError, match=rf'VolumeTracings\.csv: {name}\.avi frame \d+: line 2 \(.*\) and \d+ more row\(s\) lie outside the 112x112 frame'):
+        D.echo_index(p)
+    with pytest.warns(UserWarning, match=rf'skipped 1 video\(s\): {name}\.avi frame'):
+        d = D.echo_index(p, on_error='skip')
+    assert name not in set(d.frames.FileName) and len(d.frames) == 10
+    # no silently empty mask: every frame the index keeps draws a mask with pixels in it
+    assert all(D.tracing_mask(d.coords(r.FileName, r.Frame)).sum() > 0 for r in d.frames.itertuples())
+    # a point just on the border (within a pixel) is fine
+    tr = pd.read_csv(sample/'VolumeTracings.csv'); tr.loc[0, 'X1'] = 112.5
+    tr.to_csv(p/'VolumeTracings.csv', index=False)
+    assert len(D.echo_index(p).frames) == 12
+
+
+def test_layout_check_names_what_is_wrong(sample, scratch_copy):
+    from medrepro.data import check_dataset
+    assert check_dataset('echonet', sample) == []
+    p = scratch_copy(sample); name = pd.read_csv(p/'FileList.csv').FileName[0]
+    (p/'Videos'/f'{name}.avi').write_bytes(b'not a video')
+    assert [w for w, _ in check_dataset('echonet', p, n_read=24)] == [f'Videos/{name}.avi']
+    (p/'VolumeTracings.csv').unlink()
+    assert [w for w, _ in check_dataset('echonet', p)] == ['VolumeTracings.csv', 'reading']

@@ -3,7 +3,7 @@ import numpy as np, pandas as pd
 import pytest
 from medrepro.sample import generate
 from medrepro.echonet import data as D, eda as A, evaluate as V
-from medrepro.echonet.nets import PAPER_RESULTS
+from medrepro.echonet.evaluate import PAPER_RESULTS
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,7 @@
 "EchoNet EF: method of discs from a mask on shapes of known volume, EF, Bland-Altman, per-video EF from frames."
 import numpy as np, pandas as pd, cv2
 import pytest
-from medrepro.echonet import ef as E, data as D
+from medrepro.echonet import ef as E, data as D, sample as S
 
 
 def test_cylinder_mask_is_exact_and_its_tracing_has_the_right_axis():
@@ -20,9 +20,9 @@ def test_spheroid_volume_within_3_percent_at_any_angle(angle):
 
 
 def test_mask_volume_agrees_with_the_tracing_volume():
-    c = D.lv_tracing((56, 20), 0.2, 60, 16)
-    m = D.tracing_mask(c)
-    assert E.mask_volume(m) == pytest.approx(D.tracing_volume(c), rel=0.05)
+    tracing = S.lv_tracing((56, 20), 0.2, 60, 16)
+    m = D.tracing_mask(tracing)
+    assert E.mask_volume(m) == pytest.approx(D.tracing_volume(tracing), rel=0.05)
     assert E.mask_volume(np.zeros((8, 8))) == 0
 
 

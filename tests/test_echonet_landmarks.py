@@ -5,12 +5,14 @@ import pytest
 import torch
 
 from medrepro.core import seed_everything
-from medrepro.echonet.data import fill_polygon, resolve_data_dir, echo_index, traced_arrays, split_frames, echo_dataloaders
-from medrepro.echonet.nets import echonet_unet
+from medrepro.data import dataset_path, dataloaders
+from medrepro.train import fit
+from medrepro.echonet.data import fill_polygon, echo_index, traced_arrays, split_frames, frame_sets
+from medrepro.echonet.model import echonet_unet
 from medrepro.echonet.landmarks import (corner_angles, optimal_landmarks, expansion_map, border_band, euclidean_map,
                                         gaussian_map, landmark_targets, argmax_points, soft_argmax, points_mask,
                                         target_points, landmark_loss, decode_points, landmark_set, landmark_scores,
-                                        frame_contours, train_landmarks, predict_points)
+                                        frame_contours, predict_points, LandmarkErr)
 
 # a right triangle (0,0)-(8,0)-(8,8) with extra points on its sides: corners 45, 90, 45 degrees, side points 180
 TRI = np.array([[0, 0], [4, 0], [8, 0], [8, 4], [8, 8], [4, 4], [2, 2]], float)
@@ -138,7 +140,7 @@ def test_landmark_set_and_scores():
 @pytest.mark.slow
 def test_smoke_training_beats_mean_landmark_baseline(tmp_path):
     torch.set_num_threads(1)
-    data = echo_index(resolve_data_dir(None, 'sample'))
+    data = echo_index(dataset_path('echonet'))
     sp = split_frames(data.frames, 'video', seed=42)
     sel = np.r_[sp['train'], sp['valid']]
     tr, va = np.arange(len(sp['train'])), np.arange(len(sp['train']), len(sel))
@@ -148,8 +150,9 @@ def test_smoke_training_beats_mean_landmark_baseline(tmp_path):
     ds = landmark_set(arr['x'][sel], arr['y'][sel], contours, k=3, radius=3, band=1, sigma=1.0)
     base = landmark_scores(np.repeat(ds['pts'][tr].mean(0, keepdims=True), len(va), 0), ds['pts'][va], ds['masks'][va])
     seed_everything(42)
-    learn = train_landmarks(echo_dataloaders(ds['x'], ds['y'], dict(train=tr, valid=va), bs=8, seed=42), echonet_unet(1, 3, [8, 16, 32]), 'spatial_ce',
-                            epochs=30, lr=3e-3, out_dir=tmp_path)
+    learn = fit(dataloaders(*frame_sets(ds['x'], ds['y'], dict(train=tr, valid=va)), bs=8, valid_bs=16, device='cpu'), echonet_unet(1, 3, [8, 16, 32]),
+                landmark_loss('spatial_ce'), 30, 3e-3, metrics=[LandmarkErr('spatial_ce')], out_dir=tmp_path, quiet=True,
+                monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None)
     got = landmark_scores(predict_points(learn.model, ds['x'][va], 'spatial_ce'), ds['pts'][va], ds['masks'][va])
     assert got.landmark_err_px.mean() < 0.8 * base.landmark_err_px.mean()
     assert got.f1.mean() > base.f1.mean()

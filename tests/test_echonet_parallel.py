@@ -2,10 +2,11 @@
 import numpy as np, pandas as pd, pytest
 from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.train import make_learner
-from medrepro.echonet.data import echo_dataloaders, fill_polygon
-from medrepro.echonet.nets import train_run
-from medrepro.echonet.landmarks import landmark_set, train_landmarks
+from medrepro.train import make_learner, fit
+from medrepro.data import dataloaders
+from medrepro.echonet.data import frame_sets, fill_polygon
+from medrepro.echonet.train import mask_metrics
+from medrepro.echonet.landmarks import landmark_set, landmark_loss, LandmarkErr
 from ranks import record_rank, run_two_ranks
 
 
@@ -24,16 +25,17 @@ def _frames(n=17, size=16, seed=0):
 def test_two_gloo_processes_train_the_unet_and_a_landmark_model(tmp_path):
     x, m, corners = _frames()
     split = dict(train=np.arange(12), valid=np.arange(12, 17))      # 5 validation frames: the distributed sampler pads one
-    mask_dls = echo_dataloaders(x, m, split, bs=4, device='cpu')
+    mask_dls = dataloaders(*frame_sets(x, m, split), bs=4, valid_bs=8, device='cpu')
     lm = landmark_set(x, m, corners, k=4, radius=2, band=1, sigma=1.0)
-    lm_dls = echo_dataloaders(lm['x'], lm['y'], split, bs=4, device='cpu')
+    lm_dls = dataloaders(*frame_sets(lm['x'], lm['y'], split), bs=4, valid_bs=8, device='cpu')
     cfg_mask = ModelConfig('echonet_unet', dict(n_in=1, n_out=1, widths=[4, 8]))    # with BatchNorm: its buffers must agree too
     cfg_lm = ModelConfig('echonet_unet', dict(n_in=1, n_out=4, widths=[4, 8]))
     ranks = tmp_path/'ranks'; ranks.mkdir()
 
     def train():
-        a = train_run(mask_dls, cfg_mask.build(), MaskLoss('bce'), epochs=2, lr=1e-2, out_dir=tmp_path/'mask')
-        b = train_landmarks(lm_dls, cfg_lm.build(), 'spatial_ce', epochs=2, lr=1e-2, out_dir=tmp_path/'lm', quiet=True)
+        a = fit(mask_dls, cfg_mask.build(), MaskLoss('bce'), 2, 1e-2, metrics=mask_metrics(), out_dir=tmp_path/'mask', quiet=True, monitor='dice_fg', lr_patience=None, es_patience=None)
+        b = fit(lm_dls, cfg_lm.build(), landmark_loss('spatial_ce'), 2, 1e-2, metrics=[LandmarkErr('spatial_ce')], out_dir=tmp_path/'lm', quiet=True,
+                monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None)
         record_rank(ranks, dict(mask=a, lm=b))
         save_model(tmp_path/'mask'/'model', a.model, cfg_mask)
 

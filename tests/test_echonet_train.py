@@ -5,7 +5,9 @@ from medrepro.core import seed_everything
 from medrepro.metrics import seg_scores
 from medrepro.sample import generate
 from medrepro.nets import MaskLoss, MaskScore
-from medrepro.echonet import data as D, nets as N
+from medrepro.data import dataloaders, leak_fraction
+from medrepro.train import fit
+from medrepro.echonet import data as D, model as M, train as T, evaluate as V
 
 
 def _frames():
@@ -15,9 +17,9 @@ def _frames():
 def test_split_by_video_uses_the_split_column():
     s = D.split_frames(_frames(), 'video')
     assert [list(s[k]) for k in ('train', 'valid', 'test')] == [[0, 1, 2, 3, 4, 5], [6, 7], [8, 9]]
-    assert D.leak_fraction(_frames(), s) == 0.0
+    assert leak_fraction(_frames().FileName, s) == 0.0
     s = D.split_frames(_frames(), 'video', n_frames=5, seed=0)   # whole videos: 4 train frames (2 videos) + 1 valid video
-    assert len(s['train']) == 4 and len(s['valid']) == 2 and D.leak_fraction(_frames(), s) == 0.0
+    assert len(s['train']) == 4 and len(s['valid']) == 2 and leak_fraction(_frames().FileName, s) == 0.0
 
 
 def test_frame_split_is_the_papers_80_20_and_leaks():
@@ -26,11 +28,11 @@ def test_frame_split_is_the_papers_80_20_and_leaks():
     assert (len(s['train']), len(s['valid'])) == (80, 20) and list(s['test']) == list(s['valid'])
     assert not set(s['train']) & set(s['valid'])
     # with 2 frames per video, a random frame split puts most validation frames next to their video's other frame
-    assert D.leak_fraction(fr, s) > 0.6
+    assert leak_fraction(fr.FileName, s) > 0.6
     s = D.split_frames(fr, 'frames', n_frames=40, seed=1, hold_out_test=False)
     assert (len(s['train']), len(s['valid'])) == (32, 8)
     with pytest.raises(ValueError, match='unknown split'): D.split_frames(fr, 'patient')
-    with pytest.raises(ValueError, match='too few'): D.split_frames(fr.head(2), 'frames', valid_pct=0.2)
+    with pytest.raises(ValueError, match='too few'): D.split_frames(fr.head(1), 'frames', valid_pct=0.2)
 
 
 def test_frame_split_holds_out_test_videos():
@@ -40,11 +42,11 @@ def test_frame_split_holds_out_test_videos():
 
 def test_dataloaders_mask_and_k_maps():
     x = np.arange(6 * 8 * 8, dtype=np.uint8).reshape(6, 8, 8)
-    dls = D.echo_dataloaders(x, np.ones((6, 8, 8), np.uint8), {'train': [0, 1, 2, 3], 'valid': [4, 5]}, bs=2, device='cpu')
+    dls = dataloaders(*D.frame_sets(x, np.ones((6, 8, 8), np.uint8), {'train': [0, 1, 2, 3], 'valid': [4, 5]}), bs=2, device='cpu')
     xb, yb = dls.valid.one_batch()
     assert xb.shape == (2, 1, 8, 8) and yb.shape == (2, 1, 8, 8)
     assert torch.allclose(xb[0, 0], torch.from_numpy(x[4] / 255.).float())
-    dls = D.echo_dataloaders(x, np.zeros((6, 7, 8, 8), np.float32), {'train': [0, 1], 'valid': [2]}, bs=2, device='cpu')
+    dls = dataloaders(*D.frame_sets(x, np.zeros((6, 7, 8, 8), np.float32), {'train': [0, 1], 'valid': [2]}), bs=2, device='cpu')
     assert dls.valid.one_batch()[1].shape == (1, 7, 8, 8)
 
 
@@ -84,9 +86,10 @@ def test_smoke_model_beats_all_black(tmp_path):
     arr = D.traced_arrays(data, 64, cache_dir=None)
     sp = D.split_frames(data.frames, 'video')
     seed_everything(42)
-    dls = D.echo_dataloaders(arr['x'], arr['y'], sp, bs=4, device='cpu')
-    learn = N.train_run(dls, N.EchoUNet(widths=(8, 16, 32, 64, 128)), MaskLoss('bce'), epochs=10, lr=1e-2, out_dir=tmp_path/'run')
-    p = N.predict_probs(learn.model, arr['x'][sp['test']], device='cpu')[:, 0] > 0.5
+    dls = dataloaders(*D.frame_sets(arr['x'], arr['y'], sp), bs=4, valid_bs=8, device='cpu')
+    learn = fit(dls, M.EchoUNet(widths=(8, 16, 32, 64, 128)), MaskLoss('bce'), 10, 1e-2, metrics=T.mask_metrics(), out_dir=tmp_path/'run',
+                quiet=True, monitor='dice_fg', lr_patience=None, es_patience=None)
+    p = V.predict_probs(learn.model, arr['x'][sp['test']], device='cpu')[:, 0] > 0.5
     fg = seg_scores(p, arr['y'][sp['test']]).f1.mean()
     black = seg_scores(np.zeros_like(p), arr['y'][sp['test']])
     assert black.f1.mean() == 0 and black.dice_all.mean() > 0.8

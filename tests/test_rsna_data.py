@@ -12,9 +12,10 @@ from pydicom.uid import CTImageStorage
 from medrepro.core import DataError
 from medrepro.rsna.dicom import read_series
 from medrepro.imaging import window
-from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, NeckPhantom, box_slices, write_study, estimate_presence, phantom_nifti, read_boxes,
-                                read_labels, seg_file, seg_to_series, study_dirs, study_phantom, study_presence,
-                                vertebra_crops, vertebra_presence, vertebra_slices, write_sample)
+from medrepro.rsna.data import (BOX_COLS, LABELS, TRAIN_COLS, VERTEBRAE, box_slices, estimate_presence, read_boxes,
+                                read_labels, seg_file, seg_to_series, study_dirs, study_presence,
+                                vertebra_crops, vertebra_presence, vertebra_slices)
+from medrepro.rsna.sample import NeckPhantom, write_study, phantom_nifti, study_phantom, write_sample
 
 SIZE, NS = 48, 32
 
@@ -103,11 +104,11 @@ def test_read_labels_ok(tmp_path):
 
 
 @pytest.mark.parametrize('text,match', [
-    ('StudyInstanceUID,patient_overall,C1,C2\n1.2,1,0,1\n', 'missing column.*C3'),
+    ('StudyInstanceUID,patient_overall,C1,C2\n1.2,1,0,1\n', 'lacks column.*C3'),
     (HDR + '1.2,1,0,2,0,0,0,0,0\n', 'C2 must be 0 or 1; row 2'),
     (HDR + '1.2,1,0,x,0,0,0,0,0\n', 'C2 must be 0 or 1'),
     (HDR + '1.2,1,0,1,0,0,0,0,0\n1.2,1,0,1,0,0,0,0,0\n', 'more than once'),
-    ('', 'cannot parse'),
+    ('', 'not a readable'),
 ])
 def test_read_labels_bad(tmp_path, text, match):
     with pytest.raises(DataError, match=match) as e: read_labels(_write(tmp_path, text))
@@ -124,7 +125,7 @@ def test_read_boxes(tmp_path):
     b = read_boxes(tmp_path)
     assert b.slice_number.tolist() == [33] and b.x.tolist() == [10.5]
     _write(tmp_path, 'StudyInstanceUID,x,y\n1.2,1,2\n', 'train_bounding_boxes.csv')
-    with pytest.raises(DataError, match='missing column'): read_boxes(tmp_path)
+    with pytest.raises(DataError, match='lacks column'): read_boxes(tmp_path)
 
 
 def test_study_dirs_missing(tmp_path):
@@ -335,7 +336,8 @@ def test_uneven_slice_spacing_maps_each_slice_at_its_position(sample, tmp_path):
     keep = [k for k in range(NS) if k not in (5, 6, 20)]
     full = read_series(d)
     for k in keep: shutil.copy(full.files[k], tmp_path/full.files[k].name)
-    s = read_series(tmp_path)
+    with pytest.raises(DataError, match='slice gap'): read_series(tmp_path)      # by default a gap is refused
+    s = read_series(tmp_path, gaps='accept')
     assert len(set(np.round(np.diff(s.z), 3))) > 1              # uneven
     truth = study_phantom(0, i, SIZE, NS).labels()
     assert np.array_equal(seg_to_series(seg_file(sample, d.name), s), truth[keep])
@@ -413,11 +415,11 @@ def test_study_dirs_ignore_files_and_hidden_entries(tmp_path):
 
 # ---------------------------------------------------------------- issue 10, case 10: notebooks 10 and 11 validate their parameters
 
-@pytest.mark.parametrize('nb,bad,match', [('10_rsna_dicom', dict(depth=0), 'depth=0: must be >= 1'),
-                                          ('10_rsna_dicom', dict(source='s3'), 'source=.*must be one of'),
-                                          ('10_rsna_dicom', dict(workers='two'), 'workers=.*expected int'),
-                                          ('11_rsna_data', dict(n='four'), "n='four': expected int"),
-                                          ('11_rsna_data', dict(context=-1), 'context=-1')])
+@pytest.mark.parametrize('nb,bad,match', [('10_rsna.dicom', dict(depth=0), 'depth=0: must be >= 1'),
+                                          ('10_rsna.dicom', dict(source='s3'), 'source=.*must be one of'),
+                                          ('10_rsna.dicom', dict(workers='two'), 'workers=.*expected int'),
+                                          ('11_rsna.data', dict(n='four'), "n='four': expected int"),
+                                          ('11_rsna.data', dict(context=-1), 'context=-1')])
 def test_notebook_parameters_are_validated(nb, bad, match):
     import json
     cells = json.loads((Path(__file__).resolve().parents[1]/'nbs'/f'{nb}.ipynb').read_text())['cells']

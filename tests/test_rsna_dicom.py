@@ -10,7 +10,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 from medrepro.core import DataError
 from medrepro.imaging import window
 from medrepro.rsna.dicom import CTSeries, decoder_hint, dicom_files, preprocess_series, read_series
-from medrepro.rsna.data import NeckPhantom, write_study
+from medrepro.rsna.sample import NeckPhantom, write_study
 
 
 def _phantom(size=32, n=12, seed=1, fractures=('C3',)):
@@ -33,21 +33,33 @@ def studies(tmp_path_factory):
 # ---------------------------------------------------------------- real files
 
 @pytest.mark.realdata
-def test_real_j2k_series_ordered_by_position(shared_data):
-    s = read_series(shared_data/'ct_series_j2k')
+def test_real_j2k_series_ordered_by_position(shared_data, tmp_path):
+    """The real series copied under names that sort FEET first (the original SOP-UID names already sort head first, so a
+    reader that kept the name order would pass on them): the order must come from the positions."""
+    src = sorted((shared_data/'ct_series_j2k').iterdir())
+    z_src = [float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]) for f in src]
+    for rank, i in enumerate(np.argsort(z_src)):                # lowest z (feet) gets the first name
+        shutil.copy(src[i], tmp_path/f'{rank:03d}')
+    by_name = [float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]) for f in sorted(tmp_path.iterdir())]
+    assert np.all(np.diff(by_name) > 0), 'precondition: the names sort feet first'
+    s = read_series(tmp_path)
     assert s.hu.shape == (20, 512, 512)
     assert np.all(np.diff(s.z) < 0), 'z must be strictly descending (head first)'
+    assert [f.name for f in s.files] == [f'{k:03d}' for k in range(19, -1, -1)]
     assert s.spacing[0] == pytest.approx(2.0) and s.spacing[1] == pytest.approx(0.9765625)
     assert s.hu.min() <= -900 and s.hu.min() >= -1100           # air
     assert 1000 <= s.hu.max() <= 4000                           # dense bone present
     assert 'JPEG 2000' in s.meta['transfer_syntax']
-    # file names are SOP UIDs: the order must come from IPP, and agree with the z of each file
-    for k in (0, 7, 19):
-        assert float(pydicom.dcmread(s.files[k], stop_before_pixels=True).ImagePositionPatient[2]) == pytest.approx(s.z[k])
+    for k in (0, 7, 19):                                        # each slice's HU come from the file at that z
+        ds = pydicom.dcmread(s.files[k])
+        assert float(ds.ImagePositionPatient[2]) == pytest.approx(s.z[k])
+        assert np.array_equal(s.hu[k], ds.pixel_array.astype(np.int32)*int(ds.RescaleSlope) + int(ds.RescaleIntercept))
     assert len(set(s.slice_numbers)) == 20                       # InstanceNumber (names are not numbers)
     assert s.hu.dtype == np.int16                                # integer rescale: int16 kept
-    procs = read_series(shared_data/'ct_series_j2k', workers=2, executor='process')
+    procs = read_series(tmp_path, workers=2, executor='process')
     assert np.array_equal(procs.hu, s.hu) and np.array_equal(procs.z, s.z)
+    orig = read_series(shared_data/'ct_series_j2k')
+    assert np.array_equal(orig.hu, s.hu) and np.array_equal(orig.z, s.z)
 
 
 @pytest.mark.realdata
@@ -210,10 +222,69 @@ def test_decoder_hints():
     assert 'pylibjpeg-rle' in decoder_hint(RLELossless)
 
 
-def test_dicom_files_prefers_dcm_and_skips_hidden(studies, tmp_path):
+def test_dicom_files_skips_hidden_and_warns_about_non_dicom(studies, tmp_path):
     shutil.copy(studies[1]['none']/'1.dcm', tmp_path/'1.dcm')
-    (tmp_path/'notes.txt').write_text('x'); (tmp_path/'.DS_Store').write_text('x')
-    assert [f.name for f in dicom_files(tmp_path)] == ['1.dcm']
+    (tmp_path/'notes.txt').write_text('x'); (tmp_path/'.DS_Store').write_text('x'); (tmp_path/'DICOMDIR').write_bytes(b'x')
+    with pytest.warns(UserWarning, match=r'skipped 1 file\(s\) that are not DICOM: notes\.txt$'):
+        assert [f.name for f in dicom_files(tmp_path)] == ['1.dcm']
+
+
+def test_series_read_by_content_whatever_the_suffix(studies, tmp_path):
+    "Issue 24 (3): slices named *.dcm, *.DCM and without suffix in one folder are all read; a stray file is named in one warning."
+    ph, dirs = studies
+    ref = read_series(dirs['none'])
+    for k, f in enumerate(sorted(dirs['none'].glob('*.dcm'))):
+        shutil.copy(f, tmp_path/(f.name if k % 3 == 0 else f.stem + '.DCM' if k % 3 == 1 else f.stem))
+    (tmp_path/'README').write_text('exported by hand'); (tmp_path/'thumb.png').write_bytes(b'\x89PNG')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        s = read_series(tmp_path)
+    assert len(s) == ph.n and np.array_equal(s.hu, ref.hu) and np.array_equal(s.z, ref.z)
+    assert s.slice_numbers.tolist() == ref.slice_numbers.tolist()
+    msgs = [str(x.message) for x in w if 'not DICOM' in str(x.message)]
+    assert len(msgs) == 1 and 'README' in msgs[0] and 'thumb.png' in msgs[0]
+
+
+def test_only_non_dicom_files_is_an_error(tmp_path):
+    (tmp_path/'a').write_text('x'); (tmp_path/'b.txt').write_text('y')
+    with pytest.raises(DataError, match='no DICOM files in this folder .2 other files'): dicom_files(tmp_path)
+
+
+def _drop(dirs, tmp_path, missing):
+    files = sorted(dirs['none'].glob('*.dcm'), key=lambda f: int(f.stem))
+    for k, f in enumerate(files):
+        if k not in missing: shutil.copy(f, tmp_path/f.name)
+    return files
+
+
+def test_missing_slice_is_an_error_naming_the_gap(studies, tmp_path):
+    "Issue 24 (4): a 2-step gap (one slice missing) is refused by default, naming the folder and the slices around it."
+    ph, dirs = studies
+    files = _drop(dirs, tmp_path, {5})
+    with pytest.raises(DataError, match=rf"{tmp_path.name}: slice gap: {files[4].name} \(z=.*\) and {files[6].name} .* are {2*ph.dz:.2f} mm apart"):
+        read_series(tmp_path)
+    with pytest.raises(DataError, match='slice gap'): preprocess_series(tmp_path, depth=8, size=16)
+    with pytest.raises(ValueError, match='gaps must be'): read_series(tmp_path, gaps='ignore')
+
+
+def test_missing_slice_accepted_is_resampled_on_real_positions(studies, tmp_path):
+    ph, dirs = studies
+    files = _drop(dirs, tmp_path, {5})
+    s = read_series(tmp_path, gaps='accept')
+    assert len(s) == ph.n - 1 and s.meta['gaps'] == [(files[4].name, files[6].name, pytest.approx(2*ph.dz, abs=1e-3))]
+    full = read_series(dirs['none'])
+    from medrepro.imaging import multi_window, resize_inplane, resample_axis
+    x = preprocess_series(tmp_path, depth=ph.n, size=16, windows=('bone',), dtype=np.float32, gaps='accept')
+    truth = multi_window(resample_axis(resize_inplane(full.hu, 16), ph.n), ('bone',))    # the complete series
+    on_index = multi_window(resample_axis(resize_inplane(s.hu, 16), ph.n), ('bone',))     # the gap ignored
+    err, err_index = np.abs(x - truth).mean(), np.abs(on_index - truth).mean()
+    assert np.allclose(x[:, :5], truth[:, :5], atol=1e-5) and np.allclose(x[:, 6:], truth[:, 6:], atol=1e-5)   # every real slice where it belongs
+    assert err < err_index/5, (err, err_index)
+    assert not np.allclose(preprocess_series(dirs['none'], depth=8, size=16), preprocess_series(tmp_path, depth=8, size=16, gaps='accept'), atol=0)
+
+
+def test_even_series_has_no_gaps(studies):
+    for name in ('none', 'reversed', 'j2k'): assert read_series(studies[1][name]).meta['gaps'] == []
 
 
 # ---------------------------------------------------------------- preprocess_series + cache

@@ -1,6 +1,7 @@
 "RSNA evaluation: prediction, per-label scores with the paper's NA, constant answers (the paper's C7 arithmetic), and a smoke model that learns."
 import numpy as np, pandas as pd, pytest, torch
-from medrepro.rsna.evaluate import predict, label_scores, constant_predictions, rule_prediction, wll_table
+from medrepro.train import predict
+from medrepro.rsna.evaluate import label_scores, constant_predictions, rule_prediction, wll_table
 
 
 def test_predict_in_batches():
@@ -37,9 +38,11 @@ def test_smoke_crop_model_learns_and_never_sees_the_test_studies(tmp_path):
     from medrepro.core import seed_everything
     from medrepro.train import make_learner
     from medrepro.rsna.data import read_labels, rsna_root, split_studies, study_labels
-    from medrepro.rsna.losses import SliceAuxLoss, rsna_metrics, weighted_log_loss
-    from medrepro.rsna.nets import CropGRU
-    from medrepro.rsna.preprocess import load_inputs, volume_dls
+    from medrepro.rsna.metrics import rsna_metrics, weighted_log_loss
+    from medrepro.rsna.train import SliceAuxLoss
+    from medrepro.rsna.model import CropGRU
+    from medrepro.data import dataloaders
+    from medrepro.rsna.preprocess import load_inputs, float_sets
     root = rsna_root(n_studies=36)
     sp = split_studies(read_labels(root), .25, .25, None, 42)
     assert not set(sp['test']) & (set(sp['train']) | set(sp['valid']))
@@ -48,7 +51,7 @@ def test_smoke_crop_model_learns_and_never_sees_the_test_studies(tmp_path):
     y_tr, y_va, y_te = (study_labels(root, sp[k]) for k in ('train', 'valid', 'test'))
     seed_everything(42)
     model = CropGRU(3, widths=(16, 32, 64), hidden=32)
-    learn = make_learner(volume_dls(c_tr, y_tr, c_va, y_va, bs=4, device='cpu'), model, SliceAuxLoss(model, 1.), metrics=rsna_metrics(),
+    learn = make_learner(dataloaders(*float_sets(c_tr, y_tr, c_va, y_va), bs=4, device='cpu', drop_last=False), model, SliceAuxLoss(model, 1.), metrics=rsna_metrics(),
                          lr=3e-3, out_dir=tmp_path/'m', monitor='wll', comp=np.less, lr_patience=None)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(16, 3e-3)
     p = predict(learn.model, c_te, device='cpu')

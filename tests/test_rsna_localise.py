@@ -6,10 +6,12 @@ import fastai.callback.schedule
 from medrepro.core import ModelConfig, save_model
 from medrepro.imaging import resample_axis
 from medrepro.train import make_learner
-from medrepro.rsna.data import write_sample, seg_file, study_presence, range_scores, VERTEBRAE
+from medrepro.rsna.data import seg_file, study_presence, range_scores, VERTEBRAE
+from medrepro.rsna.sample import write_sample
 from medrepro.rsna.dicom import read_series
-from medrepro.rsna.preprocess import series_input, localiser_inputs, volume_dls
-from medrepro.rsna.localise import LocaliserNet, LocaliserDataset, postprocess, mean_range_iou, Localiser
+from medrepro.data import ArraySet, dataloaders
+from medrepro.rsna.preprocess import series_input, localiser_inputs, as_float32
+from medrepro.rsna.localise import LocaliserNet, LocaliserAugment, postprocess, mean_range_iou, Localiser
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +39,8 @@ def test_inputs_shapes_and_cache(tiny, tmp_path):
     for k in ('x', 'y', 'pres', 'est', 'z'): assert np.array_equal(again[k], d[k])
     none = localiser_inputs(root, uids[2], depth=16, size=16, cache_dir=tmp_path)
     assert seg_file(root, uids[2]) is None and none['y'] is None and none['pres'] is None and none['x'].shape == (16, 2, 16, 16)
-    ds = LocaliserDataset(d['x'][None], d['y'][None], augment=True, zcrop=0.5)
+    aug = LocaliserAugment(zcrop=0.5)
+    ds = ArraySet(d['x'][None], d['y'][None], x_tfm=aug.x, y_tfm=aug.y)
     torch.manual_seed(0)
     for _ in range(5):
         xa, ya = ds[0]
@@ -78,7 +81,7 @@ def test_mean_range_iou():
 
 
 def test_missing_model_names_the_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match='14_rsna_localise'): Localiser.load(tmp_path/'nothing')
+    with pytest.raises(FileNotFoundError, match='14_rsna.localise'): Localiser.load(tmp_path/'nothing')
 
 
 def test_training_learns_save_load_and_study_presence(tiny, tmp_path):
@@ -86,8 +89,9 @@ def test_training_learns_save_load_and_study_presence(tiny, tmp_path):
     seg = [u for u in uids if seg_file(root, u) is not None]
     inp = {u: localiser_inputs(root, u, depth=16, size=16, cache_dir=tmp_path/'cache') for u in seg}
     st = lambda us, k: np.stack([inp[u][k] for u in us])
-    dls = volume_dls(st(seg[:2], 'x'), st(seg[:2], 'y'), st(seg[2:], 'x'), st(seg[2:], 'y'), bs=2, device='cpu', augment=True,
-                     dataset=lambda x, y, a: LocaliserDataset(x, y, a, zcrop=0.1))
+    aug = LocaliserAugment(zcrop=0.1)
+    dls = dataloaders(ArraySet(st(seg[:2], 'x'), st(seg[:2], 'y'), x_tfm=aug.x, y_tfm=aug.y),
+                      ArraySet(st(seg[2:], 'x'), st(seg[2:], 'y'), x_tfm=as_float32, y_tfm=as_float32), bs=2, device='cpu', drop_last=False)
     torch.manual_seed(0)
     metrics = [accuracy_multi, AccumMetric(mean_range_iou, activation=ActivationType.Sigmoid, flatten=False, name='iou')]
     learn = make_learner(dls, LocaliserNet(2, (4, 8), 8), BCEWithLogitsLossFlat(), metrics=metrics, lr=2e-2,

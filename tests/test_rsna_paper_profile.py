@@ -21,7 +21,7 @@ def test_split_sizes_in_every_notebook_that_splits():
 
 
 def test_effnet_gru_settings():
-    nb16 = PAPER['16_rsna_effnet_gru']
+    nb16 = PAPER['16_rsna.train']
     assert nb16['img_size'] == STATED['img_size'] and nb16['epochs_a'] == STATED['epochs_a']
     assert nb16['slice_limits'] == STATED['slice_limits'] and 'jpg' in nb16['routes']
     assert sorted(nb16['vertebrae']) == ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
@@ -29,7 +29,7 @@ def test_effnet_gru_settings():
 
 def test_notebooks_document_the_same_values():
     lim = ', '.join(f'{v} {n}' for v, n in STATED['slice_limits'].items())
-    assert lim in _md('16_rsna_effnet_gru.ipynb')
-    assert '224x224' in _md('16_rsna_effnet_gru.ipynb') and '10 epochs' in _md('16_rsna_effnet_gru.ipynb')
-    assert '600' in _md('12_rsna_eda.ipynb') and '120' in _md('12_rsna_eda.ipynb')
-    assert '0.175' in _md('17_rsna_evaluate.ipynb') and '42/141' in _md('17_rsna_evaluate.ipynb')
+    assert lim in _md('16_rsna.train.ipynb')
+    assert '224x224' in _md('16_rsna.train.ipynb') and '10 epochs' in _md('16_rsna.train.ipynb')
+    assert '600' in _md('11_rsna.data.ipynb') and '120' in _md('11_rsna.data.ipynb')
+    assert '0.175' in _md('17_rsna.evaluate.ipynb') and '42/141' in _md('17_rsna.evaluate.ipynb')

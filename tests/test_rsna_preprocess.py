@@ -1,8 +1,9 @@
 "RSNA model inputs: depth reduction, per-study inputs (HU and JPG routes, per-vertebra limits) and their cache, lazy reading, volumes."
 import numpy as np, pandas as pd, pytest, torch
-from medrepro.rsna.data import write_sample, seg_file, VERTEBRAE
+from medrepro.rsna.data import seg_file, VERTEBRAE
+from medrepro.rsna.sample import write_sample
 from medrepro.rsna.preprocess import (pick_depth, interp_depth, slab_depth, fracture_sampled, positions, roundtrip_box_error,
-                                      study_inputs, load_inputs, load_volumes, LazyInputs, VolumeDataset, jpg_slices, slice_picks)
+                                      study_inputs, load_inputs, load_volumes, LazyInputs, float_sets, jpg_slices, slice_picks)
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +59,7 @@ def test_load_inputs_lazy_and_volumes(tiny_rsna, tmp_path):
     lseq, lcrops, _ = load_inputs(tiny_rsna, uids, tmp_path, lazy=True, **kw)
     assert isinstance(lcrops, LazyInputs) and len(lcrops) == 3
     assert np.array_equal(lcrops[1], crops[1]) and np.array_equal(lcrops[0:2], crops[0:2]) and np.array_equal(lseq['C5'][2], seq['C5'][2])
-    x, y = VolumeDataset(lcrops, np.zeros((3, 8)))[2]
+    x, y = float_sets(lcrops, np.zeros((3, 8)), lcrops, np.zeros((3, 8)))[1][2]
     assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2].astype(np.float32))
     with pytest.raises(ValueError, match='cache_dir'): load_inputs(tiny_rsna, uids, None, lazy=True, **kw)
     vols = load_volumes(tiny_rsna, uids[:2], depth=8, size=16, windows=('bone', 'soft'))

@@ -1,7 +1,9 @@
-"RSNA data helpers defined in notebook 12: prevalence, co-occurrence, the train/valid/test split, labels, the data folder."
+"RSNA data helpers: prevalence, co-occurrence (notebook 12), the train/valid/test split, labels, the data folder (notebook 11)."
 import numpy as np, pandas as pd, pytest
 from medrepro.core import DataError
-from medrepro.rsna.data import label_prevalence, cooccurrence, split_studies, study_labels, rsna_root, write_sample, LABELS
+from medrepro.rsna.data import split_studies, study_labels, rsna_root, LABELS
+from medrepro.rsna.eda import label_prevalence, cooccurrence
+from medrepro.rsna.sample import write_sample
 
 
 def _labels():

@@ -1,8 +1,8 @@
 "RSNA networks: output shapes, patient_overall from the vertebrae, pretrained weights, autocast, learning, save/load through core."
 import numpy as np, pytest, torch
 from medrepro.core import ModelConfig, save_model, load_model
-from medrepro.rsna.losses import rsna_loss
-from medrepro.rsna.nets import Cnn3dStandIn, EffNetGRU, CropGRU, effnet_b0, with_patient, patient_logit
+from medrepro.rsna.metrics import rsna_loss
+from medrepro.rsna.model import Cnn3dStandIn, EffNetGRU, CropGRU, effnet_b0, with_patient, patient_logit
 
 
 def test_cnn3d_shapes():
@@ -74,7 +74,7 @@ def test_registered_save_and_load(tmp_path, arch, params, x):
     m = ModelConfig(arch, params).build().eval()
     save_model(tmp_path, m, ModelConfig(arch, params, meta=dict(test_uids=['a'], valid_uids=['b'])))
     m2, cfg = load_model(tmp_path, device='cpu')
-    assert cfg.arch == arch and cfg.module == 'medrepro.rsna.nets' and cfg.meta['test_uids'] == ['a']
+    assert cfg.arch == arch and cfg.module == 'medrepro.rsna.model' and cfg.meta['test_uids'] == ['a']
     with torch.no_grad(): assert torch.allclose(m(x), m2(x), atol=1e-6)
 
 

@@ -2,13 +2,14 @@
 import numpy as np, torch
 import pytest
 from medrepro.core import save_model, load_model, ModelConfig
-from medrepro.echonet import nets as N
+from medrepro.echonet import model as N
+from medrepro.nets import n_params
 
 
 def test_paper_widths_parameter_count():
     # Ronneberger widths with batch norm: 31.0 M; without the bridge the 1024-channel level is gone
-    assert N.n_params(N.EchoUNet()) == 31_036_481
-    assert N.n_params(N.EchoUNet(bridge=False)) == 15_828_033
+    assert n_params(N.EchoUNet()) == 31_036_481
+    assert n_params(N.EchoUNet(bridge=False)) == 15_828_033
 
 
 def test_shapes_bridge_and_attention():

@@ -2,8 +2,9 @@
 import numpy as np, pandas as pd, pytest, torch
 import torch.nn.functional as F
 from medrepro.rsna.data import LABELS, VERTEBRAE
-from medrepro.rsna.losses import label_weights, weighted_log_loss, WeightedBCE, rsna_loss, paper_score, rsna_metrics, SliceAuxLoss
-from medrepro.rsna.nets import CropGRU
+from medrepro.rsna.metrics import label_weights, weighted_log_loss, WeightedBCE, rsna_loss, paper_score, rsna_metrics
+from medrepro.rsna.train import SliceAuxLoss
+from medrepro.rsna.model import CropGRU
 
 
 def test_weights():
