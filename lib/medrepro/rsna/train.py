@@ -41,26 +41,26 @@ def per_vertebra_data(seq, y, vertebra):
 
 # %% ../../../nbs/16_rsna.train.ipynb #742476fb
 def fit_vertebra_model(seq_tr, y_tr, seq_va, y_va, vertebra, out_dir, meta=None, epochs=10, lr=3e-4, bs=8, device=None, seed=42,
-                       in_ch=3, hidden=128, pretrained=False, width=1.0) -> Learner:
+                       in_ch=3, hidden=128, pretrained=False, width=1.0, quiet=False) -> Learner:
     "The paper's per-vertebra model: an `EffNetGRU` on `vertebra`'s sequences, weighted BCE 2 / 1 (the vertebra part of the competition's weights), `train.fit`; rank 0 saves it in `out_dir`."
     seed_everything(seed + rank_distrib())
     xa_tr, ya_tr = per_vertebra_data(seq_tr, y_tr, vertebra); xa_va, ya_va = per_vertebra_data(seq_va, y_va, vertebra)
     dls = dataloaders(*float_sets(xa_tr, ya_tr, xa_va, ya_va), bs=bs, device=device, drop_last=False, tfmd=True)
     model = EffNetGRU(n_out=1, in_ch=in_ch, hidden=hidden, pretrained=pretrained, width=width)
-    learn = fit(dls, model, WeightedBCE(2., 1.), epochs, lr, metrics=rsna_metrics()[:2], out_dir=out_dir, quiet=True, lr_patience=None)
+    learn = fit(dls, model, WeightedBCE(2., 1.), epochs, lr, metrics=rsna_metrics()[:2], out_dir=out_dir, quiet=quiet, lr_patience=None)
     save_model(out_dir, learn, ModelConfig('rsna_effnet_gru', dict(n_out=1, in_ch=in_ch, hidden=hidden, width=width), meta=dict(vertebra=vertebra, **(meta or {}))))
     return learn
 
 
 # %% ../../../nbs/16_rsna.train.ipynb #bc988353
 def fit_crop_model(crop_tr, y_tr, crop_va, y_va, out_dir, meta=None, epochs=20, lr=3e-4, bs=8, aux=1., device=None, seed=42,
-                   in_ch=3, encoder='small', widths=(16, 32, 64), hidden=64, pretrained=False) -> Learner:
+                   in_ch=3, encoder='small', widths=(16, 32, 64), hidden=64, pretrained=False, quiet=False) -> Learner:
     "Our localised model: a `CropGRU` on the vertebra crops, the competition loss (+ `aux` x the slice supervision), `train.fit` keeping the best validation weighted log loss; rank 0 saves it in `out_dir`."
     seed_everything(seed + rank_distrib())
     dls = dataloaders(*float_sets(crop_tr, y_tr, crop_va, y_va), bs=bs, device=device, drop_last=False, tfmd=True)
     model = CropGRU(in_ch=in_ch, encoder=encoder, widths=tuple(widths), hidden=hidden, pretrained=pretrained)
     learn = fit(dls, model, SliceAuxLoss(model, aux) if aux else rsna_loss(), epochs, lr, metrics=rsna_metrics(), out_dir=out_dir,
-                quiet=True, monitor='wll', comp=np.less, lr_patience=None)   # one cycle schedules the lr itself
+                quiet=quiet, monitor='wll', comp=np.less, lr_patience=None)   # one cycle schedules the lr itself
     save_model(out_dir, learn, ModelConfig('rsna_crop_gru', dict(in_ch=in_ch, encoder=encoder, widths=list(widths), hidden=hidden),
                                            meta=dict(aux=aux, **(meta or {}))))
     return learn
