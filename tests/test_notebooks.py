@@ -54,3 +54,9 @@ def test_profiles_only_set_declared_parameters(path):
         hit = [s for s in declared if fnmatch.fnmatch(s, pat)]
         assert hit, f'{path.name}: {pat} matches no notebook'
         for k in vals: assert any(k in declared[s] for s in hit), f'{path}: {pat}.{k} is no notebook parameter'
+
+
+def test_every_notebook_opens_with_the_project_kernel():
+    "Issue 28: JupyterLab selects the project's kernel (`medrepro`, installed by make setup), not whichever `python3` the machine has."
+    bad = [nb.name for nb in NBS if json.loads(nb.read_text())['metadata'].get('kernelspec', {}).get('name') != 'medrepro']
+    assert not bad, f'{bad}: run scripts/set_kernel.py'
