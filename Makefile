@@ -13,7 +13,7 @@ BATCH := data reports report test nbdev-test pytest notebooks mutation
 $(BATCH): export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean clean-cache
+.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean clean-cache weights
 
 help: ## list the targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ lab: setup ## open JupyterLab on nbs/ with the kernel `medrepro`, figures inline
 
 mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM code; prints the surviving mutants
 	$(BIN)/python scripts/mutation.py --fresh
+
+weights: setup ## on a connected machine, once: the ImageNet weight files the paper profiles start from, into torch's cache, hash-checked
+	$(BIN)/python scripts/weights.py
 
 clean: ## remove generated reports, build files and sample data (keeps .venv, data/raw and data/cache)
 	rm -rf build reports/*/ reports/index.html reports/index.png reports/timings.csv reports/manifest.json data/sample

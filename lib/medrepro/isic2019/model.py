@@ -22,7 +22,7 @@ def imagenet_weights(arch):
     p = Path(torch.hub.get_dir())/'checkpoints'/Path(w.url).name
     if not p.is_file():
         raise FileNotFoundError(f'pretrained=True but the ImageNet weights of {arch} are not in the local torch cache ({p}). '
-                                f'Nothing is downloaded at run time: copy {Path(w.url).name} there (from {w.url}) or use pretrained=False.')
+                                f'Nothing is downloaded at run time: run `make weights` once on a connected machine (or copy {Path(w.url).name} there from {w.url}), or use pretrained=False.')
     return w
 
 @register_model('isic_torchvision')

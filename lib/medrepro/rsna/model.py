@@ -59,7 +59,7 @@ def effnet_b0(pretrained=False, in_ch=3, width=1.0) -> nn.Module:
         f = Path(torch.hub.get_dir())/'checkpoints'/Path(weights.url).name
         if not f.exists():
             raise FileNotFoundError(f'{f}: pretrained EfficientNet-B0 weights are not cached and cannot be downloaded here; '
-                                    f'copy {weights.url} to that path on a connected machine, or use pretrained=False')
+                                    f'run `make weights` on a connected machine (or copy {weights.url} to that path), or use pretrained=False')
     m = efficientnet_b0(weights=weights) if width == 1.0 else EfficientNet(_efficientnet_conf('efficientnet_b0', width_mult=width, depth_mult=1.0)[0], 0.2)
     if in_ch != 3:                                       # first conv for other channel counts (mean of RGB filters if pretrained)
         old = m.features[0][0]
