@@ -60,10 +60,10 @@ def sample_video(rng, n_frames, period, t_ed, geom, shape=(112, 112)) -> tuple:
     "(frames (T, H, W) uint8, tracing at ED, tracing at ES) of one synthetic apical-4-chamber-like video."
     apex, theta, L, W, sL, sW, wt = (geom[k] for k in ('apex', 'theta', 'L', 'W', 'sL', 'sW', 'wall'))
     bumps = geom.get('bumps', NO_BUMPS)
-    lv, wall_lv, dark, gain = (geom.get(k, v) for k, v in (('lv', 0.06), ('wall_level', 0.70), ('dark', 0.08), ('gain', 1.0)))   # this patient's look
+    lv, wall_lv, dark, gain, tissue_lv = (geom.get(k, v) for k, v in (('lv', 0.06), ('wall_level', 0.70), ('dark', 0.08), ('gain', 1.0), ('tissue', 0.30)))   # this patient's look
     d, nrm = np.array([np.sin(theta), np.cos(theta)]), np.array([np.cos(theta), -np.sin(theta)])
     fan = _fan(shape)
-    tissue = 0.30 + 0.10 * cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 8) * 3
+    tissue = tissue_lv + 0.10 * cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 8) * 3
     s0 = _speckle(rng, shape)
     frames = []
     for t in range(n_frames):
@@ -105,10 +105,10 @@ def make_sample(dest, n=24, seed=0):
         period = 2 * int(round(fps * 30 / rng.uniform(55, 100)))          # heart rate 55-100 beats per minute (even: ES half a beat from ED)
         ef = rng.uniform(0.15, 0.35) if rng.random() < 0.2 else rng.uniform(0.45, 0.72)
         sL = (1 - ef) ** 0.25; sW = np.sqrt((1 - ef) / sL)                # volume ~ L W^2 shrinks by (1 - ef)
-        lv = rng.uniform(0.04, 0.25)                                       # each patient's own look: cavity, wall, gain (ours)
+        lv = rng.uniform(0.03, 0.14)                                       # each patient's own look: cavity, wall, gain (ours)
         geom = dict(apex=(rng.uniform(44, 68), rng.uniform(12, 28)), theta=rng.uniform(-0.3, 0.45),
-                    L=rng.uniform(44, 70), W=rng.uniform(11.5, 20), sL=sL, sW=sW, wall=rng.uniform(4, 8),
-                    lv=lv, wall_level=rng.uniform(0.35, 0.8), dark=lv * rng.uniform(0.8, 1.2), gain=rng.uniform(0.7, 1.25),
+                    L=rng.uniform(48, 70), W=rng.uniform(12.5, 20), sL=sL, sW=sW, wall=rng.uniform(4, 8),
+                    lv=lv, wall_level=rng.uniform(0.3, 0.8), dark=lv * rng.uniform(0.8, 1.2), gain=rng.uniform(0.8, 1.1), tissue=rng.uniform(0.2, 0.45),
                     bumps=tuple((rng.uniform(0, 0.12), rng.uniform(1.5, 3), rng.uniform(0, 2 * np.pi)) for _ in range(2)))   # papillary muscles, uneven walls
         first = int(rng.integers(3, 10))
         ed_first = rng.random() < 0.6
