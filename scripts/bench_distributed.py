@@ -1,5 +1,5 @@
 """Data-parallel training speed (issue #12): images/s of the DSB ResUNet trained by the notebooks' own code path
-(`dsb.train.train_run` under `train.launch`) in 1 process and in N processes, on the same data and model.
+(`dsb.train.train_model` under `train.launch`) in 1 process and in N processes, on the same data and model.
 
 On a CPU the processes talk over gloo and share the machine's cores. A forked process can only use one thread
 (OpenMP does not survive fork, see notebook 04), so N CPU processes use N threads in all; the one-process baseline is
@@ -17,7 +17,7 @@ from medrepro.core import ModelConfig, get_device
 from medrepro.data import dataset_path
 from medrepro.train import launch
 from medrepro.dsb import data as D
-from medrepro.dsb.train import train_run
+from medrepro.dsb.train import train_model
 
 
 class EpochClock(Callback):
@@ -35,7 +35,7 @@ def run(n, dls, cfg, epochs, work, threads):
         if n == 1: torch.set_num_threads(threads)                                           # forked processes stay at one thread
         clock = EpochClock()
         with contextlib.redirect_stdout(io.StringIO()):                                      # no epoch log: the table says it
-            train_run(dls, cfg, 'bce', epochs=epochs, lr=1e-2, out_dir=work/f'run{n}', one_cycle=True, cbs=[clock])
+            train_model(dls, cfg, 'bce', epochs=epochs, lr=1e-2, out_dir=work/f'run{n}', one_cycle=True, cbs=[clock])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024                     # MB, this process
         if not rank_distrib():
             res.write_text(json.dumps(dict(secs=clock.secs, world=max(num_distrib(), 1), peak_mb=peak)))
@@ -60,9 +60,10 @@ def main():
     cores = os.cpu_count() or 1
     path = Path(a.data_dir) if a.data_dir else dataset_path('dsb2018')
     items = D.dsb_items(path)
-    split = D.split_ids([it.id for it in items], seed=42)
+    ids = [it.id for it in items]
+    split = {k: [ids[i] for i in v] for k, v in D.split_images(len(ids), seed=42).items()}
     ds = D.load_crops([it for it in items if it.id not in set(split['test'])], a.img_size, per_image=a.crops, seed=42)
-    dls = D.dsb_dataloaders(ds, split, bs=a.bs, seed=42, device=get_device(None) if not cuda else 'cuda')
+    dls = D.dsb_dataloaders(ds, split['train'], split['valid'], bs=a.bs, seed=42, device=get_device(None) if not cuda else 'cuda')
     cfg = ModelConfig('resunet', dict(filters=[int(f) for f in a.filters.split(',')]))
     n_train = len(dls.train) * a.bs                                                       # drop_last: whole batches
     print(f'{"GPU" if cuda else "CPU"}: {cores} cores{f", {torch.cuda.device_count()} GPU(s)" if cuda else ""}; '

@@ -188,7 +188,7 @@ def test_second_run_of_a_study_is_refused_with_the_other_pid(tmp_path):
     "Issue 24 (8): two runs of one study into one folder: the second stops at once, naming the first's pid."
     proj = _project(tmp_path, SLOW_NB)
     started = tmp_path/'started'
-    env = {**os.environ, 'MEDREPRO_ROOT': str(proj), 'STARTED': str(started), 'NAP': '4'}
+    env = {**os.environ, 'MEDREPRO_ROOT': str(proj), 'STARTED': str(started), 'NAP': '40'}   # long enough for a slow machine to start the second
     first = subprocess.Popen([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html'], cwd=proj,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for _ in range(1200):

@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import DataError, project_root, data_root, get_device
-from .sample import generate
+from .sample import generate, generators
 
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
-           'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'check_main']
+           'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
+           'check_main']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -168,7 +169,6 @@ def register_check(dataset):
     return _inner
 
 def _checker(dataset) -> Callable:
-    from medrepro.sample import generators
     if dataset not in _CHECKS:
         g = generators().get(dataset)
         if g is None: raise KeyError(f"unknown data set {dataset!r}; known: {', '.join(generators())}")
@@ -190,11 +190,17 @@ def check_dataset(dataset, folder, n_read=4) -> list:
     except (DataError, OSError, ValueError) as e: out.append(('reading', str(e)))   # a step that could not go on
     return out
 
+# %% ../../nbs/08_data.ipynb #ce948fea
+def require_dataset(dataset, folder, n_read=4) -> Path:
+    "`folder` if it passes `check_dataset`, else one `DataError` listing every problem: what a notebook calls first on real data."
+    problems = check_dataset(dataset, folder, n_read)
+    if problems: raise DataError(folder, f'not a {dataset} data set as the loaders read it (see data/README.md):\n  ' + '\n  '.join(f'{w}: {p}' for w, p in problems))
+    return Path(folder)
+
 # %% ../../nbs/08_data.ipynb #f5996dd9
 def check_main(argv=None):
     "`medrepro-data check <data set> <folder> [--n-read N]`: say what is missing or wrong, exit 1 if anything is."
     import argparse, sys, time
-    from medrepro.sample import generators
     ap = argparse.ArgumentParser(prog='medrepro-data', description='Check that a folder holds a data set in the layout the loaders read (see data/README.md).')
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check', help='check a folder against a data set\'s layout')

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 import pandas as pd, yaml
 from fastcore.xtras import modified_env
-from .core import project_root, atomic_write, save_table, save_json
+from . import __version__
+from .core import data_root, project_root, atomic_write, save_table, save_json
 from .sample import studies
 
 # %% auto #0
@@ -35,9 +36,7 @@ def numbered_notebooks(nbs_dir=None, only=None) -> list:
 def study_of(nb) -> str:
     "The study of a notebook named `NN_<study>.<module>`; the shared library's `NN_<module>` notebooks are 'core'."
     stem = NB_NAME.sub('', Path(nb).name[:-len('.ipynb')] if str(nb).endswith('.ipynb') else Path(nb).name)
-    if '.' in stem: return stem.split('.', 1)[0]
-    legacy = re.match(r'^([1-9])\d[a-z]?_([a-z0-9]+)_', Path(nb).name)   # TRANSITION (issue 22): NN_study_topic names
-    return legacy.group(2) if legacy else 'core'
+    return stem.split('.', 1)[0] if '.' in stem else 'core'
 
 # %% ../../nbs/05_report.ipynb #c006
 def profiles(params_dir=None) -> list:
@@ -232,7 +231,6 @@ def git_state(root=None) -> dict:
 def package_versions() -> dict:
     "Python's version and the installed versions of the key packages (None: not installed)."
     from importlib.metadata import version, PackageNotFoundError
-    from medrepro import __version__
     out = {'python': platform.python_version()}
     for p in PACKAGES:
         try: out[p] = version(p)
@@ -272,7 +270,6 @@ def folder_fingerprint(folder) -> dict:
 
 def data_folders(extra=()) -> list:
     "The data folders a run can read: `sample/*` and `raw/*` under `<project>/data` and `$MEDREPRO_DATA`, and `extra` (e.g. `data_dir` values)."
-    from medrepro.core import data_root
     roots = dict.fromkeys([project_root()/'data', data_root()])
     found = [d for r in roots for sub in ('sample', 'raw') if (r/sub).is_dir() for d in sorted((r/sub).iterdir()) if d.is_dir()]
     found += [Path(e) for e in extra if Path(e).is_dir()]
@@ -570,7 +567,7 @@ def train_main(argv=None):
     "Run one notebook's code without Jupyter (an IPython shell in this process), e.g. under `accelerate launch` or `torchrun`."
     ap = argparse.ArgumentParser(prog='medrepro-train', description='Run a training notebook as a script, with a profile, '
                                  'so `accelerate launch` or `torchrun` can start it on every process of a cluster.')
-    ap.add_argument('notebook', help="notebook name or path, e.g. 33_dsb_train")
+    ap.add_argument('notebook', help="notebook name or path, e.g. 33_dsb.train")
     ap.add_argument('--profile', default='smoke')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     a = ap.parse_args(argv)

@@ -60,8 +60,6 @@ def _discover():
         try: importlib.import_module(name)
         except ModuleNotFoundError as e:
             if e.name != name: raise                     # a real missing dependency, not a package without a sample module
-            try: importlib.import_module(name[:-len('sample')] + 'data')   # TRANSITION (issue 22): until every study has its sample module
-            except ModuleNotFoundError: pass
     for name in filter(None, (s.strip() for s in os.environ.get('MEDREPRO_STUDIES', '').split(','))):
         importlib.import_module(name)                      # a study outside this package (a plugin, a test's toy study)
 
@@ -117,7 +115,7 @@ def main(dataset:str='all', # data set name, or 'all'
          overwrite:bool=False, # replace existing data
          list_sets:bool=False): # list the generators and exit
     "Write deterministic synthetic sample data sets in their real formats."
-    import medrepro.sample as registry   # the package's module: under `python -m medrepro.sample` this one is __main__, and studies register there
+    registry = importlib.import_module('medrepro.sample')   # the package's module: under `python -m medrepro.sample` this one is __main__, and studies register there
     gens = registry.generators()
     if list_sets:
         for k, g in gens.items(): print(f'{k:16s} n={g.n:<4d} {g.doc}')

@@ -15,7 +15,7 @@ from ..imaging import read_rgb, resize_image
 
 # %% auto #0
 __all__ = ['SEG_PARTS', 'ISIC_ID', 'MASK_SUFFIX', 'seg_folders', 'SegItem', 'seg_items', 'mask_values', 'image_size', 'read_mask',
-           'read_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders']
+           'read_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders', 'check_folder']
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c007
 SEG_PARTS = {'train': 'Training', 'valid': 'Validation', 'test': 'Test'}
@@ -151,3 +151,16 @@ def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, se
                        get_x=lambda i: PILImage.create(ds.x[i]), get_y=lambda i: PILMask.create(ds.y[i]),
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)
     return dblock.dataloaders(tr + va, bs=bs, seed=seed, **loader_kwargs(device, num_workers))
+
+# %% ../../../nbs/40_isic2018.data.ipynb #dca8beec
+from ..data import register_check
+
+@register_check('isic2018')
+def check_folder(folder, n_read=4):
+    "(what, problem or None) for an ISIC 2018 Task 1 folder: image/mask pairs in the official folders, the first `n_read` pairs read."
+    items = seg_items(folder)                                          # an unpaired image or mask raises a DataError naming it
+    yield 'pairs', None if items else 'no ISIC_<7 digits>.jpg / _segmentation.png pairs in the official folders'
+    yield 'training part', None if any(it.part == 'train' for it in items) else f'no {seg_folders("train")[0]} folder'
+    for it in items[:n_read]:
+        try: read_pair(it, max_side=256); yield it.id, None
+        except DataError as e: yield it.id, str(e)

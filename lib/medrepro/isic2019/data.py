@@ -13,7 +13,7 @@ from ..imaging import read_rgb, resize_image
 # %% auto #0
 __all__ = ['CLASSES', 'CLASS_NAMES', 'GT_CSV', 'META_CSV', 'IMG_DIR', 'GT_COLUMNS', 'META_COLUMNS', 'THESIS_COUNTS', 'MERGED',
            'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'load_images', 'split_70_10_20',
-           'cv_folds', 'merge_rare', 'balanced_variant']
+           'cv_folds', 'merge_rare', 'balanced_variant', 'check_folder']
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c007
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC')
@@ -118,3 +118,20 @@ def balanced_variant(df, per_class=None, seed=0) -> pd.DataFrame:
     if per_class > n.min(): raise ValueError(f'per_class={per_class} but class {n.idxmin()} has only {n.min()} images')
     parts = [g.sample(per_class, random_state=seed) for _, g in d.groupby('y')]
     return pd.concat(parts).sort_index()
+
+# %% ../../../nbs/43_isic2019.data.ipynb #7ac69db3
+from ..data import register_check
+from ..imaging import read_rgb
+
+@register_check('isic2019')
+def check_folder(folder, n_read=4):
+    "(what, problem or None) for an ISIC 2019 folder: the ground-truth and metadata CSVs, every image on disk, the first `n_read` decoded."
+    folder = Path(folder)
+    for name, reader in ((GT_CSV, read_groundtruth), (META_CSV, read_metadata)):
+        try: reader(folder/name); yield name, None
+        except DataError as e: yield name, str(e)
+    df = isic2019_table(folder, images=True)                           # rows agree, every image exists
+    yield IMG_DIR, None
+    for p in df.path[:n_read]:
+        try: read_rgb(p); yield p.name, None
+        except Exception as e: yield p.name, f'unreadable image ({type(e).__name__}: {e})'

@@ -19,7 +19,7 @@ from .dicom import CTSeries
 __all__ = ['VERTEBRAE', 'LABELS', 'TRAIN_COLS', 'BOX_COLS', 'MIN_GRID_OVERLAP', 'MIN_SEG_COVERAGE', 'read_labels', 'read_boxes',
            'box_slices', 'study_dirs', 'seg_file', 'seg_to_series', 'mask_box', 'presence_frame', 'vertebra_presence',
            'vertebra_slices', 'estimate_presence', 'bone_boxes', 'range_scores', 'study_presence', 'vertebra_crops',
-           'split_studies', 'rsna_root', 'study_labels']
+           'split_studies', 'rsna_root', 'study_labels', 'check_folder']
 
 # %% ../../../nbs/11_rsna.data.ipynb #2ec30156
 VERTEBRAE = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7']
@@ -332,3 +332,20 @@ def study_labels(root, uids=None) -> np.ndarray:
     missing = [u for u in uids if u not in lab.index]
     if missing: raise DataError(Path(root)/'train.csv', f'no labels for studies {missing[:3]}')
     return lab.loc[uids, LABELS].to_numpy(np.float32)
+
+# %% ../../../nbs/11_rsna.data.ipynb #e0a932d8
+from ..data import register_check
+from .dicom import read_series
+
+@register_check('rsna')
+def check_folder(folder, n_read=4):
+    "(what, problem or None) for an RSNA folder: train.csv, the boxes file, a folder per labelled study, the first `n_read` series read."
+    folder = Path(folder)
+    labels = read_labels(folder); yield 'train.csv', None
+    read_boxes(folder); yield 'train_bounding_boxes.csv', None
+    dirs = {d.name for d in study_dirs(folder)}
+    missing = sorted(set(labels.StudyInstanceUID.astype(str)) - dirs)
+    yield 'train_images', f'{len(missing)} of {len(labels)} studies in train.csv have no folder (e.g. {missing[0]})' if missing else None
+    for uid in sorted(dirs)[:n_read]:
+        try: read_series(folder/'train_images'/uid); yield f'train_images/{uid}', None
+        except DataError as e: yield f'train_images/{uid}', str(e)
