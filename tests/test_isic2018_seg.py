@@ -10,7 +10,7 @@ from medrepro.isic2018.data import SegItem, seg_items, seg_split, load_seg_set, 
 from medrepro.isic2018.sample import make_isic2018
 from medrepro.isic2018.model import UNet, isic_unet, fastai_unet
 from medrepro.isic2018.train import fit_unet, SEG_CHECKPOINTS
-from medrepro.isic2018.evaluate import predict_probs, otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central
+from medrepro.isic2018.evaluate import predict_probs, otsu_lesion, upsample, score_masks, score_summary, central_component, keep_central, pooled_jaccard
 
 
 def test_unet_shapes_and_params():
@@ -135,6 +135,8 @@ def test_full_resolution_scoring(tmp_path):
     assert s.jaccard.round(3).tolist() == [1.0, 0.5, 0.0]
     summ = score_summary({'m': s}).iloc[0]
     assert summ.jaccard == pytest.approx(0.5) and summ.thresholded_jaccard == pytest.approx(1 / 3)
+    assert summ.pooled_jaccard == pytest.approx((1200 + 600) / (1200 + 1200 + 1200))   # tp over the union of the three images, pooled
+    assert pooled_jaccard(s.iloc[:0]) == 1.0                                         # nothing anywhere: both empty
     assert thresholded_jaccard([0.9, 0.64, 0.65]) == pytest.approx((0.9 + 0.65) / 3)
     assert upsample(np.eye(2, dtype=bool), (4, 4)).sum() == 8
 
@@ -164,3 +166,10 @@ def test_otsu_on_real_pairs(shared_data, tmp_path):
     ds = load_seg_set(items, (192, 256), tmp_path/'cache')
     s = score_masks(items, [otsu_lesion(x) for x in ds.x])
     assert len(s) == 36 and 0.45 < s.jaccard.mean() < 0.8      # "about 0.6" on real dermoscopy
+
+
+def test_headline_is_the_thesis_beside_ours(tmp_path):
+    "The index's ISIC 2018 headline is notebook 42's table with the thesis's numbers, not a table of ours alone."
+    from medrepro.report import study_headlines
+    for f in ('42_seg_summary_test.csv', '42_seg_vs_thesis_test.csv'): (tmp_path/f).write_text('a\n1\n')
+    assert [p.name for p in study_headlines('isic2018', tmp_path)] == ['42_seg_vs_thesis_test.csv']

@@ -6,7 +6,8 @@ from medrepro.metrics import balanced_accuracy
 from medrepro.isic2019.data import CLASSES, BALANCED_CLASSES, isic2019_table
 from medrepro.isic2019.sample import write_isic2019
 from medrepro.isic2019.model import model_config, build
-from medrepro.isic2019.evaluate import printed_bma, bootstrap_ci, five_to_eight, score_model, summarise, THESIS_6_4, THESIS_6_5_OWN
+from medrepro.isic2019.evaluate import (printed_bma, bootstrap_ci, five_to_eight, score_model, summarise, THESIS_6_1, THESIS_6_2, THESIS_6_4,
+                                       THESIS_6_5_OWN, cv_accuracy, min_cross_entropy, mean_cross_entropy)
 
 
 def test_bma_formula():
@@ -68,6 +69,9 @@ def test_score_model_splits(saved):
     summ = summarise(s, CLASSES, n_boot=50)
     assert summ['n'] == 10 and summ['acc_lo'] <= summ['accuracy'] <= summ['acc_hi']
     assert summ['bma'] == pytest.approx(balanced_accuracy_score(s.y, s.pred))
+    p = s[[f'p_{c}' for c in CLASSES]].to_numpy()
+    assert summ['loss'] == pytest.approx(-np.mean(np.log(p[np.arange(len(s)), s.y])), rel=1e-6)
+    assert summ['loss'] >= min_cross_entropy(summ['accuracy']) - 1e-9                # the bound holds for any model
     with pytest.raises(ValueError, match='split must be'): score_model(m['std'], d, 'train')
 
 
@@ -76,3 +80,25 @@ def test_score_model_other_folder(saved, tmp_path):
     other = write_isic2019(tmp_path/'other', 12, seed=9)
     with pytest.raises(DataError, match="split='all'"): score_model(m['std'], other, 'test')
     assert len(score_model(m['std'], other, 'all')[0]) == 12
+
+
+def test_table_6_2_looks_converted_by_5_8():
+    "A one-class model scores 1/5 on a balanced 5-class test set; the thesis's VGG16 row is 5/8 of that, in both columns."
+    y5 = np.repeat(np.arange(5), 20)
+    one = balanced_accuracy(y5, np.zeros_like(y5))
+    assert one == pytest.approx((y5 == 0).mean()) == pytest.approx(0.2)
+    assert THESIS_6_2.bma[0] == pytest.approx(5 / 8 * one) and THESIS_6_2.accuracy[0] == pytest.approx(5 / 8 * one)
+    assert (THESIS_6_2.accuracy == THESIS_6_2.bma).all()
+
+
+def test_cv_accuracy_and_the_loss_bound():
+    rng = np.random.default_rng(0)
+    folds = [pd.DataFrame(dict(y=rng.integers(0, 3, k), pred=rng.integers(0, 3, k))) for k in (30, 31, 29)]
+    cv = cv_accuracy(folds, n=200, seed=1)
+    allp = pd.concat(folds)
+    assert cv['folds'] == 3 and cv['n'] == 90
+    assert cv['accuracy'] == pytest.approx(np.mean([(f.y == f.pred).mean() for f in folds]))
+    assert cv['pooled_accuracy'] == pytest.approx((allp.y == allp.pred).mean()) and cv['acc_lo'] <= cv['pooled_accuracy'] <= cv['acc_hi']
+    assert min_cross_entropy(0.5) == pytest.approx(mean_cross_entropy([[0.5, 0.5], [1, 0]], [1, 0]))   # reached at ties
+    low = [min_cross_entropy(a) > l for a, l in zip(THESIS_6_1.accuracy, THESIS_6_1.loss)]
+    assert low == [False, True, True, True, True]                                    # only VGG16's loss fits its accuracy

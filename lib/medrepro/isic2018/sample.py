@@ -10,7 +10,7 @@ from PIL import Image
 from ..sample import register, register_study
 from .data import seg_folders, MASK_SUFFIX
 
-register_study('isic2018', 'ISIC 2018 Task 1 lesion segmentation (U-Net; notebooks 40-42)', headlines=('*seg_summary_test.csv',))
+register_study('isic2018', 'ISIC 2018 Task 1 lesion segmentation (U-Net; notebooks 40-42)', headlines=('42_seg_vs_thesis_*.csv',))
 
 # %% auto #0
 __all__ = ['SKIN', 'SAMPLE_SIZES', 'sample_pair', 'make_isic2018']

@@ -15,7 +15,8 @@ from .model import build   # registers the builders load_model needs
 
 # %% auto #0
 __all__ = ['THESIS_6_1', 'THESIS_6_2', 'THESIS_6_3', 'THESIS_6_4', 'THESIS_6_5', 'THESIS_6_5_OWN', 'ARCH_NAMES', 'predict_probs',
-           'printed_bma', 'bootstrap_ci', 'five_to_eight', 'score_model', 'summarise']
+           'printed_bma', 'bootstrap_ci', 'five_to_eight', 'score_model', 'mean_cross_entropy', 'summarise',
+           'cv_accuracy', 'min_cross_entropy']
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #f6abce49
 def predict_probs(model, x, mean, std, bs=64, device=None) -> np.ndarray:
@@ -71,8 +72,13 @@ def score_model(model_dir, data_dir, split='test', cache_dir=None, device=None) 
     out = pd.DataFrame(dict(image=df.image.to_numpy(), label8=df.label.to_numpy(), y=[classes.index(l) for l in labels], pred=p.argmax(1)))
     return pd.concat([out, pd.DataFrame(p, columns=[f'p_{c}' for c in classes])], axis=1), cfg
 
+def mean_cross_entropy(prob, y) -> float:
+    "Mean cross-entropy -log p(true class) of probabilities `prob` (n, k) for labels `y` (probabilities floored at 1e-12)."
+    prob, y = np.asarray(prob, float), np.asarray(y, int)
+    return float(-np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1)).mean()) if len(y) else np.nan
+
 def summarise(scored, classes, n_boot=1000, seed=0) -> dict:
-    "Accuracy, BMA (with bootstrap 95 % intervals), mean one-vs-rest AUC and per-class recall of a `score_model` table."
+    "Accuracy, BMA (with bootstrap 95 % intervals), mean cross-entropy, mean one-vs-rest AUC and per-class recall of a `score_model` table."
     yt, yp = scored.y.to_numpy(), scored.pred.to_numpy()
     ci = bootstrap_ci(yt, yp, n_boot, seed).set_index('metric')
     prob = scored[[f'p_{c}' for c in classes]].to_numpy()
@@ -80,7 +86,7 @@ def summarise(scored, classes, n_boot=1000, seed=0) -> dict:
     auc = np.mean([roc_auc_score(yt == k, prob[:, k]) for k in present]) if present else np.nan
     rec = per_class_recall(yt, yp, labels=range(len(classes)))
     return dict(n=len(yt), accuracy=ci.value['accuracy'], acc_lo=ci.lo['accuracy'], acc_hi=ci.hi['accuracy'],
-                bma=ci.value['bma'], bma_lo=ci.lo['bma'], bma_hi=ci.hi['bma'], mean_auc=auc,
+                bma=ci.value['bma'], bma_lo=ci.lo['bma'], bma_hi=ci.hi['bma'], loss=mean_cross_entropy(prob, yt), mean_auc=auc,
                 **{f'recall_{c}': float(r) for c, r in zip(classes, rec.values)})
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #c030
@@ -97,3 +103,15 @@ THESIS_6_5 = {'Ensemble of Multi-Res EfficientNets + SEN154 (external data)': 0.
               'Ensemble, ood threshold 100 %': 0.593, '13 models + hierarchical approach to select outliers': 0.578}
 THESIS_6_5_OWN = {'VGG16': 0.125, 'AlexNet': 0.346, 'Red residual': 0.542, 'ResNet101': 0.614, 'Wide ResNet': 0.612}   # Table 6.5's own rows
 ARCH_NAMES = dict(vgg16='VGG16', alexnet='AlexNet', isic_resnet='Red residual', resnet101='ResNet101', wrn50_2='Wide ResNet', wrn101_2='Wide ResNet')
+
+# %% ../../../nbs/45_isic2019.evaluate.ipynb #230bd1ae
+def cv_accuracy(folds, n=1000, seed=0, level=0.95) -> dict:
+    "Accuracy of one model's k-fold test parts (`score_model` tables): the mean over the folds, and a percentile-bootstrap interval over their pooled images."
+    pooled = pd.concat(list(folds), ignore_index=True)
+    ci = bootstrap_ci(pooled.y, pooled.pred, n, seed, level).set_index('metric')
+    return dict(folds=len(folds), n=len(pooled), accuracy=float(np.mean([(f.y == f.pred).mean() for f in folds])),
+                pooled_accuracy=ci.value['accuracy'], acc_lo=ci.lo['accuracy'], acc_hi=ci.hi['accuracy'])
+
+def min_cross_entropy(accuracy) -> float:
+    "The least mean cross-entropy a classifier of this accuracy can have: a wrong image gives its true class p <= 1/2, so -log p >= ln 2."
+    return (1 - float(accuracy)) * np.log(2)

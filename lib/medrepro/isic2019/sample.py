@@ -11,7 +11,7 @@ from PIL import Image
 from ..sample import register, register_study
 from .data import CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS
 
-register_study('isic2019', 'ISIC 2019 skin lesion classification (5 classifiers; notebooks 43-45)', headlines=('*table_6_1.csv',))
+register_study('isic2019', 'ISIC 2019 skin lesion classification (5 classifiers; notebooks 43-45)', headlines=('45_table_6_1.csv',))
 
 # %% auto #0
 __all__ = ['LESION_LOOK', 'SITES', 'SITE_P', 'CLASS_AGE', 'sample_counts', 'lesion_params', 'paint_dermoscopy', 'lesion_sizes',
