@@ -110,8 +110,9 @@ def test_traced_arrays_cache(sample, tmp_path):
     assert len(list((tmp_path/'cache').glob('echonet-traced-*.npz'))) == 1
     b = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     np.testing.assert_array_equal(a['x'], b['x'])
-    # the mask area at 64 px, scaled back, matches the tracing's polygon area
-    np.testing.assert_allclose(a['y'].reshape(12, -1).sum(1) * (112 / 64) ** 2, d.frames.Area, rtol=0.03)
+    # the mask area at 64 px, scaled back, matches the area of the tracing's polygon rounded to whole pixels (echonet/dynamic's)
+    area = [D.polygon_area(np.rint(D.reference_polygon(d.coords(r.FileName, r.Frame)))) for r in d.frames.itertuples()]
+    np.testing.assert_allclose(a['y'].reshape(12, -1).sum(1) * (112 / 64) ** 2, area, rtol=0.05)
 
 
 # ---- bad inputs: each names the file and the problem
@@ -236,3 +237,51 @@ def test_layout_check_names_what_is_wrong(sample, scratch_copy):
     assert [w for w, _ in check_dataset('echonet', p, n_read=24)] == [f'Videos/{name}.avi']
     (p/'VolumeTracings.csv').unlink()
     assert [w for w, _ in check_dataset('echonet', p)] == ['VolumeTracings.csv', 'reading']
+
+
+def _echonet_dynamic_mask(t, shape=(112, 112)):
+    "echonet/dynamic's steps (echonet/datasets/echo.py, Echo.__getitem__, target 'LargeTrace'/'SmallTrace'), re-implemented line by line."
+    import skimage.draw
+    x1, y1, x2, y2 = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
+    x = np.concatenate((x1[1:], np.flip(x2[1:])))
+    y = np.concatenate((y1[1:], np.flip(y2[1:])))
+    r, c = skimage.draw.polygon(np.rint(y).astype(int), np.rint(x).astype(int), shape)
+    mask = np.zeros(shape, np.float32)
+    mask[r, c] = 1
+    return mask
+
+
+def _random_tracing(rng, shape=112):
+    "A tracing in EchoNet's format with non-integer coordinates: a long axis, then 20 chords across a wobbly ellipse."
+    cx, cy, a, b, th = rng.uniform(40, 70), rng.uniform(40, 70), rng.uniform(12, 30), rng.uniform(6, 15), rng.uniform(0, np.pi)
+    u, n = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+    s = np.linspace(-a, a, 22)[1:-1]
+    half = b * np.sqrt(1 - (s / a) ** 2) * rng.uniform(0.8, 1.2, len(s))
+    p1 = np.array([cx, cy]) + s[:, None] * u + half[:, None] * n
+    p2 = np.array([cx, cy]) + s[:, None] * u - half[:, None] * n
+    axis = np.r_[np.array([cx, cy]) - a * u, np.array([cx, cy]) + a * u]
+    return np.clip(np.vstack([axis, np.c_[p1, p2]]), 0, shape - 1)
+
+
+def test_reference_mask_is_echonet_dynamics_rasterisation():
+    rng = np.random.default_rng(0)
+    differ = 0
+    for _ in range(200):
+        t = _random_tracing(rng)
+        assert (t != np.round(t)).any()                                        # non-integer coordinates
+        ours = D.tracing_mask(t, (112, 112))
+        np.testing.assert_array_equal(ours, _echonet_dynamic_mask(t))          # identical, pixel for pixel
+        differ += int((D.fill_polygon(D.reference_polygon(t), (112, 112)) != ours).any())
+    assert differ > 100                                                        # without rounding most masks would differ
+
+
+def test_reference_mask_rounds_in_the_video_grid_then_scales():
+    t = _random_tracing(np.random.default_rng(1))
+    np.testing.assert_array_equal(D.tracing_mask(t, (56, 56), scale=0.5), D.fill_polygon(np.rint(D.reference_polygon(t)) * 0.5, (56, 56)))
+
+
+def test_reference_mask_matches_echonet_dynamic_on_the_sample(sample):
+    d = D.echo_index(sample)
+    for r in d.frames.itertuples():
+        t = d.coords(r.FileName, r.Frame)
+        np.testing.assert_array_equal(D.tracing_mask(t), _echonet_dynamic_mask(t))

@@ -20,8 +20,8 @@ from ..imaging import resize_image
 __all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'video_name', 'read_filelist', 'tracing_row_problems',
            'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points',
            'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'traced_arrays',
-           'video_frames', 'split_frames', 'frame_tensor', 'target_tensor', 'frame_sets', 'frame_batch',
-           'check_echonet']
+           'video_frames', 'split_frames', 'videos_on_both_sides', 'frame_tensor', 'target_tensor', 'frame_sets',
+           'frame_batch', 'check_echonet']
 
 # %% ../../../nbs/20_echonet.data.ipynb #c007
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -135,10 +135,11 @@ def order_points(pts, method) -> np.ndarray:
     if method == 'hull': return cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(float)
     raise ValueError(f"unknown ordering {method!r} (expected 'sort', 'centroid' or 'hull')")
 
-def fill_polygon(poly, shape=(112, 112), scale=1.0) -> np.ndarray:
-    "A uint8 0/1 mask of `shape`: the pixels whose centre lies inside polygon `poly` ((x, y) points, scaled by `scale`)."
+def fill_polygon(poly, shape=(112, 112), scale=1.0, rint=False) -> np.ndarray:
+    "A uint8 0/1 mask of `shape`: the pixels whose centre lies inside polygon `poly` ((x, y) points, rounded first when `rint`, as echonet/dynamic, then scaled by `scale`)."
     m = np.zeros(shape, np.uint8)
-    p = np.asarray(poly, float) * scale
+    p = np.asarray(poly, float)
+    p = (np.rint(p) if rint else p) * scale
     if len(p) >= 3:
         rr, cc = skimage.draw.polygon(p[:, 1], p[:, 0], shape)
         m[rr, cc] = 1
@@ -147,8 +148,8 @@ def fill_polygon(poly, shape=(112, 112), scale=1.0) -> np.ndarray:
 MASK_METHODS = ('reference', 'sort', 'centroid', 'hull')
 
 def tracing_mask(tracing, shape=(112, 112), method='reference', axis=True, scale=1.0) -> np.ndarray:
-    "Mask of a tracing by `method`: the reference polygon or one of the paper's orderings of all its points."
-    if method == 'reference': return fill_polygon(reference_polygon(tracing), shape, scale)
+    "Mask of a tracing by `method`: the reference polygon (rounded to whole pixels, as echonet/dynamic) or one of the paper's orderings of all its points."
+    if method == 'reference': return fill_polygon(reference_polygon(tracing), shape, scale, rint=True)
     return fill_polygon(order_points(tracing_points(tracing, axis), method), shape, scale)
 
 def polygon_area(poly) -> float:
@@ -249,7 +250,7 @@ def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='defaul
     if cache_dir == 'default': cache_dir = core.cache_dir('echonet')
     data.frames = data.frames.reset_index(drop=True)
     keys = (data.frames.FileName + ':' + data.frames.Frame.astype(str)).tolist()
-    return cached(cache_dir, 'echonet-traced', lambda: _traced_build(data, size, method, on_error), version=1,
+    return cached(cache_dir, 'echonet-traced', lambda: _traced_build(data, size, method, on_error), version=2,
                   filelist=data.root/'FileList.csv', tracings=data.root/'VolumeTracings.csv', videos=data.root/'Videos',
                   size=size, method=method, frames=keys)
 
@@ -263,7 +264,7 @@ def video_frames(path, size=112, cache_dir='default') -> np.ndarray:
 
 # %% ../../../nbs/20_echonet.data.ipynb #5e012e97
 def _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test) -> dict:
-    "The paper's split: `valid_pct` of the traced frames (or of `n_frames` drawn from them) at random, whatever their video."
+    "The paper's 80/20 over frames: `valid_pct` of the traced frames (or of `n_frames` drawn from them), whatever their video, drawn at random (ours)."
     is_test = frames['Split'].to_numpy() == 'TEST' if hold_out_test else np.zeros(len(frames), bool)
     pool = np.flatnonzero(~is_test)                                    # hold_out_test: TEST videos stay out of the pool (ours)
     if n_frames and n_frames < len(pool): pool = pool[split_items(len(pool), valid=0, test=int(n_frames), seed=seed)['test']]
@@ -273,7 +274,7 @@ def _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test) -> dict
     return {'train': tr, 'valid': va, 'test': np.flatnonzero(is_test) if hold_out_test else va}   # without: test = the 20 %, as the paper's
 
 def split_frames(frames, how='video', valid_pct=0.2, n_frames=None, seed=42, hold_out_test=True) -> dict:
-    "Positions of `frames` for train / valid / test (the shared split type): by the `Split` column ('video') or the paper's random 80/20 over frames ('frames')."
+    "Positions of `frames` for train / valid / test (the shared split type): by the `Split` column ('video') or the paper's 80/20 over frames, drawn at random ('frames')."
     if how == 'frames': return _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test)
     if how != 'video': raise ValueError(f"unknown split {how!r}: use 'video' or 'frames'")
     out = split_from_labels(frames['Split'].map({'TRAIN': 'train', 'VAL': 'valid', 'TEST': 'test'}).to_numpy())
@@ -288,6 +289,14 @@ def split_frames(frames, how='video', valid_pct=0.2, n_frames=None, seed=42, hol
             out[k] = out[k][np.isin(names[out[k]], keep)]
     if not len(out['train']) or not len(out['valid']): raise ValueError(f"empty split: {({k: len(v) for k, v in out.items()})} frames")
     return out
+
+# %% ../../../nbs/20_echonet.data.ipynb #v001
+def videos_on_both_sides(names, split) -> float:
+    "Share of the videos with frames in `split['train']` that also have frames in `split['valid']` (0 for a split by video)."
+    names = np.asarray(names)
+    tr, va = set(names[split['train']]), set(names[split['valid']])
+    used = tr | va
+    return len(tr & va) / len(used) if used else 0.0
 
 # %% ../../../nbs/20_echonet.data.ipynb #1b234305
 def frame_tensor(x) -> torch.Tensor:
