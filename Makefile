@@ -9,11 +9,11 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export PYTHONUNBUFFERED := 1
 # Batch targets draw figures without a display; `make lab` must not pass this on (ipykernel draws inline only when
 # MPLBACKEND is unset), so it is set per target, never exported to every target.
-BATCH := data reports report test nbdev-test pytest notebooks mutation
+BATCH := data reports report test nbdev-test pytest notebooks mutation assignments grade
 $(BATCH): export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean clean-cache weights
+.PHONY: help setup data reports report test sync-check nbdev-test pytest notebooks check-report export lab mutation clean clean-cache weights assignments grade
 
 help: ## list the targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,7 @@ help: ## list the targets and variables
 	@echo "    VENV=$(VENV)     the Python environment: made here if it has no bin/python; an existing one (e.g."
 	@echo "                    VENV=\$$CONDA_PREFIX after 'conda env create -f environment.yml') is used as it is"
 	@echo "    PYTHON=$(PYTHON)  the interpreter that creates VENV (3.11 or newer)"
+	@echo "    SUBMISSIONS=<folder>  for 'make grade': <student>/<assignment>.ipynb (or nbgrader's <student>/<assignment>/<assignment>.ipynb)"
 
 # The environment: VENV is created only when it has no python (a conda env or an existing venv is used as it is), then
 # the project is installed into it within constraints.txt (the versions that passed CI), and the kernelspec `medrepro`.
@@ -73,6 +74,13 @@ export: setup ## nbdev-export (nbs/ -> lib/medrepro) and nbdev-clean
 
 lab: setup ## open JupyterLab on nbs/ with the kernel `medrepro`, figures inline (works as root in containers too)
 	env -u MPLBACKEND -u MEDREPRO_BATCH $(BIN)/jupyter lab nbs/ --MultiKernelManager.default_kernel_name=medrepro $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+assignments: setup data ## the course edition (nbgrader): student copies in build/course/release/ (no solutions, no hidden tests, no outputs) and the grading material
+	$(BIN)/python course/course.py assignments --out build/course
+
+grade: setup data ## autograde SUBMISSIONS=<folder>: build/grades/grades.csv (per student and question), totals.csv, feedback/<student>/index.html
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<assignment>.ipynb>"; exit 2; }
+	$(BIN)/python course/course.py grade '$(SUBMISSIONS)' --out build/grades -j $(JOBS)
 
 mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM code; prints the surviving mutants
 	$(BIN)/python scripts/mutation.py --fresh

@@ -60,9 +60,10 @@ def sample_video(rng, n_frames, period, t_ed, geom, shape=(112, 112)) -> tuple:
     "(frames (T, H, W) uint8, tracing at ED, tracing at ES) of one synthetic apical-4-chamber-like video."
     apex, theta, L, W, sL, sW, wt = (geom[k] for k in ('apex', 'theta', 'L', 'W', 'sL', 'sW', 'wall'))
     bumps = geom.get('bumps', NO_BUMPS)
+    lv, wall_lv, dark, gain, tissue_lv = (geom.get(k, v) for k, v in (('lv', 0.06), ('wall_level', 0.70), ('dark', 0.08), ('gain', 1.0), ('tissue', 0.30)))   # this patient's look
     d, nrm = np.array([np.sin(theta), np.cos(theta)]), np.array([np.cos(theta), -np.sin(theta)])
     fan = _fan(shape)
-    tissue = 0.30 + 0.10 * cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 8) * 3
+    tissue = tissue_lv + 0.10 * cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 8) * 3
     s0 = _speckle(rng, shape)
     frames = []
     for t in range(n_frames):
@@ -71,14 +72,14 @@ def sample_video(rng, n_frames, period, t_ed, geom, shape=(112, 112)) -> tuple:
         wall_t = wt * (1.35 - 0.35 * p)                                   # the wall thickens as the cavity shrinks
         level = tissue.copy()
         outer = lv_outline(np.asarray(apex) - wall_t * d, theta, Lt + wall_t, Wt + wall_t)
-        level[fill_polygon(outer, shape) > 0] = 0.70
+        level[fill_polygon(outer, shape) > 0] = wall_lv
         rv = np.asarray(apex) + 0.50 * Lt * d - (Wt + wall_t + 10) * nrm   # right ventricle to the left, left atrium below
-        cv2.ellipse(level, (int(rv[0]), int(rv[1])), (8 + int(2 * p), int(0.33 * Lt)), float(-np.degrees(theta)), 0, 360, 0.08, -1)
+        cv2.ellipse(level, (int(rv[0]), int(rv[1])), (8 + int(2 * p), int(0.33 * Lt)), float(-np.degrees(theta)), 0, 360, dark, -1)
         la = np.asarray(apex) + (Lt + wall_t + 11) * d
-        cv2.ellipse(level, (int(la[0]), int(la[1])), (int(0.8 * W), 9), float(-np.degrees(theta)), 0, 360, 0.08, -1)
-        level[fill_polygon(lv_outline(apex, theta, Lt, Wt, bumps=bumps), shape) > 0] = 0.06
+        cv2.ellipse(level, (int(la[0]), int(la[1])), (int(0.8 * W), 9), float(-np.degrees(theta)), 0, 360, dark, -1)
+        level[fill_polygon(lv_outline(apex, theta, Lt, Wt, bumps=bumps), shape) > 0] = lv
         level = cv2.GaussianBlur(level, (0, 0), 0.9)
-        img = 255 * level * (0.6 * s0 + 0.4 * _speckle(rng, shape)) * fan
+        img = 255 * gain * level * (0.6 * s0 + 0.4 * _speckle(rng, shape)) * fan
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     ed = lv_tracing(apex, theta, L, W, bumps=bumps)
     es = lv_tracing(apex, theta, L * sL, W * sW, bumps=bumps)
@@ -104,8 +105,10 @@ def make_sample(dest, n=24, seed=0):
         period = 2 * int(round(fps * 30 / rng.uniform(55, 100)))          # heart rate 55-100 beats per minute (even: ES half a beat from ED)
         ef = rng.uniform(0.15, 0.35) if rng.random() < 0.2 else rng.uniform(0.45, 0.72)
         sL = (1 - ef) ** 0.25; sW = np.sqrt((1 - ef) / sL)                # volume ~ L W^2 shrinks by (1 - ef)
-        geom = dict(apex=(rng.uniform(54, 62), rng.uniform(17, 24)), theta=rng.uniform(-0.05, 0.3),
-                    L=rng.uniform(56, 68), W=rng.uniform(14.5, 18.5), sL=sL, sW=sW, wall=rng.uniform(5, 7.5),
+        lv = rng.uniform(0.03, 0.14)                                       # each patient's own look: cavity, wall, gain (ours)
+        geom = dict(apex=(rng.uniform(44, 68), rng.uniform(12, 28)), theta=rng.uniform(-0.3, 0.45),
+                    L=rng.uniform(48, 70), W=rng.uniform(12.5, 20), sL=sL, sW=sW, wall=rng.uniform(4, 8),
+                    lv=lv, wall_level=rng.uniform(0.3, 0.8), dark=lv * rng.uniform(0.8, 1.2), gain=rng.uniform(0.8, 1.1), tissue=rng.uniform(0.2, 0.45),
                     bumps=tuple((rng.uniform(0, 0.12), rng.uniform(1.5, 3), rng.uniform(0, 2 * np.pi)) for _ in range(2)))   # papillary muscles, uneven walls
         first = int(rng.integers(3, 10))
         ed_first = rng.random() < 0.6

@@ -41,9 +41,9 @@ def sample_counts(n, floor=None) -> dict:
 def lesion_params(rng, cls) -> dict:
     "Per-lesion parameters: the class look plus this lesion's own shape, colours and texture."
     col, irr, tex, size = LESION_LOOK[cls]
-    return dict(cls=cls, tex=tex, col=np.clip(np.array(col) + rng.normal(0, 22, 3), 10, 245),
+    return dict(cls=cls, tex=tex, col=np.clip(np.array(col) + rng.normal(0, 40, 3), 10, 245),
                 col2=np.clip(np.array(col) * rng.uniform(0.45, 0.8) + rng.normal(0, 12, 3), 5, 240),
-                r=size * rng.uniform(0.22, 0.34), ecc=rng.uniform(0.75, 1.0),
+                r=size * rng.uniform(0.2, 0.36), ecc=rng.uniform(0.75, 1.0),
                 harm=[(k, irr * rng.uniform(0.3, 1.0) / np.sqrt(k - 1), rng.uniform(0, 2 * np.pi)) for k in range(2, 9)],
                 seed=int(rng.integers(1 << 31)))
 
@@ -52,12 +52,13 @@ def paint_dermoscopy(rng, les, h, w) -> np.ndarray:
     "Paint one dermoscopy-like RGB photograph (uint8, h x w) of the lesion `les` (from `lesion_params`)."
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     s = min(h, w)
-    skin = np.array([rng.uniform(190, 240), rng.uniform(140, 190), rng.uniform(110, 165)])
+    pr = np.random.default_rng(les['seed'] + 1)                  # the patient's skin, pose, hairs and dermatoscope: shared by every photo of the lesion
+    skin = np.array([pr.uniform(170, 245), pr.uniform(120, 195), pr.uniform(90, 170)]) + rng.normal(0, 3, 3)
     img = np.empty((h, w, 3), np.float32); img[:] = skin
     img += cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), s / 20)[..., None]
     lr = np.random.default_rng(les['seed'])                       # the lesion's own fixed texture
-    cy, cx = h / 2 + rng.normal(0, s * 0.05), w / 2 + rng.normal(0, s * 0.05)
-    rot = rng.uniform(0, 2 * np.pi)
+    cy, cx = h / 2 + pr.normal(0, s * 0.08) + rng.normal(0, s * 0.01), w / 2 + pr.normal(0, s * 0.08) + rng.normal(0, s * 0.01)
+    rot = pr.uniform(0, 2 * np.pi) + rng.normal(0, 0.05)
     dy, dx = (yy - cy) / s, (xx - cx) / s
     th = np.arctan2(dy, dx) - rot
     rad = les['r'] * rng.uniform(0.9, 1.1) * (1 + sum(a * np.cos(k * th + ph) for k, a, ph in les['harm']))
@@ -93,12 +94,12 @@ def paint_dermoscopy(rng, les, h, w) -> np.ndarray:
     elif tex == 'keratin':
         lcol = np.where((d < 0.35 + 0.1 * np.cos(3 * th))[..., None], np.array([230, 215, 170], np.float32), lcol)
     img = img * (1 - inside * 0.92) + lcol * inside * 0.92
-    img *= rng.uniform(0.85, 1.1)                                  # exposure
-    for _ in range(rng.poisson(3)):                                # hairs
-        pts = np.cumsum(rng.normal(0, s * 0.08, (5, 2)), 0) + rng.uniform(0, s, 2)
+    img *= pr.uniform(0.8, 1.1) * rng.uniform(0.97, 1.03)         # exposure
+    for _ in range(pr.poisson(4)):                                 # hairs
+        pts = np.cumsum(pr.normal(0, s * 0.08, (5, 2)), 0) + pr.uniform(0, s, 2)
         cv2.polylines(img, [pts.astype(np.int32).reshape(-1, 1, 2)], False, (45, 35, 30), 1)
     r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (0.5 * max(h, w)) ** 2
-    img *= np.clip(1.25 - r2 * rng.uniform(0.5, 0.9), 0.05, 1)[..., None]   # dermatoscope vignetting
+    img *= np.clip(1.25 - r2 * pr.uniform(0.5, 0.9), 0.05, 1)[..., None]   # dermatoscope vignetting
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -123,14 +124,15 @@ def write_isic2019(dest, n, seed):
             lid = '' if rng.random() < 0.08 else f"{rng.choice(['BCN', 'HAM'])}_{rng.integers(0, 10**7):07d}"
             age = float(np.clip(round((CLASS_AGE[cls] + rng.normal(0, 12)) / 5) * 5, 5, 85)) if rng.random() > 0.02 else np.nan
             site, sex = rng.choice(SITES, p=SITE_P), rng.choice(['male', 'female', ''], p=[.52, .46, .02])
-            for _ in range(m): rows.append(dict(cls=cls, les=les, lesion_id=lid, age=age, site=site, sex=sex))
+            hw = [(96, 128), (112, 112), (108, 144)][rng.integers(3)]     # one camera per lesion
+            for _ in range(m): rows.append(dict(cls=cls, les=les, lesion_id=lid, age=age, site=site, sex=sex, hw=hw))
     order = rng.permutation(len(rows))
     ids = np.sort(rng.choice(np.arange(10**5), len(rows), replace=False))
     gt, md = [], []
     for i, j in enumerate(order):
         r = rows[j]
         name = f'ISIC_{ids[i]:07d}' + ('_downsampled' if rng.random() < 0.08 else '')
-        h, w = [(96, 128), (112, 112), (108, 144)][rng.integers(3)]
+        h, w = r['hw']
         Image.fromarray(paint_dermoscopy(rng, r['les'], h, w)).save(dest/IMG_DIR/f'{name}.jpg', quality=90)
         gt.append([name] + [f'{float(c == r["cls"]):.1f}' for c in CLASSES] + ['0.0'])
         md.append([name, '' if np.isnan(r['age']) else f"{int(r['age'])}", r['site'], r['lesion_id'], r['sex']])
