@@ -16,6 +16,7 @@ import argparse, contextlib, io, json, os, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.torch_core import rank_distrib
+from medrepro.core import seed_everything
 from medrepro.train import launch
 
 GOAL = {'jaccard': 0.02, 'dice_fg': 0.02, 'wll': 0.03}
@@ -122,6 +123,7 @@ STUDIES = dict(dsb=dsb, isic2018=isic2018, echonet=echonet, rsna=rsna, rsna_cnn3
 def run(study, n, rule, seed, tmp):
     "Train `study` in `n` processes with `rule`; rank 0's score, the rule and factor it used, and the wall time."
     work = Path(tempfile.mkdtemp(dir=tmp))
+    seed_everything(seed)                                  # the DataLoaders draw their shuffling seed from the global state when built
     metric, train_fn = STUDIES[study](work/'train', seed)
     res = work/'res.json'
     def train():

@@ -773,6 +773,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'medrepro.train.keras_callbacks': ('train.html#keras_callbacks', 'medrepro/train.py'),
                                 'medrepro.train.launch': ('train.html#launch', 'medrepro/train.py'),
                                 'medrepro.train.lr_factor': ('train.html#lr_factor', 'medrepro/train.py'),
+                                'medrepro.train.lr_rule': ('train.html#lr_rule', 'medrepro/train.py'),
                                 'medrepro.train.make_learner': ('train.html#make_learner', 'medrepro/train.py'),
                                 'medrepro.train.predict': ('train.html#predict', 'medrepro/train.py'),
                                 'medrepro.train.split_batch': ('train.html#split_batch', 'medrepro/train.py')}}}

@@ -21,8 +21,8 @@ from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['LR_RULES', 'BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'check_rule', 'launch',
-           'data_parallel', 'adaptive', 'lr_factor', 'split_batch', 'LRWarmup', 'fit', 'predict']
+__all__ = ['LR_RULES', 'BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'check_rule', 'lr_rule',
+           'launch', 'data_parallel', 'adaptive', 'lr_factor', 'split_batch', 'LRWarmup', 'fit', 'predict']
 
 # %% ../../nbs/04_train.ipynb #975d7f50
 def _comp(name, comp=None):
@@ -103,12 +103,16 @@ def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monito
 
 # %% ../../nbs/04_train.ipynb #a1c0de00
 LR_RULES = ('auto', 'linear', 'sqrt', 'none', 'split_batch')
-_lr_scaling = 'auto'                                   # what fit(lr_scaling=None) uses; launch(..., lr_scaling) sets it for its run
+_lr_scaling = None                                     # what fit(lr_scaling=None) uses: set by launch(..., lr_scaling) for its run
 
 def check_rule(rule):
     "`rule` if it is one of `LR_RULES` (the learning-rate rules of N processes, section below), else a clear error."
     if rule not in LR_RULES: raise ValueError(f'lr_scaling must be one of {LR_RULES}, not {rule!r}')
     return rule
+
+def lr_rule(rule=None) -> str:
+    "The rule a `fit` uses: `rule`, else the one `launch` was given, else $MEDREPRO_LR_SCALING, else 'auto'."
+    return check_rule(rule or _lr_scaling or os.environ.get('MEDREPRO_LR_SCALING') or 'auto')
 
 # %% ../../nbs/04_train.ipynb #7e7b2c39
 @patch
@@ -134,13 +138,13 @@ class _Lines(io.TextIOBase):
     def flush(self): self.out.flush()
 
 def launch(train_fn, num_processes=1, seed=0, lr_scaling=None):
-    "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo); `lr_scaling`: the rule its `fit`s use (None: 'auto')."
+    "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo); `lr_scaling`: the rule its `fit`s use (None: `lr_rule`'s default)."
     out = sys.stdout
     def _run(quiet=False):
         global _lr_scaling
         if quiet: sys.stdout = open(os.devnull, 'w') if rank_distrib() else _Lines(out)   # one voice: rank 0's, whole lines
         seed_everything(seed + rank_distrib())
-        before, _lr_scaling = _lr_scaling, check_rule(lr_scaling or 'auto')
+        before, _lr_scaling = _lr_scaling, lr_scaling and check_rule(lr_scaling)
         try: return train_fn()
         finally: _lr_scaling = before
     if num_distrib() > 1:                                   # started by `accelerate launch` / torchrun: already parallel
@@ -204,11 +208,11 @@ class LRWarmup(Callback):
 from fastai.callback.schedule import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
 
 def fit(dls, model, loss_func, epochs, lr, schedule='one_cycle', metrics=(), out_dir='.', quiet=False, lr_scaling=None, **kw) -> Learner:
-    "Train `model` (`make_learner(**kw)`), data-parallel when several processes run, at `lr` times `lr_factor` of the processes (`lr_scaling`, None: `launch`'s, else 'auto'); `schedule` 'one_cycle' or 'constant' (with `LRWarmup`). Returns the learner, best weights loaded."
+    "Train `model` (`make_learner(**kw)`), data-parallel when several processes run, at `lr` times `lr_factor` of the processes (`lr_rule(lr_scaling)`); `schedule` 'one_cycle' or 'constant' (with `LRWarmup`). Returns the learner, best weights loaded."
     if schedule not in ('one_cycle', 'constant'): raise ValueError(f"schedule must be 'one_cycle' or 'constant', not {schedule!r}")
     learn = make_learner(dls, model, loss_func, metrics=metrics, lr=lr, out_dir=out_dir, **kw)
     n = max(num_distrib(), 1)
-    rule, k = lr_factor(n, lr_scaling or _lr_scaling, learn.opt_func)
+    rule, k = lr_factor(n, lr_rule(lr_scaling), learn.opt_func)
     learn.lr_scaling = dict(processes=n, rule=rule, factor=k, lr=lr, scaled_lr=k * lr)
     if k != 1 and not quiet and not rank_distrib(): print(f'{n} processes: learning rate {lr:g} x {k:.3g} ({rule} rule) = {k * lr:g}', flush=True)
     with split_batch(learn.dls, n if rule == 'split_batch' else 1), data_parallel(learn), (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()):
