@@ -144,7 +144,9 @@ def table(df):
         one = m.get((1, 'auto'))
         short = lambda v: None if v is None or one is None else round(one - v if HIGHER[metric] else v - one, 3)   # > 0: 2 processes worse
         auto = g[(g.processes == 2) & (g.lr_scaling == 'auto')]
-        row = {'study': study, 'score': f"{metric} ({'higher' if HIGHER[metric] else 'lower'} is better)", 'seeds': g.seed.nunique(), '1 process': one}
+        counts = g.groupby(['processes', 'lr_scaling']).seed.nunique()
+        seeds = f"{counts.max()}" + ''.join(f" ({r}: {c})" for (n, r), c in counts.items() if c != counts.max())   # runs per setting, averaged
+        row = {'study': study, 'score': f"{metric} ({'higher' if HIGHER[metric] else 'lower'} is better)", 'seeds': seeds, '1 process': one}
         for r in ('none', 'auto', 'split_batch'):
             if (2, r) in m: row[f"2 processes, {r}" + (f" ({auto['rule'].iloc[0]} x{auto['factor'].iloc[0]:.3g})" if r == 'auto' and len(auto) else '')] = m[(2, r)]
         row.update({'shortfall auto': short(m.get((2, 'auto'))), 'shortfall split_batch': short(m.get((2, 'split_batch'))), 'goal': GOAL[metric]})
