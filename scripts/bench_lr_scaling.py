@@ -138,7 +138,8 @@ def run(study, n, rule, seed, tmp):
 
 def table(df):
     "One row per study: the 1-process score, 2 processes under each rule, and how far the default ('auto') and 'split_batch' fall short of 1 process."
-    rows = []
+    rows, order = [], list(STUDIES)
+    df = df.iloc[np.argsort([order.index(s) for s in df.study], kind='stable')]           # DSB, ISIC 2018, EchoNet, RSNA
     for (study, metric), g in df.groupby(['study', 'metric'], sort=False):
         m = g.groupby(['processes', 'lr_scaling']).score.mean()
         one = m.get((1, 'auto'))
@@ -154,9 +155,18 @@ def table(df):
     return pd.DataFrame(rows)
 
 
+def per_seed(df):
+    "Every run's score: a row per study and seed, a column per setting (the spread behind the means)."
+    order = list(STUDIES)
+    t = df.pivot_table(index=['study', 'seed'], columns=['processes', 'lr_scaling'], values='score')
+    t = t.iloc[np.argsort([order.index(s) * 1000 + seed for s, seed in t.index], kind='stable')]
+    t.columns = [f'{n} process{"es" if n > 1 else ""}' + (f', {r}' if n > 1 else '') for n, r in t.columns]
+    return t.reset_index()
+
+
 def markdown(df) -> str:
     "`df` as a Markdown table (no tabulate needed)."
-    fmt = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
+    fmt = lambda v: ('' if np.isnan(v) else f'{v:.3f}') if isinstance(v, float) else str(v)
     return '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|' * len(df.columns)] +
                      ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)])
 
@@ -169,7 +179,9 @@ def main():
     ap.add_argument('--out', default=None, help='CSV of every run (default: print only)')
     ap.add_argument('--table', nargs='+', default=None, help="only print the table of these CSVs (written by --out)")
     a = ap.parse_args()
-    if a.table: print(markdown(table(pd.concat([pd.read_csv(f) for f in a.table], ignore_index=True)))); return
+    if a.table:
+        df = pd.concat([pd.read_csv(f) for f in a.table], ignore_index=True)
+        print(markdown(table(df)) + '\n\nEvery run:\n\n' + markdown(per_seed(df))); return
     os.environ['MEDREPRO_BATCH'] = '1'
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +191,7 @@ def main():
                     rows.append(run(study, n, rule, seed, tmp))
                     print(' '.join(f'{k}={v}' for k, v in rows[-1].items()), flush=True)
                     if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); pd.DataFrame(rows).to_csv(a.out, index=False)   # after every run
-    print(markdown(table(pd.DataFrame(rows))))
+    print(markdown(table(pd.DataFrame(rows))) + '\n\nEvery run:\n\n' + markdown(per_seed(pd.DataFrame(rows))))
 
 
 if __name__ == '__main__':
