@@ -84,21 +84,23 @@ def read_tracings(path, on_error='raise') -> pd.DataFrame:
     return df if skipped else df.reset_index(drop=True)
 
 # %% ../../../nbs/20_echonet.data.ipynb #c010
-def read_video(path, n_expected=None, grey=True) -> np.ndarray:
-    "All frames of an AVI as uint8 (T, H, W) grey (or (T, H, W, 3) RGB); DataError if unreadable, empty or truncated."
+def read_video(path, n_expected=None, grey=True, last=None) -> np.ndarray:
+    "The frames of an AVI up to frame `last` (None: all) as uint8 (T, H, W) grey (or (T, H, W, 3) RGB); DataError if unreadable, empty or truncated."
     path = Path(path)
     if not path.is_file(): raise DataError(path, 'video file not found')
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened(): raise DataError(path, 'unreadable video (OpenCV cannot open it)')
     frames = []
     try:
-        while True:
+        while last is None or len(frames) <= last:     # stop after the last frame needed: the rest is never decoded
             ok, f = cap.read()
             if not ok: break
             frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if grey else cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
     finally: cap.release()
     if not frames: raise DataError(path, 'video has no readable frames (empty or not a video)')
-    if n_expected is not None and len(frames) < int(n_expected):
+    if last is not None and len(frames) <= last:
+        raise DataError(path, f'video truncated: decoded {len(frames)} frames, frame {last} is needed' + (f' ({int(n_expected)} in FileList.csv)' if n_expected is not None else ''))
+    if last is None and n_expected is not None and len(frames) < int(n_expected):
         raise DataError(path, f'video truncated: decoded {len(frames)} of the {int(n_expected)} frames FileList.csv gives')
     return np.stack(frames)
 
@@ -174,11 +176,15 @@ class EchoData:
     tracings: pd.DataFrame
     frames: pd.DataFrame
     skipped: dict = field(default_factory=dict)
+    _rows: tuple = field(default=None, init=False, repr=False, compare=False)
 
     def coords(self, name, frame) -> np.ndarray:
-        "(n, 4) X1, Y1, X2, Y2 rows of one traced frame, long axis first."
+        "(n, 4) X1, Y1, X2, Y2 rows of one traced frame, long axis first (looked up in one groupby of the tracings, built on first use)."
         t = self.tracings
-        return t[(t.FileName == name) & (t.Frame == frame)][['X1', 'Y1', 'X2', 'Y2']].to_numpy(float)
+        if self._rows is None or self._rows[0] is not t:        # rebuilt if `tracings` is replaced
+            self._rows = (t, t[['X1', 'Y1', 'X2', 'Y2']].to_numpy(float), t.groupby(['FileName', 'Frame'], sort=False).indices)
+        idx = self._rows[2].get((name, int(frame)))
+        return self._rows[1][idx] if idx is not None else np.zeros((0, 4))
 
     def video_path(self, name) -> Path: return self.root/'Videos'/f'{name}.avi'
     def __len__(self): return len(self.frames)
@@ -235,7 +241,7 @@ def _traced_build(data, size, method, on_error):
     x, y, ok = np.zeros((n, size, size), np.uint8), np.zeros((n, size, size), np.uint8), np.ones(n, bool)
     bad = {}
     for name, g in data.frames.groupby('FileName', sort=False):
-        try: vid = read_video(data.video_path(name), n_expected=g.NumberOfFrames.iloc[0])
+        try: vid = read_video(data.video_path(name), n_expected=g.NumberOfFrames.iloc[0], last=int(g.Frame.max()))
         except DataError as e:
             if on_error != 'skip': raise
             bad[name] = str(e); ok[g.index] = False; continue
