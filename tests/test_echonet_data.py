@@ -107,7 +107,7 @@ def test_traced_arrays_cache(sample, tmp_path):
     d = D.echo_index(sample)
     a = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     assert a['x'].shape == (12, 64, 64) and a['y'].dtype == np.uint8 and a['ok'].all()
-    assert len(list((tmp_path/'cache').glob('echonet-traced-*.npz'))) == 1
+    assert len(list((tmp_path/'cache').glob('echonet-traced-*.x.npy'))) == 1 and isinstance(a['x'], np.memmap)   # one memory-mapped array
     b = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     np.testing.assert_array_equal(a['x'], b['x'])
     # the mask area at 64 px, scaled back, matches the area of the tracing's polygon rounded to whole pixels (echonet/dynamic's)
