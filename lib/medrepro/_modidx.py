@@ -762,9 +762,13 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'medrepro.train._free_port': ('train.html#_free_port', 'medrepro/train.py'),
                                 'medrepro.train._post': ('train.html#_post', 'medrepro/train.py'),
                                 'medrepro.train.batch_run': ('train.html#batch_run', 'medrepro/train.py'),
+                                'medrepro.train.config_key': ('train.html#config_key', 'medrepro/train.py'),
                                 'medrepro.train.data_parallel': ('train.html#data_parallel', 'medrepro/train.py'),
                                 'medrepro.train.fit': ('train.html#fit', 'medrepro/train.py'),
+                                'medrepro.train.gpu_setup': ('train.html#gpu_setup', 'medrepro/train.py'),
+                                'medrepro.train.is_finished': ('train.html#is_finished', 'medrepro/train.py'),
                                 'medrepro.train.keras_callbacks': ('train.html#keras_callbacks', 'medrepro/train.py'),
                                 'medrepro.train.launch': ('train.html#launch', 'medrepro/train.py'),
                                 'medrepro.train.make_learner': ('train.html#make_learner', 'medrepro/train.py'),
-                                'medrepro.train.predict': ('train.html#predict', 'medrepro/train.py')}}}
+                                'medrepro.train.predict': ('train.html#predict', 'medrepro/train.py'),
+                                'medrepro.train.trained': ('train.html#trained', 'medrepro/train.py')}}}
