@@ -193,7 +193,7 @@ FINISHED = 'finished.json'    # the marker of a finished model folder (the repor
 
 def config_key(config) -> str:
     "SHA-1 of a training setup (a `ModelConfig`, a dict, or a string) as sorted JSON: the same setup, the same key."
-    c = asdict(config) if is_dataclass(config) else config
+    c = {k: v for k, v in asdict(config).items() if k != 'module'} if is_dataclass(config) else config   # `module` is filled in on saving
     return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()
 
 def is_finished(folder, config) -> bool:
@@ -204,7 +204,7 @@ def is_finished(folder, config) -> bool:
 
 def trained(folder, train_fn, config, device=None):
     "The model of `config` in `folder`: loaded if a finished marker for `config` is there, else `train_fn()`, saved (`core.save_model`) and marked finished."
-    folder = Path(folder)
+    folder, key = Path(folder), config_key(config)
     if is_finished(folder, config):
         print(f'{folder.name}: finished in an earlier run, loaded from {folder} (not trained again)', flush=True)
         return load_model(folder, device)[0] if (folder/'model.pth').exists() else None
@@ -212,7 +212,7 @@ def trained(folder, train_fn, config, device=None):
     t0 = time.time()
     model = train_fn()
     if model is not None and not isinstance(config, str): save_model(folder, model, config)
-    save_json(dict(key=config_key(config), seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S')), folder/FINISHED)
+    save_json(dict(key=key, seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S')), folder/FINISHED)
     return getattr(model, 'model', model)
 
 # %% ../../nbs/04_train.ipynb #53b921e4
