@@ -62,3 +62,4 @@ def test_a_failed_run_keeps_its_finished_model_and_the_rerun_resumes(tmp_path):
     assert 'incomplete' not in page and 'Not up to date' not in page
     man = json.loads((out/'manifest.json').read_text())['91_fifth.train.ipynb']
     assert 'fifth/models/m0/model.pth' in man and 'fifth/models/m1/model.pth' in man
+    assert not list(models.rglob('finished.json'))                    # after a success no marker stays: the next run trains afresh

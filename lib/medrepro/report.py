@@ -116,11 +116,22 @@ def _finished(stage) -> list:
     "The model folders under `stage` that hold a finished marker."
     return sorted({p.parent for p in Path(stage).rglob(FINISHED)})
 
+def _mine(stage, snap) -> list:
+    "The model folders this run finished or resumed from (`train.trained` writes or touches their marker), not other notebooks'."
+    return [d for d in _finished(stage) if snap.get(d/FINISHED) != _sig(d/FINISHED)]
+
 def _keep_finished(stage, snap, out_root) -> list:
-    "After a failure: publish the model folders this run finished (a new or changed marker); their paths relative to `out_root`."
-    kept = [d for d in _finished(stage) if snap.get(d/FINISHED) != _sig(d/FINISHED)]
+    "After a failure: publish the model folders this run finished, markers included; their paths relative to `out_root`."
+    kept = _mine(stage, snap)
     for d in kept: _publish(stage, snap, out_root, under=d)
     return [d.relative_to(stage).as_posix() for d in kept]
+
+def _settle_finished(stage, snap, out_root) -> list:
+    "After a success: the files of the model folders it resumed from; their markers go, so the next run trains them afresh."
+    mine = _mine(stage, snap)
+    reused = [p.relative_to(stage).as_posix() for d in mine for p in sorted(d.rglob('*')) if p.is_file() and p.name != FINISHED and snap.get(p) == _sig(p)]
+    for d in mine: (d/FINISHED).unlink(); (out_root/d.relative_to(stage)/FINISHED).unlink(missing_ok=True)
+    return reused
 
 # %% ../../nbs/05_report.ipynb #c008b
 _RUNNER = None   # in a runner's child: the runner's pid; its results are published only while that runner lives
@@ -151,7 +162,7 @@ class _Lines:
         if self.buf.strip() and self.echo: self.echo(self.buf)
         self.buf = ''; self.log.close()
 
-def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True, echo=None) -> dict:
+def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True, echo=None, retrain=False) -> dict:
     "Execute `nb` under `profile` (+ `params`) in a staging folder; its figures, tables, log and executed copy appear together, or not at all (but for the models it finished)."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -161,6 +172,8 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
     wanted = {**profile_params(profile, nb, params_dir=pdir if pdir.is_dir() else None), **(params or {})}
     use = {k: v for k, v in wanted.items() if k in declared}
     failed = out_root/'notebooks'/f'{nb.stem}.failed.ipynb'
+    if retrain:                                              # forget the models kept from failed runs: train them all again
+        for m in (out_root/study_of(nb)).rglob(FINISHED): m.unlink()
     stage, snap = _stage(out_root, nb)
     dest, t0 = stage/'notebooks'/nb.name, time.time()
     lines = _Lines(open(dest.with_suffix('.log'), 'w', encoding='utf-8'), echo)
@@ -183,8 +196,7 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
         lines.close()
         if html: _to_html(dest, dest.with_suffix('.html'))
         if _runner_gone(): raise KeyboardInterrupt               # the runner was killed: publish nothing
-        files = _publish(stage, snap, out_root)
-        files += [p.relative_to(stage).as_posix() for d in _finished(stage) for p in sorted(d.rglob('*')) if p.is_file()]   # resumed: kept from a failed run
+        files = _settle_finished(stage, snap, out_root) + _publish(stage, snap, out_root)   # models resumed from a failed run count as this run's
     finally: lines.close(); shutil.rmtree(stage, ignore_errors=True)
     if failed.exists(): failed.unlink()
     return dict(notebook=nb.name, study=study_of(nb), seconds=round(time.time() - t0, 1), params=use,
@@ -482,6 +494,7 @@ def _args(argv=None):
     ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order '
                     '(default: the number of cores; with CUDA, at most one study per GPU)')
     ap.add_argument('--gpus-per-study', type=int, default=1, help='with CUDA: GPUs each study gets (CUDA_VISIBLE_DEVICES), for data-parallel runs (default 1)')
+    ap.add_argument('--retrain', action='store_true', help='train every model again, ignoring the finished models a failed run kept')
     ap.add_argument('--deterministic', action='store_true', help='cuDNN autotuning off, deterministic algorithms on (sets MEDREPRO_DETERMINISTIC=1; train.gpu_setup)')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
                     help='set a parameter in every selected notebook that declares it (VALUE read as YAML), like papermill -p')
@@ -522,7 +535,8 @@ def _child(a, nbs, overrides) -> int:
     _die_with_runner(a.child)
     for nb in nbs:
         echo = lambda l, s=nb.stem: print(f'{LIVE}{s}\t{l}', flush=True)
-        try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html, echo=echo), 'status': 'ok'}
+        try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html, echo=echo,
+                                          retrain=a.retrain), 'status': 'ok'}
         except (NotebookFailed, OSError) as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e), kept=getattr(e, 'kept', []))
         print('@@' + json.dumps(r, default=str), flush=True)
         if r['status'] != 'ok': return 1
@@ -540,7 +554,7 @@ def _run_groups(a, groups, say, slots=()) -> dict:
             if gpu is not None: free.put(gpu)
     def run_child(study, group, gpu):
         cmd = [sys.executable, '-c', 'from medrepro.report import main; main()', '--child', str(os.getpid()), '--profile', a.profile,
-               '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []),
+               '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []), *(['--retrain'] if a.retrain else []),
                *(['--kernel', a.kernel] if a.kernel else []), *[x for kv in a.parameter for x in ('-p', *kv)]]
         if gpu is not None: say(f'[{study}] on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})')
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True,

@@ -207,6 +207,7 @@ def trained(folder, train_fn, config, device=None):
     folder, key = Path(folder), config_key(config)
     if is_finished(folder, config):
         print(f'{folder.name}: finished in an earlier run, loaded from {folder} (not trained again)', flush=True)
+        os.utime(folder/FINISHED)                            # touched: the report runner sees this run used it
         return load_model(folder, device)[0] if (folder/'model.pth').exists() else None
     (folder/FINISHED).unlink(missing_ok=True)                # another setup's marker: this folder is being retrained
     t0 = time.time()
