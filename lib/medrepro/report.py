@@ -190,7 +190,7 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
                 if dest.exists(): shutil.copy(dest, failed)
                 shutil.copy(dest.with_suffix('.log'), out_root/'notebooks'/f'{nb.stem}.log')
                 err = NotebookFailed(f'{nb.name}: {why}\n  executed copy with the traceback: {failed}\n  log: {out_root/"notebooks"/nb.stem}.log'
-                                     + (f'\n  kept {len(kept)} finished models (a rerun resumes from them): {", ".join(kept)}' if kept else ''))
+                                     + (f'\n  kept {len(kept)} finished model{"s" * (len(kept) != 1)} (a rerun resumes from them): {", ".join(kept)}' if kept else ''))
                 err.kept = kept
                 raise err from None
         lines.close()
