@@ -547,6 +547,7 @@ def _run_groups(a, groups, say, slots=()) -> dict:
     "Run each study's notebooks in a child process (`a.jobs` at once; with GPU `slots`, each child holds one); the children's results by notebook."
     results, procs, free = {}, [], queue.Queue()
     for s in slots: free.put(s)
+    decode = max(1, (os.cpu_count() or 1) // max(1, min(a.jobs, len(groups), len(slots) or a.jobs)))   # cores per study running at once
     def run_group(study, group):
         gpu = free.get() if slots else None               # with CUDA: wait for a free GPU; no two studies share one
         try: run_child(study, group, gpu)
@@ -557,8 +558,9 @@ def _run_groups(a, groups, say, slots=()) -> dict:
                '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []), *(['--retrain'] if a.retrain else []),
                *(['--kernel', a.kernel] if a.kernel else []), *[x for kv in a.parameter for x in ('-p', *kv)]]
         if gpu is not None: say(f'[{study}] on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})')
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True,
-                             env=None if gpu is None else {**os.environ, 'CUDA_VISIBLE_DEVICES': gpu})
+        env = {**os.environ, **({} if gpu is None else {'CUDA_VISIBLE_DEVICES': gpu})}
+        env.setdefault('MEDREPRO_DECODE_WORKERS', str(decode))   # studies side by side share the cores for decoding
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True, env=env)
         procs.append(p)
         for line in p.stdout:
             line = line.rstrip('\n')
@@ -571,7 +573,8 @@ def _run_groups(a, groups, say, slots=()) -> dict:
                 else: say(f"[{study}] {r['notebook']} FAILED\n" + '\n'.join(f'[{study}]   {l}' for l in r['error'].splitlines()))
             elif not _NOISE.search(line): say(f'[{study}] {line}')
         p.wait()
-    ex = ThreadPoolExecutor(max(1, min(a.jobs, len(slots)) if slots else a.jobs))
+    n_par = max(1, min(a.jobs, len(slots)) if slots else a.jobs)
+    ex = ThreadPoolExecutor(n_par)
     try:
         futs = [ex.submit(run_group, s, g) for s, g in groups.items()]
         while not all(f.done() for f in futs): time.sleep(0.2)
