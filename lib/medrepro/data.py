@@ -13,7 +13,8 @@ from .sample import generate, generators
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
            'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
-           'check_main']
+           'check_main', 'n_workers', 'BadItems', 'imap_items', 'parallel_map', 'memmap_cache', 'RunningStats',
+           'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -215,3 +216,260 @@ def check_main(argv=None):
     print(f"{a.folder}: {'looks like' if not problems else 'is not'} a {a.dataset} data set "
           f"({len(problems)} problem{'s' if len(problems) != 1 else ''}, {time.time() - t0:.1f}s)")
     sys.exit(1 if problems else 0)
+
+# %% ../../nbs/08_data.ipynb #6b630338
+import sys, time, shutil, json, hashlib
+from collections import deque
+
+def n_workers(workers=None) -> int:
+    "Processes for decoding: `workers`, else `$MEDREPRO_DECODE_WORKERS`, else the cores this process may use."
+    if workers is None:
+        env = os.environ.get('MEDREPRO_DECODE_WORKERS', '').strip()
+        if env: workers = int(env)
+        else:
+            try: workers = len(os.sched_getaffinity(0))
+            except AttributeError: workers = os.cpu_count() or 1
+    return max(1, int(workers))
+
+# %% ../../nbs/08_data.ipynb #76675678
+from .core import save_table
+
+class BadItems:
+    "What to do with an item that cannot be read: `policy='raise'` (stop, naming the file) or `'skip'` (record it, go on)."
+    ERRORS = (DataError, OSError, ValueError)
+    def __init__(self, policy='raise'):
+        if policy not in ('raise', 'skip'): raise ValueError(f"bad_items must be 'raise' or 'skip', not {policy!r}")
+        self.policy, self.items = policy, []
+    def record(self, name, problem): self.items.append((str(name), str(problem)))
+    def call(self, fn, item, name=None):
+        "`fn(item)`, or None (recorded) when it raises a data error under `skip`."
+        try: return fn(item)
+        except self.ERRORS as e:
+            if self.policy == 'raise': raise
+            self.record(item if name is None else name, e if isinstance(e, DataError) else f'{item}: {type(e).__name__}: {e}')
+    def table(self) -> pd.DataFrame: return pd.DataFrame(self.items, columns=['item', 'problem'])
+    def save(self, path) -> Path: return save_table(self.table(), path)
+    def __len__(self): return len(self.items)
+    def __repr__(self): return f'BadItems({self.policy!r}, {len(self.items)} skipped)'
+
+# %% ../../nbs/08_data.ipynb #7a0370ea
+import multiprocessing as _mp
+from concurrent.futures import ProcessPoolExecutor
+
+def _guarded(fn, item):
+    "Run in a worker: the result, or the data error as a value (the pool then goes on with the other items)."
+    try: return True, fn(item)
+    except BadItems.ERRORS as e: return False, e
+
+_FORKED_FN = None                                            # a forked worker finds `fn` here: lambdas and closures need no pickling
+def _guarded_forked(item): return _guarded(_FORKED_FN, item)
+
+class _Progress:
+    "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display."
+    def __init__(self, n, desc, show):
+        self.n, self.desc, self.k, self.t0, self.bar, self.next = n, desc or 'items', 0, time.time(), None, 0
+        self.show = n > 0 and (show if show is not None else True)
+        self.lines = os.environ.get('MEDREPRO_BATCH', '') not in ('', '0') or 'ipykernel' not in sys.modules
+        if self.show and not self.lines:
+            from fastprogress.fastprogress import progress_bar
+            self.bar = progress_bar(range(n), leave=False); self.bar.update(0)
+    def step(self):
+        self.k += 1
+        if not self.show: return
+        if self.bar is not None: self.bar.comment = self.desc; self.bar.update(self.k); return
+        if self.k >= self.next or self.k == self.n:
+            dt = max(time.time() - self.t0, 1e-9)
+            print(f'{self.desc}: {self.k}/{self.n} ({self.k / dt:.1f}/s, {dt:.0f}s)', flush=True)
+            self.next = self.k + max(1, self.n // 10)
+    def done(self):
+        if self.bar is not None: self.bar.on_iter_end()
+
+# %% ../../nbs/08_data.ipynb #9a32db5d
+def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
+    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip')."
+    items, bad = list(items), bad if bad is not None else BadItems('raise')
+    w, prog = min(n_workers(workers), max(1, len(items))), _Progress(len(items), desc, progress)
+    def _out(item, ok, v):
+        if ok: return v
+        if bad.policy == 'raise': raise v
+        bad.record(item, v if isinstance(v, DataError) else f'{item}: {type(v).__name__}: {v}')
+    try:
+        if w <= 1:
+            for it in items:
+                yield _out(it, *_guarded(fn, it)); prog.step()
+            return
+        global _FORKED_FN
+        fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
+        ctx, _FORKED_FN = _mp.get_context('fork' if fork else 'spawn'), fn
+        submit = (lambda ex, it: ex.submit(_guarded_forked, it)) if fork else (lambda ex, it: ex.submit(_guarded, fn, it))
+        with ProcessPoolExecutor(w, mp_context=ctx, initializer=None) as ex:
+            queue = deque()
+            for it in items:
+                queue.append((it, submit(ex, it)))
+                if len(queue) >= 4 * w:
+                    it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
+            while queue:
+                it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
+    finally: prog.done()
+
+def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None) -> list:
+    "`[fn(item) for item in items]` from a pool of processes (see `imap_items`)."
+    return list(imap_items(fn, items, workers, desc, progress, bad))
+
+# %% ../../nbs/08_data.ipynb #8290cc7e
+import contextlib
+from .core import cache_path
+
+class _Rows(np.ndarray):
+    "An in-memory array that, like a memmap, takes an `.ok` attribute."
+
+@contextlib.contextmanager
+def _locked(path):
+    "Hold an exclusive lock on `path` (a file beside the cache) while the block runs."
+    import fcntl
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def _mm_paths(cache_dir, tag, version, names, n, shapes, dtypes, key) -> dict:
+    base = cache_path(cache_dir, tag, version, n=n, shapes={k: list(v) for k, v in shapes.items()},
+                      dtypes={k: np.dtype(v).str for k, v in dtypes.items()}, items=names, **key).with_suffix('')
+    return {**{k: base.with_name(f'{base.name}.{k}.npy') for k in shapes}, '_ok': base.with_name(base.name + '.ok.npy'),
+            '_bad': base.with_name(base.name + '.bad.json')}
+
+def _remove_stale(cache_dir, tag, keep):
+    for f in Path(cache_dir).glob(f'{tag}-' + '?' * 16 + '.*'):
+        if f not in keep: f.unlink(missing_ok=True)
+
+def _open_mm(paths, shapes, dtypes):
+    out = {k: np.load(paths[k], mmap_mode='r') for k in shapes}
+    for k, a in out.items():
+        if a.shape[1:] != tuple(shapes[k]) or a.dtype != np.dtype(dtypes[k]): raise ValueError(f'{paths[k]}: {a.shape} {a.dtype}')
+    ok = np.load(paths['_ok'])
+    for a in out.values(): a.ok = ok
+    return out
+
+# %% ../../nbs/08_data.ipynb #5b2050e2
+def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None):
+    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read."
+    items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
+    one = not isinstance(item_shape, dict)
+    shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
+    dtypes = {k: (dtype if one or not isinstance(dtype, dict) else dtype[k]) for k in shapes}
+    names = [str(it) for it in items]
+    if cache_dir is not None:
+        with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
+            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
+    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
+
+def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
+    n = len(items)
+    if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
+        out = {k: np.zeros((n, *s), dtypes[k]).view(_Rows) for k, s in shapes.items()}; paths = None
+    else:
+        cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
+        paths = _mm_paths(cache_dir, tag, version, names, n, shapes, dtypes, key)
+        if all(p.exists() for p in paths.values()):
+            try:
+                out = _open_mm(paths, shapes, dtypes)
+                for name, problem in json.loads(paths['_bad'].read_text()): bad.record(name, problem)
+                return out['x'] if one else out
+            except Exception as e: print(f'{tag}: unreadable cache ({type(e).__name__}: {e}); rebuilding', flush=True)
+        _remove_stale(cache_dir, tag, keep=set())
+        parts = {k: paths[k].with_name(paths[k].name + '.part') for k in shapes}
+        out = {k: np.lib.format.open_memmap(parts[k], mode='w+', dtype=dtypes[k], shape=(n, *s)) for k, s in shapes.items()}
+    ok, n_bad = np.zeros(n, bool), len(bad)
+    try:
+        for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
+            if row is None: continue
+            row = {'x': row} if one else row
+            for k, s in shapes.items():
+                a = np.asarray(row[k])
+                if a.shape != s: raise DataError(names[i], f'{k}: shape {a.shape}, the cache {tag!r} expects {s}')
+                out[k][i] = a
+            ok[i] = True
+    except BaseException:
+        if paths is not None:
+            del out
+            for f in parts.values(): f.unlink(missing_ok=True)
+        raise
+    if paths is None:
+        for a in out.values(): a.ok = ok
+        return out['x'] if one else out
+    for k in shapes: out[k].flush()
+    del out
+    np.save(paths['_ok'], ok)
+    paths['_bad'].write_text(json.dumps(bad.items[n_bad:]))
+    for k in shapes: os.replace(parts[k], paths[k])
+    out = _open_mm(paths, shapes, dtypes)
+    return out['x'] if one else out
+
+# %% ../../nbs/08_data.ipynb #89141565
+class RunningStats:
+    "Mean and standard deviation over the axes `axis` (e.g. `(0, 2, 3)`: per channel of NCHW batches) of any number of chunks, in float64."
+    def __init__(self, axis=0):
+        self.axis, self.n, self._mean, self._m2 = (axis,) if isinstance(axis, int) else tuple(axis), 0, 0.0, 0.0
+    def update(self, x):
+        "Add a chunk (a NumPy array, a memmap slice or a torch tensor, on any device)."
+        if hasattr(x, 'detach'): x = x.detach().double().cpu().numpy()
+        x = np.asarray(x, dtype=np.float64)
+        k = int(np.prod([x.shape[a] for a in self.axis]))
+        if k == 0: return self
+        m = x.mean(axis=self.axis); m2 = ((x - np.expand_dims(m, self.axis)) ** 2).sum(axis=self.axis)
+        n = self.n + k; d = m - self._mean
+        self._mean = self._mean + d * k / n
+        self._m2 = self._m2 + m2 + d ** 2 * self.n * k / n
+        self.n = n
+        return self
+    @property
+    def mean(self): return np.asarray(self._mean)
+    @property
+    def std(self): return np.sqrt(np.asarray(self._m2) / max(self.n, 1))
+
+# %% ../../nbs/08_data.ipynb #ff51c788
+def need_dataset(dataset, folder, n_read=4):
+    "Check: `folder` holds `dataset` as its loaders read it (see `check_dataset`)."
+    return f'{dataset} data in {folder}', lambda: [f'{w}: {p}' for w, p in check_dataset(dataset, folder, n_read)]
+
+def need_disk(folder, nbytes):
+    "Check: the disk holding `folder` has `nbytes` free (for the caches a run will write)."
+    def _check():
+        f = Path(folder)
+        while not f.exists() and f != f.parent: f = f.parent
+        free = shutil.disk_usage(f).free
+        return [] if free >= nbytes else [f'{folder}: {nbytes / 1e9:.1f} GB needed for caches, {free / 1e9:.1f} GB free']
+    return f'{nbytes / 1e9:.1f} GB free disk for {folder}', _check
+
+def weight_file(name) -> tuple:
+    "`(path, url)` of torchvision weights `name` (e.g. 'ResNet101_Weights') in torch's local cache, where `make weights` puts them."
+    import torchvision
+    url = getattr(torchvision.models, name).DEFAULT.url
+    return Path(torch.hub.get_dir())/'checkpoints'/url.rsplit('/', 1)[-1], url
+
+def need_weights(*names):
+    "Check: the pretrained weight files of `names` (torchvision weight enums) are in the local torch cache."
+    def _check():
+        missing = [weight_file(n) for n in names if not weight_file(n)[0].is_file()]
+        return [f'{p}: missing: run `make weights` on a connected machine (it fetches {u} and checks its hash), then copy '
+                f'{p.parent} here or set TORCH_HOME' for p, u in missing]
+    return f"pretrained weights {', '.join(names)}", _check
+
+def need_gpu_memory(nbytes):
+    "Check: the GPU has `nbytes` free (no GPU: a note, not a problem)."
+    def _check():
+        if not torch.cuda.is_available():
+            print('  (no CUDA GPU: this run will use the CPU, slowly)'); return []
+        free, total = torch.cuda.mem_get_info()
+        return [] if free >= nbytes else [f'GPU: {nbytes / 2**30:.1f} GiB needed, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free']
+    return f'{nbytes / 2**30:.1f} GiB of GPU memory', _check
+
+def preflight(study, *checks):
+    "Run every check (`(what, fn -> [problems])`), print one line each, and raise one `DataError` listing all problems."
+    problems = []
+    for what, fn in checks:
+        ps = list(fn())
+        print(f"preflight {study}: {what}: {'ok' if not ps else 'PROBLEM'}", flush=True)
+        problems += ps
+    if problems: raise DataError(study, 'preflight found problems before any training:\n  ' + '\n  '.join(problems))

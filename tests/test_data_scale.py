@@ -1,0 +1,65 @@
+"Full-scale building blocks of `medrepro.data`: parallel decoding gives the serial arrays, bad items, memory-mapped caches."
+import numpy as np, pytest
+from PIL import Image
+from medrepro.core import DataError
+from medrepro.data import BadItems, memmap_cache, parallel_map, RunningStats
+
+
+def _decode(path):
+    "A real decode: a PNG file to a uint8 array (what the ISIC/DSB caches do per item)."
+    try:
+        with Image.open(path) as im: return np.asarray(im.convert('RGB'))
+    except OSError as e: raise DataError(path, f'not a readable image ({e})') from None
+
+
+@pytest.fixture
+def pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(12):
+        f = tmp_path/f'img{i:02d}.png'
+        Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(f); files.append(f)
+    return files
+
+
+def test_parallel_cache_is_serial_cache(pngs, tmp_path):
+    serial = memmap_cache(tmp_path/'serial', 'img', pngs, (16, 20, 3), np.uint8, _decode, workers=1, progress=False)
+    pooled = memmap_cache(tmp_path/'pooled', 'img', pngs, (16, 20, 3), np.uint8, _decode, workers=2, progress=False)
+    assert isinstance(pooled, np.memmap) and pooled.dtype == np.uint8
+    np.testing.assert_array_equal(np.asarray(serial), np.asarray(pooled))
+    np.testing.assert_array_equal(np.asarray(pooled[5]), _decode(pngs[5]))
+    assert pooled.ok.all()
+
+
+def test_bad_item_skipped_or_fatal(pngs, tmp_path):
+    pngs[3].write_bytes(pngs[3].read_bytes()[:40])              # a truncated file
+    bad = BadItems('skip')
+    arr = memmap_cache(tmp_path/'c', 'img', pngs, (16, 20, 3), np.uint8, _decode, workers=2, bad=bad, progress=False)
+    assert arr.ok.tolist() == [i != 3 for i in range(12)]
+    assert [n for n, _ in bad.items] == [str(pngs[3])] and 'img03.png' in bad.items[0][1]
+    bad.save(tmp_path/'bad_items.csv'); assert 'img03.png' in (tmp_path/'bad_items.csv').read_text()
+    with pytest.raises(DataError, match='img03.png'):
+        memmap_cache(tmp_path/'d', 'img', pngs, (16, 20, 3), np.uint8, _decode, workers=2, progress=False)
+    assert not list((tmp_path/'d').glob('img-*')), 'a failed build leaves no cache files'
+
+
+def test_cache_reused_and_stale_removed(pngs, tmp_path):
+    calls = tmp_path/'calls'
+    def counting(p):
+        with open(calls, 'a') as f: f.write('x')
+        return _decode(p)
+    memmap_cache(tmp_path/'c', 'img', pngs, (16, 20, 3), np.uint8, counting, workers=1, progress=False)
+    memmap_cache(tmp_path/'c', 'img', pngs, (16, 20, 3), np.uint8, counting, workers=1, progress=False)
+    assert len(calls.read_text()) == 12, 'the second call reads the cache'
+    memmap_cache(tmp_path/'c', 'img', pngs[:6], (16, 20, 3), np.uint8, counting, workers=1, progress=False)
+    assert len(list((tmp_path/'c').glob('img-*.x.npy'))) == 1, 'the older entry of the tag is removed'
+
+
+def test_parallel_map_order_and_running_stats():
+    out = parallel_map(np.sqrt, [float(i) for i in range(40)], workers=2, progress=False)
+    assert out == [np.sqrt(float(i)) for i in range(40)]
+    x = np.random.default_rng(1).integers(0, 256, (30, 3, 8, 8)).astype(np.uint8)
+    rs = RunningStats((0, 2, 3))
+    for chunk in np.array_split(x, 4): rs.update(chunk)
+    np.testing.assert_allclose(rs.mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(rs.std, x.astype(np.float64).std(axis=(0, 2, 3)), rtol=1e-12)
