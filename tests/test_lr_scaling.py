@@ -76,7 +76,7 @@ def test_fit_scales_both_schedules_in_two_processes(tmp_path):
     "Two gloo processes: one-cycle's peak and the constant schedule's plateau are the scaled rate, the constant one warmed up; launch's rule reaches fit."
     def train():
         dls, res = _data(bs=4), {}
-        for name, sched, rule, opt in (('oc_adam', 'one_cycle', None, Adam), ('const_sgd', 'constant', None, SGD),
+        for name, sched, rule, opt in (('oc_adam', 'one_cycle', 'sqrt', Adam), ('const_sgd', 'constant', 'linear', SGD),
                                        ('oc_none', 'one_cycle', 'none', Adam), ('split', 'one_cycle', 'split_batch', Adam)):
             l = fit(dls, torch.nn.Linear(3, 1), torch.nn.MSELoss(), 4, 1e-2, schedule=sched, lr_scaling=rule, opt_func=opt,
                     out_dir=tmp_path/name, quiet=True, lr_patience=None, es_patience=None, save_best=False)
@@ -86,6 +86,7 @@ def test_fit_scales_both_schedules_in_two_processes(tmp_path):
     r = json.loads((tmp_path/'res.json').read_text())
     oc, co, no, sp = r['oc_adam'], r['const_sgd'], r['oc_none'], r['split']
     assert (oc['processes'], oc['rule'], co['rule'], no['rule'], sp['rule']) == (2, 'sqrt', 'linear', 'none', 'split_batch')
+    assert lr_factor(2, 'auto', Adam, bs=4) == ('split_batch', 1.0) and lr_factor(2, 'auto', Adam, bs=3) == ('sqrt', 2 ** .5)
     assert len(oc['lrs']) == len(co['lrs']) == 24 and len(sp['lrs']) == 48          # 48 images, batch 4 each: 6 steps an epoch; split: 12
     assert max(oc['lrs']) == pytest.approx(2 ** .5 * 1e-2) and oc['lrs'][0] == pytest.approx(2 ** .5 * 1e-2 / 25)
     assert max(no['lrs']) == pytest.approx(1e-2) and max(sp['lrs']) == pytest.approx(1e-2)
@@ -96,7 +97,7 @@ def test_fit_scales_both_schedules_in_two_processes(tmp_path):
 @pytest.mark.slow
 def test_two_processes_score_like_one_on_the_echonet_sample(tmp_path):
     """EchoNet's smoke U-Net (notebook 22's settings, on the sample videos) trained in 1 and in 2 gloo processes: with the
-    batch split (`lr_scaling='split_batch'`) 2 processes take the one-process run's steps and reach its validation Dice within 0.02
+    batch split (the default `lr_scaling='auto'` splits a batch of 4 into 2 x 2) 2 processes take the one-process run's steps and reach its validation Dice within 0.02
     (the issue's goal). scripts/bench_lr_scaling.py measures the other rules, which fall far short on this study (README)."""
     from medrepro.data import dataset_path, dataloaders
     from medrepro.nets import MaskLoss
@@ -121,7 +122,7 @@ def test_two_processes_score_like_one_on_the_echonet_sample(tmp_path):
         return json.loads((out/'score.json').read_text())
 
     torch.set_num_threads(1)
-    one, split = run(1, 'auto'), run(2, 'split_batch')
+    one, split = run(1, 'auto'), run(2, 'auto')            # the default: the batch splits, so the global batch is one process's
     assert (one['processes'], split['processes'], split['rule'], split['factor']) == (1, 2, 'split_batch', 1.0)
     assert split['steps'] == one['steps'] == 10 * len(dls.train)                           # each process takes half of every batch
     assert one['dice'] > 0.8, one                                                          # the one-process run learns

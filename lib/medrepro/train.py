@@ -21,9 +21,9 @@ from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['LR_RULES', 'FINISHED', 'BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'check_rule',
-           'lr_rule', 'launch', 'data_parallel', 'adaptive', 'lr_factor', 'split_batch', 'LRWarmup', 'fit', 'predict',
-           'config_key', 'is_finished', 'trained', 'gpu_setup']
+__all__ = ['LR_RULES', 'FINISHED', 'BestCheckpoints', 'keras_callbacks', 'gpu_setup', 'EpochLog', 'batch_run', 'make_learner',
+           'check_rule', 'lr_rule', 'launch', 'data_parallel', 'adaptive', 'lr_factor', 'split_batch', 'LRWarmup',
+           'fit', 'predict', 'config_key', 'is_finished', 'trained']
 
 # %% ../../nbs/04_train.ipynb #975d7f50
 def _comp(name, comp=None):
@@ -71,6 +71,15 @@ def keras_callbacks(monitor='valid_loss', comp=None, log='history.csv', lr_patie
     if es_patience is not None: cbs.append(EarlyStoppingCallback(monitor=monitor, comp=comp, patience=es_patience))
     return cbs
 
+# %% ../../nbs/04_train.ipynb #53b921e4
+def gpu_setup(deterministic=None) -> dict:
+    "cuDNN autotuning on, unless `deterministic` (default: `$MEDREPRO_DETERMINISTIC` set and not 0); the settings chosen."
+    if deterministic is None: deterministic = os.environ.get('MEDREPRO_DETERMINISTIC', '') not in ('', '0')
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+    return dict(benchmark=torch.backends.cudnn.benchmark, deterministic=torch.backends.cudnn.deterministic)
+
 # %% ../../nbs/04_train.ipynb #c007
 class EpochLog(Callback):
     "One plain line per epoch (epoch, losses, metrics, seconds): what a batch run's log needs, instead of progress bars."
@@ -98,6 +107,7 @@ def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monito
                     path=out_dir, model_dir='.', cbs=kcbs + list(cbs))   # `cbs`: any of your own, added after the papers'
     if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog()); learn.logger = noop   # EpochLog's lines only
     on_gpu = (dls.device is not None and torch.device(dls.device).type == 'cuda') or (num_distrib() > 1 and torch.cuda.is_available())
+    if on_gpu: gpu_setup()                                  # cuDNN autotuning, unless the run asks to be deterministic
     if fp16 is True or (fp16 == 'auto' and on_gpu):         # several GPU processes: DataLoaders may sit on the CPU, batches go to each GPU
         learn = learn.to_fp16()
     return learn
@@ -180,9 +190,10 @@ def adaptive(opt_func) -> bool:
     if isinstance(opt, OptimWrapper): return not isinstance(opt.opt, torch.optim.SGD)
     return any(getattr(getattr(cb, 'func', cb), '__name__', '') == 'average_sqr_grad' for cb in opt.cbs)
 
-def lr_factor(n, rule='auto', opt_func=Adam) -> tuple:
-    "(rule, factor): what the learning rate of `n` data-parallel processes is multiplied by; 'auto' is 'sqrt' for adaptive optimisers, 'linear' for SGD; 'split_batch' keeps one process's batch, so 1."
+def lr_factor(n, rule='auto', opt_func=Adam, bs=None) -> tuple:
+    "(rule, factor): what the learning rate of `n` data-parallel processes is multiplied by; 'auto' splits the batch `bs` when it splits into `n` parts of 2 or more, else is 'sqrt' for adaptive optimisers, 'linear' for SGD; 'split_batch' keeps one process's batch, so 1."
     rule = check_rule(rule)
+    if rule == 'auto' and n > 1 and bs is not None and bs % n == 0 and bs // n >= 2: rule = 'split_batch'   # the global batch kept
     if rule == 'auto': rule = 'sqrt' if adaptive(opt_func) else 'linear'
     return rule, {'linear': float(n), 'sqrt': math.sqrt(n), 'none': 1.0, 'split_batch': 1.0}[rule]
 
@@ -213,7 +224,7 @@ def fit(dls, model, loss_func, epochs, lr, schedule='one_cycle', metrics=(), out
     if schedule not in ('one_cycle', 'constant'): raise ValueError(f"schedule must be 'one_cycle' or 'constant', not {schedule!r}")
     learn = make_learner(dls, model, loss_func, metrics=metrics, lr=lr, out_dir=out_dir, **kw)
     n = max(num_distrib(), 1)
-    rule, k = lr_factor(n, lr_rule(lr_scaling), learn.opt_func)
+    rule, k = lr_factor(n, lr_rule(lr_scaling), learn.opt_func, learn.dls.train.bs)
     learn.lr_scaling = dict(processes=n, rule=rule, factor=k, lr=lr, scaled_lr=k * lr)
     if k != 1 and not quiet and not rank_distrib(): print(f'{n} processes: learning rate {lr:g} x {k:.3g} ({rule} rule) = {k * lr:g}', flush=True)
     with split_batch(learn.dls, n if rule == 'split_batch' else 1), data_parallel(learn), (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()):
@@ -268,12 +279,3 @@ def trained(folder, train_fn, config, device=None):
     if model is not None and not isinstance(config, str): save_model(folder, model, config)
     save_json(dict(key=key, seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S')), folder/FINISHED)
     return getattr(model, 'model', model)
-
-# %% ../../nbs/04_train.ipynb #53b921e4
-def gpu_setup(deterministic=None) -> dict:
-    "cuDNN autotuning on, unless `deterministic` (default: `$MEDREPRO_DETERMINISTIC` set and not 0); the settings chosen."
-    if deterministic is None: deterministic = os.environ.get('MEDREPRO_DETERMINISTIC', '') not in ('', '0')
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = bool(deterministic)
-    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
-    return dict(benchmark=torch.backends.cudnn.benchmark, deterministic=torch.backends.cudnn.deterministic)
