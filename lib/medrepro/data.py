@@ -14,7 +14,7 @@ from .sample import generate, generators
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
            'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
            'check_main', 'n_workers', 'BadItems', 'imap_items', 'parallel_map', 'memmap_cache', 'RunningStats',
-           'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
+           'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -427,6 +427,29 @@ class RunningStats:
     def mean(self): return np.asarray(self._mean)
     @property
     def std(self): return np.sqrt(np.asarray(self._m2) / max(self.n, 1))
+
+# %% ../../nbs/08_data.ipynb #rv08cd01
+import mmap
+
+class RowView:
+    "Rows `idx` of an array or memmap `x`, read when asked: `v[int]` and `v[a:b]` read rows, `v[index array or mask]` is a smaller view."
+    def __init__(self, x, idx=None):
+        if isinstance(x, RowView): x, idx = x.x, x.idx if idx is None else x.idx[np.asarray(idx, dtype=np.int64)]
+        self.x, self.idx = x, np.arange(len(x)) if idx is None else np.asarray(idx, dtype=np.int64)
+    def __len__(self): return len(self.idx)
+    @property
+    def shape(self): return (len(self.idx), *self.x.shape[1:])
+    @property
+    def dtype(self): return self.x.dtype
+    def __getitem__(self, i):
+        if isinstance(i, (slice, int, np.integer)): return np.asarray(self.x[self.idx[i]])
+        i = np.asarray(i)
+        return RowView(self.x, self.idx[np.flatnonzero(i) if i.dtype == bool else i])
+    def __array__(self, dtype=None, copy=None): return np.asarray(self.x[self.idx], dtype=dtype)
+    def release(self):
+        "Hand a memmap's pages read so far back to the system (its file keeps them; nothing for an in-memory array)."
+        m = getattr(self.x, '_mmap', None) or getattr(getattr(self.x, 'base', None), '_mmap', None)
+        if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
 
 # %% ../../nbs/08_data.ipynb #ff51c788
 def need_dataset(dataset, folder, n_read=4):
