@@ -73,6 +73,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data._parts': ('data.html#_parts', 'medrepro/data.py'),
                                'medrepro.data._remove_stale': ('data.html#_remove_stale', 'medrepro/data.py'),
                                'medrepro.data._stratify': ('data.html#_stratify', 'medrepro/data.py'),
+                               'medrepro.data._written': ('data.html#_written', 'medrepro/data.py'),
                                'medrepro.data.check_dataset': ('data.html#check_dataset', 'medrepro/data.py'),
                                'medrepro.data.check_main': ('data.html#check_main', 'medrepro/data.py'),
                                'medrepro.data.dataloaders': ('data.html#dataloaders', 'medrepro/data.py'),

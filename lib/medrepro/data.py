@@ -364,6 +364,14 @@ def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, versi
             return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
     return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
 
+def _written(out):
+    "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
+    import mmap
+    for a in out.values():
+        a.flush()
+        m = getattr(a, '_mmap', None)
+        if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
+
 def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
@@ -381,8 +389,10 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
         parts = {k: paths[k].with_name(paths[k].name + '.part') for k in shapes}
         out = {k: np.lib.format.open_memmap(parts[k], mode='w+', dtype=dtypes[k], shape=(n, *s)) for k, s in shapes.items()}
     ok, n_bad = np.zeros(n, bool), len(bad)
+    every = max(1, 2**26 // max(1, sum(int(np.prod(s)) * np.dtype(dtypes[k]).itemsize for k, s in shapes.items())))
     try:
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
+            if paths is not None and i and i % every == 0: _written(out)   # every ~64 MB: to disk, and out of this process's memory
             if row is None: continue
             row = {'x': row} if one else row
             for k, s in shapes.items():
