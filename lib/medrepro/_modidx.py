@@ -49,6 +49,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data.RowView.__init__': ('data.html#rowview.__init__', 'medrepro/data.py'),
                                'medrepro.data.RowView.__len__': ('data.html#rowview.__len__', 'medrepro/data.py'),
                                'medrepro.data.RowView.dtype': ('data.html#rowview.dtype', 'medrepro/data.py'),
+                               'medrepro.data.RowView.nbytes': ('data.html#rowview.nbytes', 'medrepro/data.py'),
                                'medrepro.data.RowView.release': ('data.html#rowview.release', 'medrepro/data.py'),
                                'medrepro.data.RowView.shape': ('data.html#rowview.shape', 'medrepro/data.py'),
                                'medrepro.data.RunningStats': ('data.html#runningstats', 'medrepro/data.py'),

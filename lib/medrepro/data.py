@@ -451,6 +451,8 @@ class RowView:
     def shape(self): return (len(self.idx), *self.x.shape[1:])
     @property
     def dtype(self): return self.x.dtype
+    @property
+    def nbytes(self): return len(self.idx) * int(np.prod(self.x.shape[1:])) * self.x.dtype.itemsize
     def __getitem__(self, i):
         if isinstance(i, (slice, int, np.integer)): return np.asarray(self.x[self.idx[i]])
         i = np.asarray(i)
