@@ -21,8 +21,8 @@ from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'launch', 'data_parallel', 'fit',
-           'predict']
+__all__ = ['FINISHED', 'BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'launch', 'data_parallel',
+           'fit', 'predict', 'config_key', 'is_finished', 'trained', 'gpu_setup']
 
 # %% ../../nbs/04_train.ipynb #975d7f50
 def _comp(name, comp=None):
@@ -183,3 +183,44 @@ def predict(model, x, bs=32, device=None, prep=None, post='sigmoid') -> np.ndarr
     prep = prep or (lambda b, d: torch.as_tensor(np.asarray(b), dtype=torch.float32, device=d))
     out = [post(model(prep(x[i:i + bs], dev)).float()).cpu() for i in range(0, len(x), bs)]
     return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
+
+# %% ../../nbs/04_train.ipynb #100f4821
+import hashlib, json
+from dataclasses import asdict, is_dataclass
+from .core import load_model, save_json
+
+FINISHED = 'finished.json'    # the marker of a finished model folder (the report runner keeps such folders when a notebook fails)
+
+def config_key(config) -> str:
+    "SHA-1 of a training setup (a `ModelConfig`, a dict, or a string) as sorted JSON: the same setup, the same key."
+    c = {k: v for k, v in asdict(config).items() if k != 'module'} if is_dataclass(config) else config   # `module` is filled in on saving
+    return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()
+
+def is_finished(folder, config) -> bool:
+    "True when `folder` holds the finished marker `trained` wrote for this `config`."
+    f = Path(folder)/FINISHED
+    try: return json.loads(f.read_text()).get('key') == config_key(config)
+    except (OSError, ValueError, AttributeError): return False
+
+def trained(folder, train_fn, config, device=None):
+    "The model of `config` in `folder`: loaded if a finished marker for `config` is there, else `train_fn()`, saved (`core.save_model`) and marked finished."
+    folder, key = Path(folder), config_key(config)
+    if is_finished(folder, config):
+        print(f'{folder.name}: finished in an earlier run, loaded from {folder} (not trained again)', flush=True)
+        os.utime(folder/FINISHED)                            # touched: the report runner sees this run used it
+        return load_model(folder, device)[0] if (folder/'model.pth').exists() else None
+    (folder/FINISHED).unlink(missing_ok=True)                # another setup's marker: this folder is being retrained
+    t0 = time.time()
+    model = train_fn()
+    if model is not None and not isinstance(config, str): save_model(folder, model, config)
+    save_json(dict(key=key, seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S')), folder/FINISHED)
+    return getattr(model, 'model', model)
+
+# %% ../../nbs/04_train.ipynb #53b921e4
+def gpu_setup(deterministic=None) -> dict:
+    "cuDNN autotuning on, unless `deterministic` (default: `$MEDREPRO_DETERMINISTIC` set and not 0); the settings chosen."
+    if deterministic is None: deterministic = os.environ.get('MEDREPRO_DETERMINISTIC', '') not in ('', '0')
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+    return dict(benchmark=torch.backends.cudnn.benchmark, deterministic=torch.backends.cudnn.deterministic)
