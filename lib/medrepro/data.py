@@ -265,10 +265,10 @@ _FORKED_FN = None                                            # a forked worker f
 def _guarded_forked(item): return _guarded(_FORKED_FN, item)
 
 class _Progress:
-    "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display."
+    "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display; by default from 50 items up."
     def __init__(self, n, desc, show):
         self.n, self.desc, self.k, self.t0, self.bar, self.next = n, desc or 'items', 0, time.time(), None, 0
-        self.show = n > 0 and (show if show is not None else True)
+        self.show = n > 0 and (show if show is not None else n >= 50)   # by default only for jobs long enough to watch
         self.lines = os.environ.get('MEDREPRO_BATCH', '') not in ('', '0') or 'ipykernel' not in sys.modules
         if self.show and not self.lines:
             from fastprogress.fastprogress import progress_bar
