@@ -8,7 +8,8 @@ separates "the weights are bad" from "the running statistics have not caught up 
 
     PYTHONPATH=lib .venv/bin/python scripts/dsb_recipe_ablation.py [--data ../shared/data/dsb2018] [--only 0,1] [--out CSV]
 
-CPU, one thread: about 5-8 minutes per 10-epoch variant on this machine (the 32-epoch one about three times that).
+CPU, one thread: about 25 CPU minutes per 10-epoch variant at 256x256 (the 32-epoch one about three times that); `--img-size 128`
+keeps the steps, the batch and BatchNorm and costs about a quarter.
 The table is written row by row to reports/dsb/evaluate/recipe_ablation.csv; notebook 34 shows it.
 """
 import argparse, time, tempfile, warnings
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from medrepro.core import ModelConfig, seed_everything, reports_dir
 from medrepro.data import dataset_path
-from medrepro.dsb.data import dsb_items, load_set, paper_split, paper_train_order, dsb_dataloaders
+from medrepro.dsb.data import dsb_items, load_item, resize_pair, DsbSet, paper_split, paper_train_order, dsb_dataloaders
 from medrepro.dsb.train import train_model, keras_adam, reestimate_bn, RECIPE_VARIANTS, REPORT_RECIPE
 from medrepro.dsb.evaluate import paper_scores
 from medrepro.train import predict
@@ -33,6 +34,7 @@ def main():
     ap.add_argument('--data', default='../shared/data/dsb2018')
     ap.add_argument('--only', default=None, help='comma-separated variant numbers (default: all)')
     ap.add_argument('--out', default=None)
+    ap.add_argument('--img-size', type=int, default=256, help="the report's 256; 128 costs a quarter (same steps, same BatchNorm)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out) if a.out else reports_dir('dsb')/'evaluate'/'recipe_ablation.csv'
@@ -43,9 +45,15 @@ def main():
     ids = {k: [items[i].id for i in v] for k, v in dict(split, train=order).items()}
     fit_items = [it for it in items if it.id not in set(ids['test'])]
     test_items = [it for it in items if it.id in set(ids['test'])]
-    sets = {s: load_set(fit_items, 256, interp='linear', soft=s) for s in (True, False)}
-    test = load_set(test_items, 256, interp='linear', soft=True)
+    S = a.img_size
+    pairs = {it.id: load_item(it) for it in fit_items + test_items}          # each image read once
+    def dsb_set(its, soft):
+        xy = [resize_pair(pairs[it.id][0], pairs[it.id][1] > 0, S, 'linear', soft) for it in its]
+        return DsbSet(list(its), np.stack([x for x, _ in xy]), np.stack([y for _, y in xy]), S, soft)
+    sets = {s: dsb_set(fit_items, s) for s in (True, False)}
+    test = dsb_set(test_items, True)
     truth = test.y.astype(np.float32) / 255 > 0.5                        # the report's paper_mask
+    del pairs
     train_x = sets[True].x[[i for k in ids['train'] for i, it in enumerate(fit_items) if it.id == k]]
     todo = range(len(RECIPE_VARIANTS)) if a.only is None else [int(v) for v in a.only.split(',')]
     for v in todo:
@@ -64,7 +72,7 @@ def main():
         row = dict(variant=v, name=name, change=', '.join(f'{k}={c}' for k, c in change.items()) or '(none)',
                    steps=len(dls.train) * r['epochs'], train_loss_last=h.train_loss.iloc[-1], valid_loss_best=h.valid_loss.min(),
                    test_jaccard=j, test_fg_fraction=fg, test_jaccard_bn_reestimated=j_bn, test_fg_fraction_bn_reestimated=fg_bn,
-                   truth_fg_fraction=float(truth.mean()), train_seconds=round(secs, 1), n_train=len(ids['train']), n_test=len(test_items))
+                   truth_fg_fraction=float(truth.mean()), img_size=S, train_seconds=round(secs, 1), n_train=len(ids['train']), n_test=len(test_items))
         print(row, flush=True)
         prev = pd.read_csv(out) if out.exists() else pd.DataFrame()
         if len(prev): prev = prev[prev['variant'] != v]
