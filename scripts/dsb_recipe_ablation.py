@@ -75,8 +75,8 @@ def main():
                    truth_fg_fraction=float(truth.mean()), img_size=S, train_seconds=round(secs, 1), n_train=len(ids['train']), n_test=len(test_items))
         print(row, flush=True)
         prev = pd.read_csv(out) if out.exists() else pd.DataFrame()
-        if len(prev): prev = prev[prev['variant'] != v]
-        pd.concat([prev, pd.DataFrame([row])], ignore_index=True).sort_values('variant').to_csv(out, index=False)
+        if len(prev): prev = prev[(prev['variant'] != v) | (prev.get('img_size', S) != S)]
+        pd.concat([prev, pd.DataFrame([row])], ignore_index=True).sort_values(['img_size', 'variant']).to_csv(out, index=False)
 
 
 if __name__ == '__main__':
