@@ -71,6 +71,7 @@ def main():
         j_bn, fg_bn = test_jaccard(reestimate_bn(learn.model, train_x), test.x, truth)
         row = dict(variant=v, name=name, change=', '.join(f'{k}={c}' for k, c in change.items()) or '(none)',
                    steps=len(dls.train) * r['epochs'], train_loss_last=h.train_loss.iloc[-1], valid_loss_best=h.valid_loss.min(),
+                   best_epoch=int(h.valid_loss.to_numpy().argmin()) + 1, valid_loss_last=h.valid_loss.iloc[-1],
                    test_jaccard=j, test_fg_fraction=fg, test_jaccard_bn_reestimated=j_bn, test_fg_fraction_bn_reestimated=fg_bn,
                    truth_fg_fraction=float(truth.mean()), img_size=S, train_seconds=round(secs, 1), n_train=len(ids['train']), n_test=len(test_items))
         print(row, flush=True)
