@@ -23,7 +23,7 @@ __all__ = ['DEPTH_METHODS', 'ROUTES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INPUTS_V
            'drop_stale', 'localiser_inputs', 'as_float32', 'random_flip', 'float_sets', 'load_volumes', 'hu_to_input',
            'jpg_to_input', 'jpg_grey', 'jpg_slices', 'hu_int16', 'slice_picks', 'vertebra_sequences',
            'vertebra_crop_stack', 'study_arrays', 'inputs_key', 'StudyStore', 'study_stores', 'StudyInputs',
-           'load_inputs', 'inputs_max_bytes', 'prepare']
+           'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes', 'prepare']
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #04d81896
 def pick_depth(vol, n) -> np.ndarray:
@@ -101,15 +101,19 @@ def as_float32(a) -> torch.Tensor:
     "A float32 tensor of array `a` (caches hold float16 or integers; the models train in float32)."
     return torch.as_tensor(np.asarray(a, np.float32))
 
-def random_flip(a) -> torch.Tensor:
-    "`as_float32(a)` flipped left-right (last axis) half of the time, by torch's RNG: the training augmentation of the RSNA models."
-    v = as_float32(a)
+def random_flip(a, tfm=as_float32) -> torch.Tensor:
+    "`tfm(a)` (float32; `torch.as_tensor`: as stored) flipped left-right (last axis) half of the time, by torch's RNG: the training augmentation of the RSNA models."
+    v = tfm(a)
     return v.flip(-1) if torch.rand(()) < .5 else v
 
-def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip) -> tuple:
-    "(train, valid) `data.ArraySet`s of arrays or `StudyInputs` as float32: training items through `augment`, validation items untouched."
+def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=False) -> tuple:
+    "(train, valid) `data.ArraySet`s of arrays as float32: training items through `augment`, validation items untouched; `raw`: `StudyInputs` give their items as stored, for `batch_tfms` to make float32 per batch (on the device)."
     for x, y in ((x_train, y_train), (x_valid, y_valid)):
         if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
+    if raw and hasattr(x_train, 'raw_rows'):
+        raw = torch.as_tensor
+        return (ArraySet(x_train.raw_rows, y_train, x_tfm=(lambda a: augment(a, raw)) if augment else raw, y_tfm=as_float32),
+                ArraySet(x_valid.raw_rows, y_valid, x_tfm=raw, y_tfm=as_float32))
     return (ArraySet(x_train, y_train, x_tfm=augment or as_float32, y_tfm=as_float32),
             ArraySet(x_valid, y_valid, x_tfm=as_float32, y_tfm=as_float32))
 
@@ -264,6 +268,12 @@ def study_stores(root, uids, cache_dir=None, localiser=None, workers=None, bad=N
             for u in keys]
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d009
+class _RawRows:
+    "`x.raw(i)` as `x[i]`: the items of a Dataset that converts per batch."
+    def __init__(self, x): self.x = x
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return self.x.raw(int(i))
+
 class StudyInputs:
     "Model inputs of some studies, read from their `StudyStore`s when indexed: x[i] (one study), x[a:b] or x[list] (stacked), len(x); `raw(i)` gives the stored arrays, `convert` turns them (a batch, on any device) into the float32 input."
     def __init__(self, stores, part, vertebra=None, route='hu', windows=('bone', 'soft', 'brain'), crop_window='bone', uids=None):
@@ -274,18 +284,18 @@ class StudyInputs:
     def raw(self, i) -> np.ndarray:
         "Study `i` as stored: crops (7, T, K, s, s) int16, or the vertebra's T slices (T, S, S) int16 / uint8."
         st = self.stores[i]
-        if self.part == 'crops': return np.asarray(st['crops'])
+        if self.part == 'crops': return np.array(st['crops'])                 # a copy: read into memory, writable
         p = st.meta['picks'][self.vertebra]
         a = st[self.route]
-        return np.asarray(a[p]) if p else np.zeros((st.meta['limits'][self.vertebra], *a.shape[1:]), a.dtype)
+        if p: return np.asarray(a[p])
+        return np.full((st.meta['limits'][self.vertebra], *a.shape[1:]), -32768 if self.route == 'hu' else 0, a.dtype)   # absent: 0 in every window; black
     def convert(self, raw) -> torch.Tensor:
         "Stored arrays (one study or a batch; NumPy or torch, any device) -> the float32 model input."
         if self.part == 'crops': return hu_to_input(raw, (self.crop_window,)).squeeze(-3)     # one window: the crop's channels stay its slices
         return hu_to_input(raw, self.windows) if self.route == 'hu' else jpg_to_input(raw)
-    def _one(self, i) -> np.ndarray:
-        x = self.convert(self.raw(i)).numpy()
-        if self.part != 'crops' and not self.stores[i].meta['picks'][self.vertebra]: x[:] = 0      # an absent vertebra: zeros
-        return x
+    def _one(self, i) -> np.ndarray: return self.convert(self.raw(i)).numpy()
+    @property
+    def raw_rows(self): return _RawRows(self)
     def __getitem__(self, i):
         if isinstance(i, slice): i = range(*i.indices(len(self)))
         if isinstance(i, (range, list, np.ndarray)): return np.stack([self._one(int(j)) for j in i])
@@ -303,6 +313,19 @@ def load_inputs(root, uids, cache_dir=None, route='hu', windows=('bone', 'soft',
     seq = {v: StudyInputs(stores, 'seq', v, route, windows, crop_window, kept) for v in VERTEBRAE}
     return seq, StudyInputs(stores, 'crops', None, route, windows, crop_window, kept), [s.meta['source'] for s in stores]
 
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d016
+from fastai.data.core import ItemTransform     # fastai's (fasttransform's) batch transform over the whole (x, y) tuple
+
+class ToInputs(ItemTransform):
+    "A batch transform: the stored arrays of a batch `(x, y)` (or `x`) -> float32 model inputs by `inputs.convert`, where the batch is (on the GPU when there is one)."
+    order = 0
+    def __init__(self, inputs): super().__init__(); self.inputs = inputs
+    def encodes(self, b): return (self.inputs.convert(b[0]), *b[1:]) if isinstance(b, (tuple, list)) else self.inputs.convert(b)
+
+def batch_tfms(x) -> dict:
+    "`dataloaders` keywords for inputs `x`: `StudyInputs` are converted per batch on the device (`ToInputs`); arrays need nothing."
+    return dict(after_batch=ToInputs(x)) if isinstance(x, StudyInputs) else {}
+
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d012
 def inputs_max_bytes(n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None) -> int:
     "The most one study's cache can take: every pick a slice of its own (uint8 JPG + int16 HU each), plus the int16 crops."
@@ -311,8 +334,8 @@ def inputs_max_bytes(n_slices=8, img_size=64, crop_size=32, context=1, slice_lim
 
 def prepare(data_dir, cache_dir, params=None, workers=None, bad_items='skip', progress=None) -> dict:
     "The `paper` profile's data preparation of every study in `data_dir` (index, one read per study for both routes, caches in `cache_dir`): dict(items, cache_bytes, bytes_per_study, max_bytes_per_study, bad)."
-    from ..report import profile_params
-    p = {**profile_params('paper', '16_rsna.train'), **(params or {})}
+    from medrepro.report import profile_params
+    p = {**profile_params('paper', '16_rsna.train.ipynb'), **(params or {})}
     kw = {k: p[k] for k in ('n_slices', 'img_size', 'crop_size', 'context', 'slice_limits') if k in p}
     uids = sorted(read_labels(data_dir).StudyInstanceUID.astype(str))
     bad = BadItems(bad_items)
