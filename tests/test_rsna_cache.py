@@ -118,3 +118,21 @@ def test_a_missing_weight_file_fails_in_the_first_cells(tiny_rsna, tmp_path):
     assert r.returncode != 0 and 'NOT STOPPED' not in r.stdout, r.stdout[-2000:]
     assert name in r.stderr and 'make weights' in r.stderr and 'preflight rsna' in r.stdout, r.stderr[-2000:]
     assert not (tmp_path/'cache'/'rsna'/'rsna_inputs').exists()                 # nothing decoded
+
+
+def test_batches_converted_on_the_device_equal_the_float_path(tiny_rsna, tmp_path):
+    "The DataLoader of stored arrays + `batch_tfms` gives the batches of the float32 path, and the same random flips."
+    from medrepro.data import dataloaders
+    from medrepro.rsna.preprocess import float_sets, batch_tfms
+    y = np.zeros((4, 1), np.float32)
+    for route in ('hu', 'jpg'):
+        seq, crops, _ = load_inputs(tiny_rsna, _uids(tiny_rsna), tmp_path, route=route, **KW)
+        for x in (crops, seq['C3'], seq['C1']):
+            raw = dataloaders(*float_sets(x, y, x, y, raw=True), bs=3, device='cpu', tfmd=True, **batch_tfms(x))
+            flt = dataloaders(*float_sets(x, y, x, y), bs=3, device='cpu', tfmd=True)
+            pairs = list(zip(raw.valid, flt.valid))
+            assert len(pairs) == 2 and all(a[0].dtype == torch.float32 and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)
+            ra, fa = float_sets(x, y, x, y, raw=True)[0], float_sets(x, y, x, y)[0]
+            for i in range(4):
+                torch.manual_seed(i); r = raw.after_batch(ra[i][0][None])
+                torch.manual_seed(i); assert torch.equal(r[0], fa[i][0])
