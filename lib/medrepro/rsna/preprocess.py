@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #041ec2ce
 from __future__ import annotations
-import io, copy, json
+import io, os, copy, json
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
@@ -254,8 +254,9 @@ def study_stores(root, uids, cache_dir=None, localiser=None, workers=None, bad=N
     loc = localiser
     if loc is not None and len(todo) > 1 and n_workers(workers) > 1 and str(getattr(loc, 'device', 'cpu')) != 'cpu':
         loc = copy.copy(loc); loc.model, loc.device = copy.deepcopy(loc.model).cpu(), torch.device('cpu')   # forked workers: no CUDA
+    parent = os.getpid()
     def build(uid):
-        torch.set_num_threads(1)                                     # one core per worker
+        if os.getpid() != parent: torch.set_num_threads(1)          # a forked worker: one core each (this process keeps its threads)
         s = read_series(Path(root)/'train_images'/uid, workers=1)   # one study per worker, its slices decoded serially
         return study_arrays(s, study_presence(root, s, loc), **kw)
     built = {}
