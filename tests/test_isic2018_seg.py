@@ -173,3 +173,98 @@ def test_headline_is_the_thesis_beside_ours(tmp_path):
     from medrepro.report import study_headlines
     for f in ('42_seg_summary_test.csv', '42_seg_vs_thesis_test.csv'): (tmp_path/f).write_text('a\n1\n')
     assert [p.name for p in study_headlines('isic2018', tmp_path)] == ['42_seg_vs_thesis_test.csv']
+
+
+# --- issue 26: classical cues, cross-validation, choices made out of fold ---------------------------------------------
+from medrepro.data import kfold
+from medrepro.isic2018.data import SegSet
+from medrepro.isic2018.model import Cues, cue_unet, otsu_threshold, gaussian_blur
+from medrepro.isic2018.train import train_cv
+from medrepro.isic2018.evaluate import read_cv, fold_of, cv_predict, ensemble_probs, score_grid, best_setting, nested_choice, SETTING
+
+
+def _lesion_image(h=60, w=80):
+    img = np.full((h, w, 3), 210, np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    img[np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) > 0.48 * w] = 15           # the dermatoscope's dark rim
+    img[np.hypot(yy - h / 2, xx - w / 2) < h / 4] = 60                          # the lesion
+    return img
+
+
+def test_cues_match_the_otsu_baseline():
+    img = _lesion_image()
+    x = torch.tensor(img).permute(2, 0, 1)[None].float() / 255
+    c = Cues(('central', 'otsu', 'radius'))(x)
+    assert tuple(c.shape) == (1, 3, 60, 80)
+    central = c[0, 0].numpy() > 0
+    assert (central ^ otsu_lesion(img)).sum() < 0.01 * central.size
+    assert c[0, 1, 0, 0] > 0 and not central[0, 0]                              # the rim is dark but not the lesion
+    with pytest.raises(ValueError, match='unknown cue'): Cues(('rgb', 'lab'))
+
+
+def test_torch_otsu_and_blur():
+    from skimage.filters import threshold_otsu
+    from scipy import ndimage
+    v = np.r_[np.full(100, 0.2), np.full(300, 0.8)].astype(np.float32)
+    assert 0.2 < float(otsu_threshold(torch.tensor(v)[None])[0]) <= 0.8 and abs(float(otsu_threshold(torch.tensor(v)[None])[0]) - threshold_otsu(v)) < 1 / 64 + 0.3
+    g = torch.rand(1, 1, 20, 20)
+    assert np.allclose(gaussian_blur(g, 1.5)[0, 0].numpy(), ndimage.gaussian_filter(g[0, 0].numpy(), 1.5, mode='nearest', truncate=3), atol=1e-5)
+
+
+def test_residual_unet_starts_from_the_otsu_answer(tmp_path):
+    net = cue_unet([4, 8], residual=True).eval()
+    with torch.no_grad(): net.unet.head.weight.zero_(); net.unet.head.bias.zero_()
+    img = _lesion_image()
+    p = predict_probs(net, img[None], device='cpu')[0]
+    assert ((p > 0.5) == otsu_lesion(img)).mean() > 0.99
+    save_model(tmp_path/'m', net, dict(arch='isic_cue_unet', params=dict(widths=[4, 8], residual=True)))
+    m2, _ = load_model(tmp_path/'m', 'cpu')
+    assert np.allclose(predict_probs(m2, img[None], device='cpu'), p, atol=1e-5)
+    with pytest.raises(ValueError, match="needs the 'central' cue"): cue_unet([4, 8], cues=('rgb',), residual=True)
+
+
+def test_fit_unet_keep_last(tmp_path):
+    learn = fit_unet(_tiny_dls(), isic_unet([4, 8]), 2, 1e-2, out_dir=tmp_path/'t', folder=tmp_path/'m', config=dict(arch='isic_unet', params=dict(widths=[4, 8])), quiet=True, keep='last')
+    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['best_jaccard', 'best_loss', 'last']
+    m, cfg = load_model(tmp_path/'m'/'last')
+    assert cfg.meta['checkpoint'] == 'last' and cfg.meta['epoch'] == 1
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), learn.model.state_dict().values()))
+    with pytest.raises(ValueError, match='keep must be'): fit_unet(_tiny_dls(), isic_unet([4, 8]), 1, 1e-2, keep='first')
+
+
+def test_cross_validation_predicts_each_image_out_of_fold(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(100, 255, (9, 16, 16, 3)).astype(np.uint8); y = np.zeros((9, 16, 16), np.uint8)
+    x[:, 4:12, 4:12] //= 3; y[:, 4:12, 4:12] = 1
+    ds = SegSet([SegItem(f'ISIC_{k:07d}', None, None) for k in range(9)], x, y)
+    folds = kfold(9, k=3, seed=0, valid=1)
+    cfg = dict(arch='isic_cue_unet', params=dict(widths=[4, 8], cues=['rgb', 'otsu']))
+    table, learners = train_cv(ds, folds, lambda: cue_unet([4, 8], ('rgb', 'otsu')), cfg, 1, 1e-2, bs=2, folder=tmp_path/'cv', out_dir=tmp_path/'t', device='cpu')
+    assert len(table) == 3 and (table.cpu_seconds > 0).all() and len(learners) == 3
+    cv = read_cv(tmp_path/'cv')
+    assert sorted(i for f in cv['folds'] for i in f['test']) == ds.ids
+    assert all(not set(f['test']) & set(f['train'] + f['valid']) for f in cv['folds'])
+    p = cv_predict(tmp_path/'cv', ds.ids, ds.x, 'last', tta=False, device='cpu')
+    for k, f in enumerate(folds):
+        assert np.allclose(p[f['test']], predict_probs(learners[k].model, ds.x[f['test']], device='cpu'), atol=1e-3)
+    e = ensemble_probs(tmp_path/'cv', ds.x[:2], 'last', tta=False, device='cpu')
+    assert np.allclose(e, np.mean([predict_probs(l.model, ds.x[:2], device='cpu') for l in learners], 0), atol=1e-3)
+    with pytest.raises(ValueError, match='in no fold'): cv_predict(tmp_path/'cv', ['ISIC_9999999'], ds.x[:1])
+    assert fold_of(cv, ['ISIC_9999999']).tolist() == [-1]
+    with pytest.raises(ValueError, match='no validation images'): train_cv(ds, kfold(9, k=3, seed=0), lambda: cue_unet([4, 8]), cfg, 1, 1e-2, device='cpu')
+
+
+def test_nested_choice_never_scores_on_what_it_chose_on(tmp_path):
+    its = []
+    for k in range(4):
+        Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path/f'ISIC_000000{k}.jpg')
+        mm = np.zeros((40, 60), np.uint8); mm[:20] = 255; Image.fromarray(mm).save(tmp_path/f'ISIC_000000{k}_segmentation.png')
+        its.append(SegItem(f'ISIC_000000{k}', tmp_path/f'ISIC_000000{k}.jpg', tmp_path/f'ISIC_000000{k}_segmentation.png'))
+    top = np.zeros((4, 6), np.float32); top[:2] = 1.0
+    left = np.zeros((4, 6), np.float32); left[:, :3] = 1.0
+    g = score_grid(its, {'a': np.stack([top, left, top, left]), 'b': np.stack([left, top, left, top])}, thresholds=(0.5,), posts=(False,))
+    assert len(g) == 8 and best_setting(g) == ('a', False, 0.5)              # a tie: the first in sorted order
+    nc = nested_choice(g, {f'ISIC_000000{k}': k % 2 for k in range(4)})
+    assert sorted(nc.index) == [it.id for it in its]
+    assert nc.jaccard.mean() == pytest.approx(1 / 3)                           # each fold gets the other fold's (wrong) choice
+    assert g.groupby(SETTING).jaccard.mean().max() == pytest.approx(2 / 3)

@@ -4,16 +4,20 @@
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c004
 from __future__ import annotations
+import json
+from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn
 from scipy import ndimage
 from ..imaging import resize_image
+from ..core import DataError, load_model
 from ..metrics import seg_scores, thresholded_jaccard
 from ..train import predict
 from .data import image_size, read_mask
 
 # %% auto #0
-__all__ = ['FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion', 'keep_central', 'upsample', 'score_masks',
-           'pooled_jaccard', 'score_summary']
+__all__ = ['CHECKPOINT_DIRS', 'SETTING', 'FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion', 'keep_central',
+           'upsample', 'score_masks', 'pooled_jaccard', 'score_summary', 'read_cv', 'fold_of', 'cv_predict',
+           'ensemble_probs', 'score_grid', 'best_setting', 'nested_choice']
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c019
 class FlipTTA(nn.Module):
@@ -84,3 +88,62 @@ def score_summary(scores:dict) -> pd.DataFrame:
     "One row per method: Jaccard (mean per image, pooled, thresholded as ISIC 2018), Dice, share of images above 0.65, images."
     return pd.DataFrame([dict(method=k, jaccard=s.jaccard.mean(), pooled_jaccard=pooled_jaccard(s), thresholded_jaccard=thresholded_jaccard(s.jaccard),
                               dice=s.f1.mean(), frac_above_065=(s.jaccard >= 0.65).mean(), images=len(s)) for k, s in scores.items()])
+
+# %% ../../../nbs/42_isic2018.evaluate.ipynb #64d3afed
+CHECKPOINT_DIRS = {'last': 'last', 'loss': 'best_loss', 'jaccard': 'best_jaccard'}   # notebook 41a's saved weights per fold
+
+def read_cv(folder) -> dict:
+    "The `cv.json` notebook 41a's `train_cv` wrote in `folder`: each fold's train / valid / test ids, and what the run held out."
+    f = Path(folder)/'cv.json'
+    if not f.exists(): raise DataError(f, 'no cross-validation here: expected the cv.json that notebook 41a writes when cv_folds > 0')
+    return json.loads(f.read_text())
+
+def fold_of(cv:dict, ids) -> np.ndarray:
+    "Index of the fold whose test part (out-of-fold images) holds each id; -1 for an id in none."
+    where = {i: k for k, f in enumerate(cv['folds']) for i in f['test']}
+    return np.array([where.get(i, -1) for i in ids])
+
+def cv_predict(folder, ids, x, checkpoint='last', tta=True, device=None) -> np.ndarray:
+    "Out-of-fold lesion probabilities: image `ids[n]` (`x[n]`, uint8) by the model of the fold that held it out, never by one that saw it."
+    cv, folds = read_cv(folder), None
+    folds = fold_of(cv, ids)
+    if (folds < 0).any(): raise ValueError(f'{int((folds < 0).sum())} images are in no fold of {folder}/cv.json, e.g. {ids[int(np.argmax(folds < 0))]}')
+    out = np.zeros(np.shape(x)[:3], np.float32)
+    for k in np.unique(folds):
+        m, _ = load_model(Path(folder)/f'fold{k}'/CHECKPOINT_DIRS[checkpoint], device)
+        out[folds == k] = predict_probs(m, x[folds == k], tta=tta, device=device)
+    return out
+
+def ensemble_probs(folder, x, checkpoint='last', tta=True, device=None) -> np.ndarray:
+    "Lesion probabilities averaged over every fold's model: for images no fold saw (a held-out part, another folder)."
+    n = len(read_cv(folder)['folds'])
+    return np.mean([predict_probs(load_model(Path(folder)/f'fold{k}'/CHECKPOINT_DIRS[checkpoint], device)[0], x, tta=tta, device=device)
+                    for k in range(n)], axis=0)
+
+# %% ../../../nbs/42_isic2018.evaluate.ipynb #8aac3a8d
+SETTING = ['checkpoint', 'post', 'threshold']    # what notebook 42 chooses by cross-validation
+
+def score_grid(items, probs:dict, thresholds=(0.5,), posts=(False, True)) -> pd.DataFrame:
+    "Full-resolution per-image scores of every setting: `probs` maps a checkpoint name to (N, h, w) probabilities for `items`; each mask is read once."
+    rows = []
+    for n, it in enumerate(items):
+        m = read_mask(it.mask, image_size(it.image), it.image)
+        for ck, p in probs.items():
+            for post in posts:
+                for t in thresholds:
+                    q = keep_central(p[n], t) if post else p[n]
+                    rows.append(seg_scores([upsample(q, m.shape, t)], [m], [it.id]).assign(checkpoint=ck, post=post, threshold=t))
+    return pd.concat(rows)
+
+def best_setting(grid) -> tuple:
+    "The (checkpoint, post, threshold) with the highest mean per-image Jaccard in `grid` (ties: the first in sorted order)."
+    return grid.groupby(SETTING).jaccard.mean().idxmax()
+
+def nested_choice(grid, folds) -> pd.DataFrame:
+    "Each fold's images scored under the setting chosen on the *other* folds' images (`folds`: fold per image id), so no choice sees what it is scored on."
+    g = grid.assign(fold=pd.Series(folds).reindex(grid.index).to_numpy())
+    out = []
+    for k in sorted(g.fold.unique()):
+        best = best_setting(g[g.fold != k])
+        out.append(g[(g.fold == k) & (g[SETTING].apply(tuple, axis=1) == best)])
+    return pd.concat(out)

@@ -4,12 +4,14 @@
 
 # %% ../../../nbs/41_isic2018.model.ipynb #767f21c2
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+from scipy import ndimage
 from ..core import register_model
 from ..nets import conv_block   # two (3x3 conv, batch norm, ReLU) layers, shared with EchoNet
+from .evaluate import central_component   # the Otsu baseline's choice of component (notebook 42)
 
 # %% auto #0
-__all__ = ['UNet', 'isic_unet', 'fastai_unet']
+__all__ = ['CUES', 'UNet', 'isic_unet', 'fastai_unet', 'gaussian_blur', 'otsu_threshold', 'Cues', 'CueUNet', 'cue_unet']
 
 # %% ../../../nbs/41_isic2018.model.ipynb #c007
 class UNet(nn.Module):
@@ -47,3 +49,81 @@ def fastai_unet(backbone='resnet18', img_size=(768, 1024), n_out=1) -> nn.Module
     from fastai.vision.learner import create_unet_model
     from torchvision import models
     return create_unet_model(getattr(models, backbone), n_out, tuple(img_size), pretrained=False)
+
+# %% ../../../nbs/41_isic2018.model.ipynb #872adf0a
+def gaussian_blur(x, sigma) -> torch.Tensor:
+    "Separable Gaussian blur of a (B, C, H, W) tensor with edge replication (as `scipy.ndimage.gaussian_filter(mode='nearest')`, truncated at 3 sigma)."
+    r = max(int(3 * sigma + 0.5), 1)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+def otsu_threshold(v, bins=64) -> torch.Tensor:
+    "Otsu's threshold of each row of `v` (B, N), values in [0, 1]: the cut between histogram bins with the largest between-class variance."
+    c = (torch.arange(bins, device=v.device, dtype=v.dtype) + 0.5) / bins
+    out = []
+    for row in v:
+        p = torch.histc(row, bins, 0, 1); p = p / p.sum()
+        w0, m0 = p.cumsum(0), (p * c).cumsum(0)
+        between = (m0[-1] * w0 - m0) ** 2 / (w0 * (1 - w0)).clamp_min(1e-9)
+        out.append(c[between.argmax()] + 0.5 / bins)      # the upper edge of the last bin of the dark class
+    return torch.stack(out)
+
+# %% ../../../nbs/41_isic2018.model.ipynb #21dc3fd0
+CUES = {'rgb': 3, 'blue': 1, 'otsu': 1, 'central': 1, 'dist': 1, 'radius': 1}   # input channels each cue gives
+
+class Cues(nn.Module):
+    "Classical cues computed from an RGB batch in [0, 1], as input channels: see the table above. No weights."
+    def __init__(self, which=('rgb', 'blue', 'otsu', 'central', 'radius')):
+        super().__init__()
+        bad = [w for w in which if w not in CUES]
+        if bad: raise ValueError(f'unknown cue(s) {bad}: choose from {list(CUES)}')
+        self.which = tuple(which)
+    @property
+    def n_out(self) -> int: return sum(CUES[w] for w in self.which)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        std = lambda t: (t - t.mean((2, 3), keepdim=True)) / (t.std((2, 3), keepdim=True) + 1e-5)   # per image and channel
+        b = gaussian_blur(x[:, 2:3].float(), max(H, W) / 200)   # the Otsu baseline's blurred blue channel (its sigma rule)
+        lo, hi = b.amin((2, 3), keepdim=True), b.amax((2, 3), keepdim=True)
+        bn = (b - lo) / (hi - lo + 1e-6)
+        dark = bn < otsu_threshold(bn.flatten(1)).view(B, 1, 1, 1)
+        cc = None
+        if 'central' in self.which or 'dist' in self.which:      # the Otsu baseline's answer (scipy, on the CPU; no gradient needed)
+            cc = np.stack([central_component(d) for d in dark[:, 0].cpu().numpy()])
+        out = []
+        for w in self.which:
+            if w == 'rgb': out.append(std(x.float()))
+            elif w == 'blue': out.append(std(b))
+            elif w == 'otsu': out.append(dark.float() * 2 - 1)
+            elif w == 'central': out.append(torch.as_tensor(cc, dtype=torch.float32, device=x.device)[:, None] * 2 - 1)
+            elif w == 'dist':                                     # signed distance to the central component's outline, in image diagonals
+                d = np.stack([ndimage.distance_transform_edt(c) - ndimage.distance_transform_edt(~c) for c in cc]) / np.hypot(H, W)
+                out.append(torch.as_tensor(d, dtype=torch.float32, device=x.device)[:, None] * 4)
+            elif w == 'radius':
+                yy, xx = torch.meshgrid(torch.linspace(-1, 1, H, device=x.device), torch.linspace(-1, 1, W, device=x.device), indexing='ij')
+                out.append(torch.hypot(yy, xx).expand(B, 1, H, W))
+        return torch.cat(out, 1)
+
+# %% ../../../nbs/41_isic2018.model.ipynb #199e29f5
+class CueUNet(nn.Module):
+    "`Cues` then a `UNet` on them; `residual=True` adds `scale` x the `central` cue (+-1) to the logits, so training starts from the Otsu answer and learns corrections."
+    def __init__(self, widths=(8, 16, 32, 64, 128), cues=('rgb', 'blue', 'otsu', 'central', 'radius'), residual=False, scale=2.0, bn=True):
+        super().__init__()
+        self.cues = Cues(cues)
+        self.unet = UNet(tuple(widths), in_ch=self.cues.n_out, bn=bn)
+        if residual and 'central' not in cues: raise ValueError("residual=True needs the 'central' cue (the answer it corrects)")
+        self.at = sum(CUES[w] for w in cues[:list(cues).index('central')]) if residual else None   # the central cue's channel
+        self.scale = nn.Parameter(torch.tensor(float(scale))) if residual else None
+    def forward(self, x):
+        c = self.cues(x)
+        out = self.unet(c)
+        return out if self.at is None else out + self.scale * c[:, self.at:self.at + 1]
+
+@register_model('isic_cue_unet')
+def cue_unet(widths=(8, 16, 32, 64, 128), cues=('rgb', 'blue', 'otsu', 'central', 'radius'), residual=False, bn=True) -> nn.Module:
+    "Our U-Net on classical cues (`CueUNet`), for `save_model` / `load_model`. Takes RGB in [0, 1] like `isic_unet`."
+    return CueUNet(widths, tuple(cues), residual=residual, bn=bn)

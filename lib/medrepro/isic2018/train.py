@@ -4,16 +4,55 @@
 
 # %% ../../../nbs/41a_isic2018.train.ipynb #1b95f958
 from __future__ import annotations
+import time
+from pathlib import Path
+import pandas as pd
+from fastai.callback.core import Callback
+from fastai.torch_core import rank_distrib
+from ..core import ModelConfig, save_model, save_json, seed_everything
 from ..nets import MaskLoss, MaskScore
 from ..train import fit
+from .data import seg_dataloaders
 
 # %% auto #0
-__all__ = ['SEG_CHECKPOINTS', 'fit_unet']
+__all__ = ['SEG_CHECKPOINTS', 'SaveLast', 'fit_unet', 'train_cv']
 
 # %% ../../../nbs/41a_isic2018.train.ipynb #c017
 SEG_CHECKPOINTS = {'loss': ('valid_loss', None), 'jaccard': ('jaccard', None)}   # the thesis's two models (lower loss, higher Jaccard)
 
-def fit_unet(dls, model, epochs, lr, loss='dice_bce', out_dir='.', folder=None, config=None, quiet=False):
-    "Train a one-logit segmentation `model` with `train.fit`: `MaskLoss(loss)`, per-image Jaccard, the thesis's two checkpoints under `folder`; best-Jaccard weights loaded."
+class SaveLast(Callback):
+    "Save the last epoch's weights with `core.save_model` as `folder/last` (rank 0), before a best checkpoint is reloaded."
+    order, _only_train_loop = 55, True               # before BestCheckpoints (60) reloads its best epoch after the fit
+    def __init__(self, folder, config): self.folder, self.config = Path(folder), config
+    def after_fit(self):
+        if rank_distrib(): return
+        cfg = self.config if isinstance(self.config, ModelConfig) else ModelConfig(**self.config)
+        net = getattr(self.learn.model, 'module', self.learn.model)
+        save_model(self.folder/'last', net, ModelConfig(cfg.arch, cfg.params, {**cfg.meta, 'checkpoint': 'last', 'epoch': self.epoch}))
+
+def fit_unet(dls, model, epochs, lr, loss='dice_bce', out_dir='.', folder=None, config=None, quiet=False, keep='jaccard'):
+    "Train a one-logit segmentation `model` with `train.fit`: `MaskLoss(loss)`, per-image Jaccard, the thesis's two checkpoints under `folder` (and `last` when `keep='last'`); the learner keeps `keep`'s weights ('jaccard', 'loss' or 'last')."
+    if keep not in ('jaccard', 'loss', 'last'): raise ValueError(f"keep must be 'jaccard', 'loss' or 'last', not {keep!r}")
+    cbs = [SaveLast(folder, config)] if keep == 'last' and folder is not None and config is not None else []
     return fit(dls, model, MaskLoss(loss), epochs, lr, metrics=[MaskScore('mean_jaccard', name='jaccard')], out_dir=out_dir, quiet=quiet,
-               checkpoints=SEG_CHECKPOINTS, folder=folder, config=config, reload='jaccard', lr_patience=None, es_patience=None)
+               checkpoints=SEG_CHECKPOINTS, folder=folder, config=config, reload=None if keep == 'last' else keep,
+               lr_patience=None, es_patience=None, cbs=cbs)
+
+# %% ../../../nbs/41a_isic2018.train.ipynb #ff33cbd4
+def train_cv(ds, folds, build, config, epochs, lr, bs=4, loss='dice_bce', augment=True, colour=False, seed=42, folder=None,
+             out_dir='.', device=None, quiet=True, meta=None) -> tuple:
+    "One model per fold of `folds` (`data.kfold` positions into the `SegSet` `ds`), each from `build()` under the same seed; fold i's last epoch and the thesis's two checkpoints in `folder/fold<i>`, the folds' ids in `folder/cv.json`. Returns (a row per fold with its CPU seconds, the learners)."
+    rows, learners = [], []
+    if folder is not None and not rank_distrib():
+        parts = [{k: [ds.ids[j] for j in f[k]] for k in ('train', 'valid', 'test')} for f in folds]
+        save_json(dict(folds=parts, **(meta or {})), Path(folder)/'cv.json')
+    for i, f in enumerate(folds):
+        if not len(f['valid']): raise ValueError(f'fold {i} has no validation images: the checkpoints need some (kfold valid=...)')
+        seed_everything(seed + rank_distrib())
+        dls = seg_dataloaders(ds, f, bs=bs, augment=augment, colour=colour, seed=seed, device=device)
+        c0, t0 = time.process_time(), time.time()
+        learners.append(fit_unet(dls, build(), epochs, lr, loss=loss, out_dir=Path(out_dir)/f'fold{i}', quiet=quiet, keep='last',
+                                 folder=None if folder is None else Path(folder)/f'fold{i}', config=config))
+        rows.append(dict(fold=i, train=len(f['train']), valid=len(f['valid']), test=len(f['test']),
+                         cpu_seconds=round(time.process_time() - c0, 1), seconds=round(time.time() - t0, 1)))
+    return pd.DataFrame(rows), learners
