@@ -328,6 +328,8 @@ def batch_tfms(x) -> dict:
     return dict(after_batch=ToInputs(x)) if isinstance(x, StudyInputs) else {}
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d012
+from ..report import profile_params
+
 def inputs_max_bytes(n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None) -> int:
     "The most one study's cache can take: every pick a slice of its own (uint8 JPG + int16 HU each), plus the int16 crops."
     T = sum(_limits(n_slices, slice_limits).values())
@@ -335,7 +337,6 @@ def inputs_max_bytes(n_slices=8, img_size=64, crop_size=32, context=1, slice_lim
 
 def prepare(data_dir, cache_dir, params=None, workers=None, bad_items='skip', progress=None) -> dict:
     "The `paper` profile's data preparation of every study in `data_dir` (index, one read per study for both routes, caches in `cache_dir`): dict(items, cache_bytes, bytes_per_study, max_bytes_per_study, bad)."
-    from medrepro.report import profile_params
     p = {**profile_params('paper', '16_rsna.train.ipynb'), **(params or {})}
     kw = {k: p[k] for k in ('n_slices', 'img_size', 'crop_size', 'context', 'slice_limits') if k in p}
     uids = sorted(read_labels(data_dir).StudyInstanceUID.astype(str))
