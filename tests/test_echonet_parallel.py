@@ -4,6 +4,7 @@ from medrepro.core import ModelConfig, save_model, load_model
 from medrepro.nets import MaskLoss, MaskScore
 from medrepro.train import make_learner, fit
 from medrepro.data import dataloaders
+import medrepro.echonet.model  # noqa: F401  registers echonet_unet for save_model / load_model
 from medrepro.echonet.data import frame_sets, fill_polygon
 from medrepro.echonet.train import mask_metrics
 from medrepro.echonet.landmarks import landmark_set, landmark_loss, LandmarkErr
