@@ -6,6 +6,7 @@ batches of the paper-sized network on the CPU; then an extrapolation to the full
     .venv/bin/python scripts/bench_scale.py                      # every study (about 15 minutes on an idle 2-core machine)
     .venv/bin/python scripts/bench_scale.py --only dsb,isic2019  # some studies
     .venv/bin/python scripts/bench_scale.py --quick              # tiny sizes, no training batches: the test's smoke run
+    .venv/bin/python scripts/bench_scale.py --readme build/bench/scale.csv   # put a saved run's table into README.md
 
 Each measurement runs in a fresh subprocess; a thread here samples the resident memory (RSS) of that process and all
 its children every 50 ms (psutil), so peaks of different runs never mix. Per study, three preparation runs:
@@ -285,6 +286,25 @@ SHOW = dict(study='study', unit='item', items_1x='items 1x', prep_s_1x='s 1x', i
             eval_img_s='eval img/s (CPU)')
 
 
+README_START, README_END = '<!-- bench-scale:start -->', '<!-- bench-scale:end -->'
+README_COLS = ['study', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 'items_s_4x', 'rss_MB_1x', 'rss_MB_4x', 'rss_4x_vs_1x',
+               'cache_MB_4x', 'speedup_2', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
+
+
+def readme_table(csv, readme=ROOT/'README.md'):
+    "Replace the table between the bench-scale markers of README.md with the one of a saved run (`csv`)."
+    df = pd.read_csv(csv)
+    meta = Path(csv).with_suffix('.txt')
+    note = meta.read_text().strip() if meta.exists() else ''
+    block = '\n'.join([README_START, f'Measured by `{Path(sys.argv[0]).name}` ({note}):' if note else '', '',
+                       md_table(df[README_COLS].rename(columns=SHOW), fmt='{:.2f}'), README_END])
+    text = readme.read_text()
+    if README_START not in text or README_END not in text: sys.exit(f'{readme} has no {README_START} ... {README_END} block')
+    head, rest = text.split(README_START, 1)
+    readme.write_text(head + block + rest.split(README_END, 1)[1])
+    print(f'{readme}: table of {csv} written')
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--only', default=None, help=f"comma-separated studies from {', '.join(FULL)}")
@@ -293,15 +313,18 @@ def main(argv=None):
     ap.add_argument('--train-batches', type=int, default=None, help='timed CPU training and evaluation batches (default 2; 0 in --quick)')
     ap.add_argument('--out', default=str(ROOT/'build'/'bench'/'scale.csv'))
     ap.add_argument('--tmp', default=None, help='where the synthetic data and caches go (default: the system temp folder)')
+    ap.add_argument('--readme', default=None, metavar='CSV', help="write a saved run's table into README.md and stop")
     ap.add_argument('--child', nargs=3, metavar=('STUDY', 'DATA', 'CACHE'), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     tb = a.train_batches if a.train_batches is not None else (0 if a.quick else 2)
     if a.child: return child(*a.child, tb)
+    if a.readme: return readme_table(a.readme)
     studies = a.only.split(',') if a.only else list(FULL)
     bad = [s for s in studies if s not in FULL]
     if bad: sys.exit(f"unknown studies {bad}; choose from {', '.join(FULL)}")
-    cores = len(os.sched_getaffinity(0))
-    print(f'# {cores} cores, load average {os.getloadavg()[0]:.1f}; 1x items: '
+    cores, t_all = len(os.sched_getaffinity(0)), time.perf_counter()
+    load0 = os.getloadavg()[0]
+    print(f'# {cores} cores, load average {load0:.1f}; 1x items: '
           + ', '.join(f"{s} {max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))}" for s in studies), flush=True)
     rows = []
     for s in studies:
@@ -315,6 +338,9 @@ def main(argv=None):
     df = pd.DataFrame(rows)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out, index=False)
+    Path(a.out).with_suffix('.txt').write_text(
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {cores} cores, load average {load0:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end, {(time.perf_counter() - t_all) / 60:.0f} minutes{', --quick' if a.quick else ''}")
     print('\n' + md_table(df[[c for c in SHOW if c in df]].rename(columns=SHOW), fmt='{:.2f}'))
     print(f'\nwritten {a.out}; full-scale figures are estimates (see --help for the model)')
     return df

@@ -69,3 +69,13 @@ def test_bench_scale_quick_prints_its_table(tmp_path):
     assert row.items_4x == 4 * row.items_1x and bool(row.identical)
     assert row.rss_MB_1x > 50 and row.cache_MB_4x > row.cache_MB_1x > 0
     assert not any(tmp_path.glob('bench-*')), 'the synthetic data and caches are removed'
+
+
+def test_readme_table_replaces_only_its_block(scale, tmp_path):
+    csv, readme = tmp_path/'scale.csv', tmp_path/'README.md'
+    row = {c: 1.0 for c in scale.README_COLS}
+    pd.DataFrame([dict(row, study='dsb', unit='images', identical=True)]).to_csv(csv, index=False)
+    readme.write_text(f'# t\nbefore\n{scale.README_START}\nold table\n{scale.README_END}\nafter\n')
+    scale.readme_table(csv, readme)
+    text = readme.read_text()
+    assert 'old table' not in text and '| dsb | images |' in text and text.startswith('# t\nbefore\n') and text.endswith('after\n')
