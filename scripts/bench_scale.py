@@ -123,7 +123,7 @@ WRITERS = dict(rsna=write_rsna, echonet=write_echonet, dsb=write_dsb, isic2018=w
 
 # ---------------------------------------------------------------- the paper profile's data preparation, per study
 # Each adapter: (data folder, cache folder) -> dict(items=, arrays={name: array}, x=first inputs for the training batches).
-# When a study's `prepare(data_dir, cache_dir, params)` lands, its line in PREPARE switches to `via_prepare('<study>', ...)`.
+# The studies' own `prepare(data_dir, cache_dir)` (issue 23) replace these where they exist (NEW below; --adapters).
 def prep_rsna(data, cache):
     "Notebooks 13-16 under `paper`: the 3D CNN's volumes, the localiser's inputs, the per-vertebra sequences of both routes."
     from medrepro.rsna.dicom import preprocess_series
@@ -173,16 +173,35 @@ def prep_isic2019(data, cache):
     return dict(items=len(df), arrays={}, x=np.asarray(x[:2], np.float32).transpose(0, 3, 1, 2) / 255, model='isic2019_resnet101')
 
 
-def via_prepare(study, notebook, model):
-    "The study's own `medrepro.<study>.data.prepare(data_dir, cache_dir, params)` (issue 23), once it exists."
+def via_prepare(module, model):
+    "The study's own `prepare(data_dir, cache_dir)` in `medrepro.<module>` (issue 23; it reads the paper profile itself)."
     import importlib
     def run(data, cache):
-        out = importlib.import_module(f'medrepro.{study}.data').prepare(data, cache, paper_params(study, notebook))
-        return dict(items=out['items'], arrays=out.get('arrays', {}), x=out.get('x'), model=model)
+        out = importlib.import_module(f'medrepro.{module}').prepare(data, cache)
+        return dict(items=out['items'], arrays=out.get('arrays', {}), x=out.get('x'), model=model, bad=len(out.get('bad') or []))
+    run.module = module
     return run
 
 
-PREPARE = dict(rsna=prep_rsna, echonet=prep_echonet, dsb=prep_dsb, isic2018=prep_isic2018, isic2019=prep_isic2019)
+TODAY = dict(rsna=prep_rsna, echonet=prep_echonet, dsb=prep_dsb, isic2018=prep_isic2018, isic2019=prep_isic2019)
+NEW = dict(rsna=via_prepare('rsna.preprocess', 'rsna_cnn3d'), echonet=via_prepare('echonet.data', 'echonet'),
+           dsb=via_prepare('dsb.data', 'dsb'), isic2018=via_prepare('isic2018.data', 'isic2018'),
+           isic2019=via_prepare('isic2019.data', 'isic2019_resnet101'))
+
+
+def has_prepare(study):
+    "Whether `medrepro.<module>.prepare` exists in this checkout."
+    import importlib
+    try: return callable(getattr(importlib.import_module(f'medrepro.{NEW[study].module}'), 'prepare', None))
+    except ImportError: return False
+
+
+def adapter(study, which='auto'):
+    "'today': the notebooks' functions as they were before issue 23; 'prepare': the study's `prepare`; 'auto': prepare where it exists."
+    if which == 'auto': which = 'prepare' if has_prepare(study) else 'today'
+    return which, (NEW if which == 'prepare' else TODAY)[study]
+
+
 CPU_SHAPE = dict(isic2018=(3, 192, 256))     # ours: 768x1024 does not train on 2 CPU cores in minutes; bench_gpu.py runs it whole
 
 
@@ -200,32 +219,34 @@ def digest(cache, arrays):
     return out
 
 
-def child(study, data, cache, train_batches):
+def child(study, data, cache, train_batches, which='auto'):
     "Prepare `study`'s data (timed), then train/evaluate a few batches; print one JSON line."
     import torch
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    which, prep = adapter(study, which)
     t0 = time.perf_counter()
-    r = PREPARE[study](Path(data), Path(cache))
+    r = prep(Path(data), Path(cache))
     t_prep, t_prep_end = time.perf_counter() - t0, time.time()
-    res = dict(items=r['items'], prep_s=t_prep, prep_end=t_prep_end, digest=digest(cache, r['arrays']),
+    res = dict(adapter=which, bad=r.get('bad', 0), items=r['items'], prep_s=t_prep, prep_end=t_prep_end, digest=digest(cache, r['arrays']),
                cache_bytes=sum(f.stat().st_size for f in Path(cache).rglob('*') if f.is_file()))
     if train_batches:
         from bench_gpu import bench
-        x = torch.as_tensor(r['x'])
-        if study in CPU_SHAPE: x = torch.nn.functional.interpolate(x, size=CPU_SHAPE[study][1:], mode='bilinear')
+        x = None if r.get('x') is None else torch.as_tensor(r['x'])    # `prepare` returns no arrays: synthetic inputs of the paper's shape
+        if x is not None and study in CPU_SHAPE: x = torch.nn.functional.interpolate(x, size=CPU_SHAPE[study][1:], mode='bilinear')
         t = time.perf_counter()
-        b = bench(r['model'], 'cpu', batches=train_batches, warmup=1, bs=len(x), x=x, shape=tuple(x.shape[1:]))
+        b = bench(r['model'], 'cpu', batches=train_batches, warmup=1, bs=2 if x is None else len(x), x=x,
+                  shape=CPU_SHAPE.get(study) if x is None else tuple(x.shape[1:]))
         res.update(model=r['model'], train_input=b['input'], train_bs=b['bs'], train_img_s=b['train_img_s'],
                    eval_img_s=b['eval_img_s'], train_phase_s=time.perf_counter() - t)
     print('RESULT ' + json.dumps(res), flush=True)
 
 
 # ---------------------------------------------------------------- the parent: run, sample RSS, tabulate
-def measure(study, data, cache, workers, train_batches=0):
+def measure(study, data, cache, workers, train_batches=0, which='auto'):
     "Run `child` in a fresh process with MEDREPRO_DECODE_WORKERS=`workers`; its result with the peak RSS of its process tree."
     import psutil
     env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=str(ROOT/'lib'), MEDREPRO_BATCH='1')
-    cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches)]
+    cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches), '--adapters', which]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples, done = [], threading.Event()
     def sample():
@@ -251,20 +272,20 @@ def amdahl16(s2):
     return 1 / (f + (1 - f) / 16)
 
 
-def run_study(study, n1, workdir, cores, train_batches, quick):
+def run_study(study, n1, workdir, cores, train_batches, quick, which='auto'):
     "Write the 1x and 4x data, measure the three preparation runs, return one table row."
     t = time.perf_counter()
     d1, d4 = workdir/'x1'/'data', workdir/'x4'/'data'
     for d, n in ((d1, n1), (d4, 4 * n1)): d.mkdir(parents=True); WRITERS[study](d, n, quick)
     t_write = time.perf_counter() - t
-    one = measure(study, d1, workdir/'x1'/'cache', cores, train_batches)
-    par = measure(study, d4, workdir/'x4'/'cache_par', cores)
-    ser = measure(study, d4, workdir/'x4'/'cache_ser', 1)
+    one = measure(study, d1, workdir/'x1'/'cache', cores, train_batches, which)
+    par = measure(study, d4, workdir/'x4'/'cache_par', cores, 0, which)
+    ser = measure(study, d4, workdir/'x4'/'cache_ser', 1, 0, which)
     same = sorted(par['digest'].values()) == sorted(ser['digest'].values()) and len(par['digest']) > 0
     s2 = ser['prep_s'] / par['prep_s']
     N, i1, i4 = FULL[study], one['items'], par['items']
     slope = (par['prep_peak_rss'] - one['prep_peak_rss']) / max(1, i4 - i1)
-    row = dict(study=study, unit=UNIT[study], items_1x=i1, prep_s_1x=one['prep_s'], items_s_1x=i1 / one['prep_s'],
+    row = dict(study=study, adapter=par['adapter'], unit=UNIT[study], items_1x=i1, prep_s_1x=one['prep_s'], items_s_1x=i1 / one['prep_s'],
                rss_MB_1x=one['prep_peak_rss'] / 1e6, cache_MB_1x=one['cache_bytes'] / 1e6,
                items_4x=i4, prep_s_4x=par['prep_s'], items_s_4x=i4 / par['prep_s'], rss_MB_4x=par['prep_peak_rss'] / 1e6,
                cache_MB_4x=par['cache_bytes'] / 1e6, rss_4x_vs_1x=par['prep_peak_rss'] / one['prep_peak_rss'],
@@ -274,11 +295,11 @@ def run_study(study, n1, workdir, cores, train_batches, quick):
                full_rss_GB=(par['prep_peak_rss'] + slope * (N - i4)) / 1e9,
                model=one.get('model', ''), train_input=one.get('train_input', ''), train_bs=one.get('train_bs', ''),
                train_img_s=one.get('train_img_s', float('nan')), eval_img_s=one.get('eval_img_s', float('nan')),
-               peak_rss_MB_with_train=one['peak_rss'] / 1e6, write_s=t_write, study_s=time.perf_counter() - t)
+               peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'], write_s=t_write, study_s=time.perf_counter() - t)
     return row
 
 
-SHOW = dict(study='study', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',
+SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',
             cache_MB_1x='cache MB 1x', items_4x='items 4x', prep_s_4x='s 4x', items_s_4x='items/s 4x', rss_MB_4x='RSS MB 4x',
             rss_4x_vs_1x='RSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
             identical='identical', full_items='full items', full_prep_h_16='full prep h (16 cores, est.)',
@@ -287,7 +308,7 @@ SHOW = dict(study='study', unit='item', items_1x='items 1x', prep_s_1x='s 1x', i
 
 
 README_START, README_END = '<!-- bench-scale:start -->', '<!-- bench-scale:end -->'
-README_COLS = ['study', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 'items_s_4x', 'rss_MB_1x', 'rss_MB_4x', 'rss_4x_vs_1x',
+README_COLS = ['study', 'adapter', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 'items_s_4x', 'rss_MB_1x', 'rss_MB_4x', 'rss_4x_vs_1x',
                'cache_MB_4x', 'speedup_2', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
 
 
@@ -313,11 +334,13 @@ def main(argv=None):
     ap.add_argument('--train-batches', type=int, default=None, help='timed CPU training and evaluation batches (default 2; 0 in --quick)')
     ap.add_argument('--out', default=str(ROOT/'build'/'bench'/'scale.csv'))
     ap.add_argument('--tmp', default=None, help='where the synthetic data and caches go (default: the system temp folder)')
+    ap.add_argument('--adapters', choices=('auto', 'today', 'prepare'), default='auto',
+                    help="'today': the notebooks' functions before issue 23; 'prepare': each study's prepare(); auto: prepare where it exists")
     ap.add_argument('--readme', default=None, metavar='CSV', help="write a saved run's table into README.md and stop")
     ap.add_argument('--child', nargs=3, metavar=('STUDY', 'DATA', 'CACHE'), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     tb = a.train_batches if a.train_batches is not None else (0 if a.quick else 2)
-    if a.child: return child(*a.child, tb)
+    if a.child: return child(*a.child, tb, a.adapters)
     if a.readme: return readme_table(a.readme)
     studies = a.only.split(',') if a.only else list(FULL)
     bad = [s for s in studies if s not in FULL]
@@ -330,9 +353,9 @@ def main(argv=None):
     for s in studies:
         n1 = max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))
         with tempfile.TemporaryDirectory(prefix=f'bench-{s}-', dir=a.tmp) as tmp:
-            r = run_study(s, n1, Path(tmp), cores, tb, a.quick)
+            r = run_study(s, n1, Path(tmp), cores, tb, a.quick, a.adapters)
         rows.append(r)
-        print(f"{s}: {r['items_1x']} -> {r['items_4x']} {r['unit']}, prep {r['prep_s_1x']:.1f} s -> {r['prep_s_4x']:.1f} s, RSS "
+        print(f"{s} ({r['adapter']}): {r['items_1x']} -> {r['items_4x']} {r['unit']}, prep {r['prep_s_1x']:.1f} s -> {r['prep_s_4x']:.1f} s, RSS "
               f"{r['rss_MB_1x']:.0f} -> {r['rss_MB_4x']:.0f} MB, speed-up {r['speedup_2']:.2f}, identical {r['identical']} "
               f"({r['study_s']:.0f} s, of which {r['write_s']:.0f} s writing data)", flush=True)
     df = pd.DataFrame(rows)
