@@ -6,7 +6,7 @@ batches of the paper-sized network on the CPU; then an extrapolation to the full
     .venv/bin/python scripts/bench_scale.py                      # every study (about 15 minutes on an idle 2-core machine)
     .venv/bin/python scripts/bench_scale.py --only dsb,isic2019  # some studies
     .venv/bin/python scripts/bench_scale.py --quick              # tiny sizes, no training batches: the test's smoke run
-    .venv/bin/python scripts/bench_scale.py --readme build/bench/scale.csv   # put a saved run's table into README.md
+    .venv/bin/python scripts/bench_scale.py --readme build/bench/scale.csv   # put saved runs' tables (a,b.csv) into README.md
 
 Each measurement runs in a fresh subprocess; a thread here samples the resident memory (RSS) of that process and all
 its children every 50 ms (psutil), so peaks of different runs never mix. Per study, three preparation runs:
@@ -312,18 +312,18 @@ README_COLS = ['study', 'adapter', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 
                'cache_MB_4x', 'speedup_2', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
 
 
-def readme_table(csv, readme=ROOT/'README.md'):
-    "Replace the table between the bench-scale markers of README.md with the one of a saved run (`csv`)."
-    df = pd.read_csv(csv)
-    meta = Path(csv).with_suffix('.txt')
-    note = meta.read_text().strip() if meta.exists() else ''
-    block = '\n'.join([README_START, f'Measured by `{Path(sys.argv[0]).name}` ({note}):' if note else '', '',
-                       md_table(df[README_COLS].rename(columns=SHOW), fmt='{:.2f}'), README_END])
+def readme_table(csvs, readme=ROOT/'README.md'):
+    "Replace the table between the bench-scale markers of README.md with the rows of saved runs (`csvs`: comma-separated paths)."
+    paths = [Path(c) for c in str(csvs).split(',')]
+    df = pd.concat([pd.read_csv(c) for c in paths], ignore_index=True)
+    notes = [f'`{c.name}`: ' + c.with_suffix('.txt').read_text().strip() for c in paths if c.with_suffix('.txt').exists()]
+    block = '\n'.join([README_START, 'Measured by `scripts/bench_scale.py` (' + '; '.join(notes) + '):', '',
+                       md_table(df[[c for c in README_COLS if c in df]].rename(columns=SHOW), fmt='{:.2f}'), README_END])
     text = readme.read_text()
     if README_START not in text or README_END not in text: sys.exit(f'{readme} has no {README_START} ... {README_END} block')
     head, rest = text.split(README_START, 1)
     readme.write_text(head + block + rest.split(README_END, 1)[1])
-    print(f'{readme}: table of {csv} written')
+    print(f'{readme}: table of {csvs} written')
 
 
 def main(argv=None):

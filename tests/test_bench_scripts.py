@@ -63,7 +63,8 @@ def test_bench_scale_quick_prints_its_table(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT/'scripts'/'bench_scale.py'), '--quick', '--only', 'isic2019', '--out', str(out),
                         '--tmp', str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert '| study | item | items 1x |' in r.stdout and '| isic2019 | images |' in r.stdout
+    assert '| study | preparation | item | items 1x |' in r.stdout
+    assert '| isic2019 | today | images |' in r.stdout or '| isic2019 | prepare | images |' in r.stdout
     df = pd.read_csv(out)
     row = df.iloc[0]
     assert row.items_4x == 4 * row.items_1x and bool(row.identical)
@@ -74,8 +75,8 @@ def test_bench_scale_quick_prints_its_table(tmp_path):
 def test_readme_table_replaces_only_its_block(scale, tmp_path):
     csv, readme = tmp_path/'scale.csv', tmp_path/'README.md'
     row = {c: 1.0 for c in scale.README_COLS}
-    pd.DataFrame([dict(row, study='dsb', unit='images', identical=True)]).to_csv(csv, index=False)
+    pd.DataFrame([dict(row, study='dsb', adapter='today', unit='images', identical=True)]).to_csv(csv, index=False)
     readme.write_text(f'# t\nbefore\n{scale.README_START}\nold table\n{scale.README_END}\nafter\n')
     scale.readme_table(csv, readme)
     text = readme.read_text()
-    assert 'old table' not in text and '| dsb | images |' in text and text.startswith('# t\nbefore\n') and text.endswith('after\n')
+    assert 'old table' not in text and '| dsb | today | images |' in text and text.startswith('# t\nbefore\n') and text.endswith('after\n')
