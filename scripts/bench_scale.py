@@ -242,10 +242,13 @@ def child(study, data, cache, train_batches, which='auto'):
 
 
 # ---------------------------------------------------------------- the parent: run, sample RSS, tabulate
+LIB = str(ROOT/'lib')        # the library measured (--lib)
+
+
 def measure(study, data, cache, workers, train_batches=0, which='auto'):
     "Run `child` in a fresh process with MEDREPRO_DECODE_WORKERS=`workers`; its result with the peak RSS of its process tree."
     import psutil
-    env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=str(ROOT/'lib'), MEDREPRO_BATCH='1')
+    env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=LIB, MEDREPRO_BATCH='1')
     cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches), '--adapters', which]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples, done = [], threading.Event()
@@ -336,18 +339,21 @@ def main(argv=None):
     ap.add_argument('--tmp', default=None, help='where the synthetic data and caches go (default: the system temp folder)')
     ap.add_argument('--adapters', choices=('auto', 'today', 'prepare'), default='auto',
                     help="'today': the notebooks' functions before issue 23; 'prepare': each study's prepare(); auto: prepare where it exists")
+    ap.add_argument('--lib', default=None, help="the library folder to measure (default: this checkout's lib/; e.g. another branch's, exported)")
     ap.add_argument('--readme', default=None, metavar='CSV', help="write a saved run's table into README.md and stop")
     ap.add_argument('--child', nargs=3, metavar=('STUDY', 'DATA', 'CACHE'), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     tb = a.train_batches if a.train_batches is not None else (0 if a.quick else 2)
     if a.child: return child(*a.child, tb, a.adapters)
     if a.readme: return readme_table(a.readme)
+    global LIB
+    if a.lib: LIB = str(Path(a.lib).resolve())
     studies = a.only.split(',') if a.only else list(FULL)
     bad = [s for s in studies if s not in FULL]
     if bad: sys.exit(f"unknown studies {bad}; choose from {', '.join(FULL)}")
     cores, t_all = len(os.sched_getaffinity(0)), time.perf_counter()
     load0 = os.getloadavg()[0]
-    print(f'# {cores} cores, load average {load0:.1f}; 1x items: '
+    print(f'# {cores} cores, load average {load0:.1f}; library {LIB}; 1x items: '
           + ', '.join(f"{s} {max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))}" for s in studies), flush=True)
     rows = []
     for s in studies:
