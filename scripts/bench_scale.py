@@ -361,6 +361,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix=f'bench-{s}-', dir=a.tmp) as tmp:
             r = run_study(s, n1, Path(tmp), cores, tb, a.quick, a.adapters)
         rows.append(r)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); pd.DataFrame(rows).to_csv(a.out, index=False)   # after each study
         print(f"{s} ({r['adapter']}): {r['items_1x']} -> {r['items_4x']} {r['unit']}, prep {r['prep_s_1x']:.1f} s -> {r['prep_s_4x']:.1f} s, RSS "
               f"{r['rss_MB_1x']:.0f} -> {r['rss_MB_4x']:.0f} MB, speed-up {r['speedup_2']:.2f}, identical {r['identical']} "
               f"({r['study_s']:.0f} s, of which {r['write_s']:.0f} s writing data)", flush=True)
