@@ -81,10 +81,10 @@ def test_generator_read_back_through_the_loaders(sample):
         assert fl.loc[name, 'EDV'] == pytest.approx(ved, abs=1e-5)
         v = D.read_video(d.video_path(name), fl.loc[name, 'NumberOfFrames'])
         assert v.shape == (fl.loc[name, 'NumberOfFrames'], 112, 112)
-        # the cavity under the traced mask is dark, the band just outside it (the wall) bright
+        # the cavity under the traced mask is darker than the band just outside it (the wall; each patient has its own brightness)
         m = D.tracing_mask(d.coords(name, ed.Frame)).astype(bool)
         ring = cv2.dilate(m.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~m
-        assert v[ed.Frame][m].mean() < 40 < v[ed.Frame][ring].mean()
+        assert v[ed.Frame][m].mean() < 0.7 * v[ed.Frame][ring].mean()
     # the same seed writes the same data
     assert D.echo_index(sample).frames.equals(d.frames)
 
@@ -107,7 +107,7 @@ def test_traced_arrays_cache(sample, tmp_path):
     d = D.echo_index(sample)
     a = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     assert a['x'].shape == (12, 64, 64) and a['y'].dtype == np.uint8 and a['ok'].all()
-    assert len(list((tmp_path/'cache').glob('echonet-traced-*.npz'))) == 1
+    assert len(list((tmp_path/'cache').glob('echonet-traced-*.x.npy'))) == 1 and isinstance(a['x'], np.memmap)   # one memory-mapped array
     b = D.traced_arrays(d, 64, cache_dir=tmp_path/'cache')
     np.testing.assert_array_equal(a['x'], b['x'])
     # the mask area at 64 px, scaled back, matches the area of the tracing's polygon rounded to whole pixels (echonet/dynamic's)

@@ -5,7 +5,7 @@ decoded once and cached; the split by video and the paper's split by frame; the 
 
 # %% ../../../nbs/20_echonet.data.ipynb #c004
 from __future__ import annotations
-import warnings
+import warnings, hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -13,15 +13,15 @@ import cv2, torch
 import skimage.draw
 from .. import core
 from ..core import DataError, cached
-from ..data import read_csv, split_items, split_from_labels, ArraySet, register_check
+from ..data import read_csv, split_items, split_from_labels, ArraySet, register_check, BadItems, memmap_cache
 from ..imaging import resize_image
 
 # %% auto #0
 __all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'video_name', 'read_filelist', 'tracing_row_problems',
            'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points',
-           'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'traced_arrays',
-           'video_frames', 'split_frames', 'videos_on_both_sides', 'frame_tensor', 'target_tensor', 'frame_sets',
-           'frame_batch', 'check_echonet']
+           'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'TracedFrame',
+           'traced_arrays', 'video_frames', 'traced_data', 'split_frames', 'videos_on_both_sides', 'frame_tensor',
+           'target_tensor', 'frame_sets', 'frame_batch', 'check_echonet']
 
 # %% ../../../nbs/20_echonet.data.ipynb #c007
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -84,21 +84,23 @@ def read_tracings(path, on_error='raise') -> pd.DataFrame:
     return df if skipped else df.reset_index(drop=True)
 
 # %% ../../../nbs/20_echonet.data.ipynb #c010
-def read_video(path, n_expected=None, grey=True) -> np.ndarray:
-    "All frames of an AVI as uint8 (T, H, W) grey (or (T, H, W, 3) RGB); DataError if unreadable, empty or truncated."
+def read_video(path, n_expected=None, grey=True, last=None) -> np.ndarray:
+    "The frames of an AVI up to frame `last` (None: all) as uint8 (T, H, W) grey (or (T, H, W, 3) RGB); DataError if unreadable, empty or truncated."
     path = Path(path)
     if not path.is_file(): raise DataError(path, 'video file not found')
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened(): raise DataError(path, 'unreadable video (OpenCV cannot open it)')
     frames = []
     try:
-        while True:
+        while last is None or len(frames) <= last:     # stop after the last frame needed: the rest is never decoded
             ok, f = cap.read()
             if not ok: break
             frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if grey else cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
     finally: cap.release()
     if not frames: raise DataError(path, 'video has no readable frames (empty or not a video)')
-    if n_expected is not None and len(frames) < int(n_expected):
+    if last is not None and len(frames) <= last:
+        raise DataError(path, f'video truncated: decoded {len(frames)} frames, frame {last} is needed' + (f' ({int(n_expected)} in FileList.csv)' if n_expected is not None else ''))
+    if last is None and n_expected is not None and len(frames) < int(n_expected):
         raise DataError(path, f'video truncated: decoded {len(frames)} of the {int(n_expected)} frames FileList.csv gives')
     return np.stack(frames)
 
@@ -174,11 +176,15 @@ class EchoData:
     tracings: pd.DataFrame
     frames: pd.DataFrame
     skipped: dict = field(default_factory=dict)
+    _rows: tuple = field(default=None, init=False, repr=False, compare=False)
 
     def coords(self, name, frame) -> np.ndarray:
-        "(n, 4) X1, Y1, X2, Y2 rows of one traced frame, long axis first."
+        "(n, 4) X1, Y1, X2, Y2 rows of one traced frame, long axis first (looked up in one groupby of the tracings, built on first use)."
         t = self.tracings
-        return t[(t.FileName == name) & (t.Frame == frame)][['X1', 'Y1', 'X2', 'Y2']].to_numpy(float)
+        if self._rows is None or self._rows[0] is not t:        # rebuilt if `tracings` is replaced
+            self._rows = (t, t[['X1', 'Y1', 'X2', 'Y2']].to_numpy(float), t.groupby(['FileName', 'Frame'], sort=False).indices)
+        idx = self._rows[2].get((name, int(frame)))
+        return self._rows[1][idx] if idx is not None else np.zeros((0, 4))
 
     def video_path(self, name) -> Path: return self.root/'Videos'/f'{name}.avi'
     def __len__(self): return len(self.frames)
@@ -230,29 +236,38 @@ def echo_index(root, on_error='raise') -> EchoData:
     return EchoData(root, fl, tr[~tr.FileName.isin(list(skipped))].reset_index(drop=True), frames, skipped)
 
 # %% ../../../nbs/20_echonet.data.ipynb #c030
-def _traced_build(data, size, method, on_error):
-    n = len(data.frames)
-    x, y, ok = np.zeros((n, size, size), np.uint8), np.zeros((n, size, size), np.uint8), np.ones(n, bool)
-    bad = {}
-    for name, g in data.frames.groupby('FileName', sort=False):
-        try: vid = read_video(data.video_path(name), n_expected=g.NumberOfFrames.iloc[0])
-        except DataError as e:
-            if on_error != 'skip': raise
-            bad[name] = str(e); ok[g.index] = False; continue
-        for i, r in g.iterrows():
-            x[i] = resize_image(vid[r.Frame], size)
-            y[i] = tracing_mask(data.coords(name, r.Frame), (size, size), method, scale=size / vid.shape[2])
-    if bad: warnings.warn(f'{data.root}: skipped {len(bad)} unreadable video(s): ' + ' | '.join(bad.values()))
-    return dict(x=x, y=y, ok=ok)
+class TracedFrame:
+    "The cache's `fill`: item `'name:frame'` -> `{'x': frame, 'y': mask}` at `size`; each video is decoded once for its consecutive items, up to its last traced frame."
+    def __init__(self, data, size=112, method='reference'):
+        self.size, self.method, self.memo, fr = size, method, (None, None), data.frames
+        g = fr.groupby('FileName', sort=False)
+        self.videos = {n: (data.video_path(n), int(last), int(nf)) for n, last, nf in zip(g.Frame.max().index, g.Frame.max(), g.NumberOfFrames.first())}
+        self.coords = {f'{n}:{f}': data.coords(n, f) for n, f in zip(fr.FileName, fr.Frame)}
+    def __call__(self, key):
+        name, frame = key.rsplit(':', 1)
+        if self.memo[0] != name:
+            path, last, n = self.videos[name]
+            try: self.memo = (name, read_video(path, n_expected=n, last=last))
+            except DataError as e: self.memo = (name, e)     # its other traced frames fail the same way, without decoding again
+        vid = self.memo[1]
+        if isinstance(vid, Exception): raise vid
+        s = (self.size, self.size)
+        return dict(x=resize_image(vid[int(frame)], self.size), y=tracing_mask(self.coords[key], s, self.method, scale=self.size / vid.shape[2]))
 
-def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='default', on_error='raise') -> dict:
-    "x (N, S, S) uint8 frames, y (N, S, S) 0/1 masks, ok (N,) of every traced frame in `data.frames` order (cached)."
+def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='default', on_error='raise', bad=None, workers=None) -> dict:
+    "x (N, S, S) uint8 frames, y (N, S, S) 0/1 masks (memory-mapped), ok (N,) of every traced frame in `data.frames` order, decoded in parallel once (the shared `memmap_cache`); an unreadable video goes to `bad` (default `BadItems(on_error)`)."
     if cache_dir == 'default': cache_dir = core.cache_dir('echonet')
+    bad = bad if bad is not None else BadItems(on_error)
     data.frames = data.frames.reset_index(drop=True)
     keys = (data.frames.FileName + ':' + data.frames.Frame.astype(str)).tolist()
-    return cached(cache_dir, 'echonet-traced', lambda: _traced_build(data, size, method, on_error), version=2,
-                  filelist=data.root/'FileList.csv', tracings=data.root/'VolumeTracings.csv', videos=data.root/'Videos',
-                  size=size, method=method, frames=keys)
+    n_bad, where = len(bad), hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:6]
+    out = memmap_cache(cache_dir or None, f'echonet-traced-{size}px-{method}-{where}', keys, dict(x=(size, size), y=(size, size)), np.uint8,
+                       TracedFrame(data, size, method), key=dict(filelist=data.root/'FileList.csv', tracings=data.root/'VolumeTracings.csv',
+                       videos=data.root/'Videos'), version=3, workers=workers, desc=f'EchoNet traced frames at {size}px', bad=bad)
+    if len(bad) > n_bad:
+        vids = dict.fromkeys(str(p) for _, p in bad.items[n_bad:])
+        warnings.warn(f'{data.root}: skipped {len(vids)} unreadable video(s): ' + ' | '.join(list(vids)[:5]))
+    return dict(x=out['x'], y=out['y'], ok=np.asarray(out['x'].ok))
 
 def video_frames(path, size=112, cache_dir='default') -> np.ndarray:
     "Every frame of one video as (T, S, S) uint8 grey, decoded once and cached."
@@ -261,6 +276,17 @@ def video_frames(path, size=112, cache_dir='default') -> np.ndarray:
         v = read_video(path)
         return np.stack([resize_image(f, size) for f in v])
     return cached(cache_dir, 'echonet-video', build, version=1, video=Path(path), size=size)
+
+# %% ../../../nbs/20_echonet.data.ipynb #b1d0a002
+def traced_data(root, size=112, method='reference', cache_dir='default', bad_items='raise', report=None, workers=None) -> tuple:
+    "`(EchoData, traced arrays, BadItems)` of a folder under one bad-item policy; the skipped videos and frames are written to `report` (a CSV) when there are any."
+    bad = BadItems(bad_items)
+    data = echo_index(root, on_error=bad_items)
+    for name, problem in data.skipped.items(): bad.record(f'{name}.avi', problem)
+    arr = traced_arrays(data, size, method, cache_dir, bad=bad, workers=workers)
+    if len(bad) and report is not None:
+        bad.save(report); print(f'{len(bad)} bad item(s) skipped, listed in {report}')
+    return data, arr, bad
 
 # %% ../../../nbs/20_echonet.data.ipynb #5e012e97
 def _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test) -> dict:

@@ -14,7 +14,8 @@ from .data import FILELIST_COLS, TRACING_COLS, write_video, fill_polygon, tracin
 STUDY = register_study('echonet', 'EchoNet-Dynamic left ventricle (notebooks 20-25)', headlines=('*paper_vs_ours*.csv',))
 
 # %% auto #0
-__all__ = ['STUDY', 'SAMPLE_CM_PER_PX', 'NO_BUMPS', 'lv_tracing', 'lv_outline', 'sample_video', 'make_sample']
+__all__ = ['STUDY', 'SAMPLE_CM_PER_PX', 'NO_BUMPS', 'LOOK', 'lv_tracing', 'lv_outline', 'sample_video', 'draw_look',
+           'make_sample']
 
 # %% ../../../nbs/20a_echonet.sample.ipynb #n007
 SAMPLE_CM_PER_PX = 0.14   # ours: 112 px over a ~16 cm deep sector, so sample volumes come out in millilitres
@@ -56,31 +57,47 @@ def _fan(shape, apex=(56, 3), half_angle=0.68, radius=108):
     ang, r = np.arctan2(xx - apex[0], yy - apex[1]), np.hypot(xx - apex[0], yy - apex[1])
     return (np.abs(ang) < half_angle) & (r < radius) & (r > 5)
 
-def sample_video(rng, n_frames, period, t_ed, geom, shape=(112, 112)) -> tuple:
-    "(frames (T, H, W) uint8, tracing at ED, tracing at ES) of one synthetic apical-4-chamber-like video."
+def _field(rng, shape, sigma):
+    "Smooth random field, standard deviation 1, features about `sigma` pixels wide."
+    f = cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), sigma)
+    return f / (f.std() + 1e-6)
+
+LOOK = dict(fan_apex=(56, 3), half_angle=0.68, radius=108, tgc=0.0, tissue=0.30, tissue_var=0.10, tissue_scale=8.0, haze=0.0, haze_scale=2.0,
+            dropout=0.0, drop_angle=0.0, speckle=0.7, static=0.6, mirror=False, rv_gap=10.0, rv_w=8.0, rv_l=0.33, rv_wall=0.0,
+            lv=0.06, dark=0.08, wall_level=0.70, gain=1.0, blur=0.9, noise=0.0)   # one patient's look; `draw_look` draws one per video
+
+def sample_video(rng, n_frames, period, t_ed, geom, look=None, shape=(112, 112)) -> tuple:
+    "(frames (T, H, W) uint8, tracing at ED, tracing at ES) of one synthetic apical-4-chamber-like video with this patient's `look`."
     apex, theta, L, W, sL, sW, wt = (geom[k] for k in ('apex', 'theta', 'L', 'W', 'sL', 'sW', 'wall'))
-    bumps = geom.get('bumps', NO_BUMPS)
-    lv, wall_lv, dark, gain, tissue_lv = (geom.get(k, v) for k, v in (('lv', 0.06), ('wall_level', 0.70), ('dark', 0.08), ('gain', 1.0), ('tissue', 0.30)))   # this patient's look
+    bumps, lk = geom.get('bumps', NO_BUMPS), {**LOOK, **(look or {})}
     d, nrm = np.array([np.sin(theta), np.cos(theta)]), np.array([np.cos(theta), -np.sin(theta)])
-    fan = _fan(shape)
-    tissue = tissue_lv + 0.10 * cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 8) * 3
-    s0 = _speckle(rng, shape)
+    fan = _fan(shape, lk['fan_apex'], lk['half_angle'], lk['radius'])
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    tgc = np.clip(1 + lk['tgc'] * (np.hypot(xx - lk['fan_apex'][0], yy - lk['fan_apex'][1]) / lk['radius'] - 0.5), 0.3, 2)   # depth gain
+    tissue = np.clip(lk['tissue'] + lk['tissue_var'] * _field(rng, shape, lk['tissue_scale']), 0.02, 1)      # this patient's tissue texture
+    haze = np.clip(lk['haze'] * _field(rng, shape, lk['haze_scale']), 0, None)                             # clutter in the cavity
+    drop = 1 - lk['dropout'] * np.exp(-0.5 * ((np.arctan2(yy - apex[1], xx - apex[0]) - lk['drop_angle']) / 0.35) ** 2)   # a faint stretch of wall
+    s0, side = _speckle(rng, shape, lk['speckle']), -1 if lk['mirror'] else 1      # mirrored: the right ventricle on the other side
     frames = []
     for t in range(n_frames):
         p = 0.5 * (1 + np.cos(2 * np.pi * (t - t_ed) / period))        # 1 at end-diastole, 0 at end-systole
         Lt, Wt = L * (sL + (1 - sL) * p), W * (sW + (1 - sW) * p)
         wall_t = wt * (1.35 - 0.35 * p)                                   # the wall thickens as the cavity shrinks
         level = tissue.copy()
-        outer = lv_outline(np.asarray(apex) - wall_t * d, theta, Lt + wall_t, Wt + wall_t)
-        level[fill_polygon(outer, shape) > 0] = wall_lv
-        rv = np.asarray(apex) + 0.50 * Lt * d - (Wt + wall_t + 10) * nrm   # right ventricle to the left, left atrium below
-        cv2.ellipse(level, (int(rv[0]), int(rv[1])), (8 + int(2 * p), int(0.33 * Lt)), float(-np.degrees(theta)), 0, 360, dark, -1)
+        wall = fill_polygon(lv_outline(np.asarray(apex) - wall_t * d, theta, Lt + wall_t, Wt + wall_t), shape) > 0
+        level[wall] = (lk['wall_level'] * drop)[wall]
+        rv, ang = np.asarray(apex) + 0.50 * Lt * d - side * (Wt + wall_t + lk['rv_gap']) * nrm, float(-np.degrees(theta))
+        ax_rv = (int(lk['rv_w'] + 2 * p), int(lk['rv_l'] * Lt))            # right ventricle beside, left atrium below
+        if lk['rv_wall']: cv2.ellipse(level, (int(rv[0]), int(rv[1])), (ax_rv[0] + int(wall_t), ax_rv[1] + int(wall_t)), ang, 0, 360, lk['wall_level'] * lk['rv_wall'], -1)
+        cv2.ellipse(level, (int(rv[0]), int(rv[1])), ax_rv, ang, 0, 360, lk['dark'], -1)
         la = np.asarray(apex) + (Lt + wall_t + 11) * d
-        cv2.ellipse(level, (int(la[0]), int(la[1])), (int(0.8 * W), 9), float(-np.degrees(theta)), 0, 360, dark, -1)
-        level[fill_polygon(lv_outline(apex, theta, Lt, Wt, bumps=bumps), shape) > 0] = lv
-        level = cv2.GaussianBlur(level, (0, 0), 0.9)
-        img = 255 * gain * level * (0.6 * s0 + 0.4 * _speckle(rng, shape)) * fan
-        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        cv2.ellipse(level, (int(la[0]), int(la[1])), (int(0.8 * W), 9), ang, 0, 360, lk['dark'], -1)
+        cav = fill_polygon(lv_outline(apex, theta, Lt, Wt, bumps=bumps), shape) > 0
+        level[cav] = lk['lv'] + haze[cav]
+        level = cv2.GaussianBlur(level, (0, 0), lk['blur'])
+        sp = lk['static'] * s0 + (1 - lk['static']) * _speckle(rng, shape, lk['speckle'])   # part of the speckle stays put from frame to frame
+        img = 255 * lk['gain'] * tgc * level * sp + 255 * lk['noise'] * rng.normal(0, 1, shape)
+        frames.append(np.clip(img * fan, 0, 255).astype(np.uint8))
     ed = lv_tracing(apex, theta, L, W, bumps=bumps)
     es = lv_tracing(apex, theta, L * sL, W * sW, bumps=bumps)
     return np.stack(frames), ed, es
@@ -93,8 +110,19 @@ def _splits(n, rng):
     lab = np.array(['TEST'] * k_test + ['VAL'] * k_val + ['TRAIN'] * (n - k_test - k_val))
     return lab[rng.permutation(n)]
 
-@register('echonet', n=24)
-def make_sample(dest, n=24, seed=0):
+def draw_look(rng) -> dict:
+    "One patient's look (ours): sector, depth gain, tissue texture, speckle, clutter, a faint wall, chamber brightness, a mirrored view."
+    lv = rng.uniform(0.03, 0.25)
+    return dict(fan_apex=(rng.uniform(52, 60), rng.uniform(0, 5)), half_angle=rng.uniform(0.66, 0.82), radius=rng.uniform(100, 114),
+                tgc=rng.uniform(-0.6, 0.8), tissue=rng.uniform(0.15, 0.5), tissue_var=rng.uniform(0.03, 0.15), tissue_scale=rng.uniform(2, 10),
+                haze=rng.uniform(0, 0.15), haze_scale=rng.uniform(1.5, 4), dropout=rng.uniform(0, 0.85), drop_angle=rng.uniform(-0.8, 0.8),
+                speckle=rng.uniform(0.5, 1.4), static=rng.uniform(0.5, 0.9), mirror=bool(rng.random() < 0.4),
+                rv_gap=rng.uniform(6, 14), rv_w=rng.uniform(9, 16), rv_l=rng.uniform(0.36, 0.48), rv_wall=rng.uniform(0.7, 1.0),
+                lv=lv, dark=lv * rng.uniform(0.7, 1.4), wall_level=rng.uniform(0.3, 0.9), gain=rng.uniform(0.7, 1.3), blur=rng.uniform(0.6, 1.5), noise=rng.uniform(0, 0.06))
+
+# %% ../../../nbs/20a_echonet.sample.ipynb #n013b
+@register('echonet', n=32)
+def make_sample(dest, n=32, seed=0):
     "Synthetic EchoNet-Dynamic: FileList.csv, VolumeTracings.csv and Videos/*.avi (112x112 MJPG, 50 fps) in the real format."
     dest = Path(dest); (dest/'Videos').mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -105,17 +133,15 @@ def make_sample(dest, n=24, seed=0):
         period = 2 * int(round(fps * 30 / rng.uniform(55, 100)))          # heart rate 55-100 beats per minute (even: ES half a beat from ED)
         ef = rng.uniform(0.15, 0.35) if rng.random() < 0.2 else rng.uniform(0.45, 0.72)
         sL = (1 - ef) ** 0.25; sW = np.sqrt((1 - ef) / sL)                # volume ~ L W^2 shrinks by (1 - ef)
-        lv = rng.uniform(0.03, 0.14)                                       # each patient's own look: cavity, wall, gain (ours)
-        geom = dict(apex=(rng.uniform(44, 68), rng.uniform(12, 28)), theta=rng.uniform(-0.3, 0.45),
-                    L=rng.uniform(48, 70), W=rng.uniform(12.5, 20), sL=sL, sW=sW, wall=rng.uniform(4, 8),
-                    lv=lv, wall_level=rng.uniform(0.3, 0.8), dark=lv * rng.uniform(0.8, 1.2), gain=rng.uniform(0.8, 1.1), tissue=rng.uniform(0.2, 0.45),
-                    bumps=tuple((rng.uniform(0, 0.12), rng.uniform(1.5, 3), rng.uniform(0, 2 * np.pi)) for _ in range(2)))   # papillary muscles, uneven walls
+        geom = dict(apex=(rng.uniform(44, 68), rng.uniform(12, 28)), theta=rng.uniform(-0.35, 0.45), L=rng.uniform(44, 72), W=rng.uniform(11, 21),
+                    sL=sL, sW=sW, wall=rng.uniform(3, 8), bumps=tuple((rng.uniform(0, 0.15), rng.uniform(1.5, 3), rng.uniform(0, 2 * np.pi)) for _ in range(2)))
+        look = draw_look(rng)
         first = int(rng.integers(3, 10))
         ed_first = rng.random() < 0.6
         t_ed = first if ed_first else first + period // 2
         t_es = t_ed + period // 2 if ed_first else first
         n_frames = int(max(t_ed, t_es) + rng.integers(period // 2, period + 10))
-        frames, ed, es = sample_video(rng, n_frames, period, t_ed, geom)
+        frames, ed, es = sample_video(rng, n_frames, period, t_ed, geom, look)
         write_video(dest/'Videos'/f'{name}.avi', frames, fps)
         v_ed, v_es = (tracing_volume(t) * SAMPLE_CM_PER_PX ** 3 for t in (ed, es))
         files.append(dict(FileName=name, EF=100 * (v_ed - v_es) / v_ed, ESV=v_es, EDV=v_ed, FrameHeight=112, FrameWidth=112,
