@@ -284,11 +284,18 @@ def run_study(study, n1, workdir, cores, train_batches, quick, which='auto'):
     one = measure(study, d1, workdir/'x1'/'cache', cores, train_batches, which)
     par = measure(study, d4, workdir/'x4'/'cache_par', cores, 0, which)
     ser = measure(study, d4, workdir/'x4'/'cache_ser', 1, 0, which)
+    row = study_row(study, one, par, ser)
+    row.update(write_s=t_write, study_s=time.perf_counter() - t)
+    return row
+
+
+def study_row(study, one, par, ser):
+    "One table row from the 1x, parallel 4x and serial 4x measurements (results of `measure`)."
     same = sorted(par['digest'].values()) == sorted(ser['digest'].values()) and len(par['digest']) > 0
     s2 = ser['prep_s'] / par['prep_s']
     N, i1, i4 = FULL[study], one['items'], par['items']
     slope = (par['prep_peak_rss'] - one['prep_peak_rss']) / max(1, i4 - i1)
-    row = dict(study=study, adapter=par['adapter'], unit=UNIT[study], items_1x=i1, prep_s_1x=one['prep_s'], items_s_1x=i1 / one['prep_s'],
+    return dict(study=study, adapter=par['adapter'], unit=UNIT[study], items_1x=i1, prep_s_1x=one['prep_s'], items_s_1x=i1 / one['prep_s'],
                rss_MB_1x=one['prep_peak_rss'] / 1e6, cache_MB_1x=one['cache_bytes'] / 1e6,
                items_4x=i4, prep_s_4x=par['prep_s'], items_s_4x=i4 / par['prep_s'], rss_MB_4x=par['prep_peak_rss'] / 1e6,
                cache_MB_4x=par['cache_bytes'] / 1e6, rss_4x_vs_1x=par['prep_peak_rss'] / one['prep_peak_rss'],
@@ -298,8 +305,7 @@ def run_study(study, n1, workdir, cores, train_batches, quick, which='auto'):
                full_rss_GB=(par['prep_peak_rss'] + slope * (N - i4)) / 1e9,
                model=one.get('model', ''), train_input=one.get('train_input', ''), train_bs=one.get('train_bs', ''),
                train_img_s=one.get('train_img_s', float('nan')), eval_img_s=one.get('eval_img_s', float('nan')),
-               peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'], write_s=t_write, study_s=time.perf_counter() - t)
-    return row
+               peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'])
 
 
 SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',
