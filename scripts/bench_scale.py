@@ -264,6 +264,7 @@ def measure(study, data, cache, workers, train_batches=0, which='auto'):
     out, err = proc.communicate(); done.set(); th.join()
     if proc.returncode: raise RuntimeError(f'{study} ({data}, {workers} workers) failed:\n{err[-3000:]}')
     res = json.loads([l for l in out.splitlines() if l.startswith('RESULT ')][-1][7:])
+    res['workers'] = workers
     res['prep_peak_rss'] = max([r for t, r in samples if t <= res['prep_end']] or [0])
     res['peak_rss'] = max([r for t, r in samples] or [0])
     return res
@@ -302,7 +303,8 @@ def study_row(study, one, par, ser):
                serial_s_4x=ser['prep_s'], speedup_2=s2, identical=same,
                full_items=N, full_prep_h_16=ser['prep_s'] / i4 * N / amdahl16(s2) / 3600,
                full_cache_GB=par['cache_bytes'] / i4 * N / 1e9,
-               full_rss_GB=(par['prep_peak_rss'] + slope * (N - i4)) / 1e9,
+               # linear in items only when the 1x run had as many items in flight as workers (else the growth is the workers')
+               full_rss_GB=(par['prep_peak_rss'] + slope * (N - i4)) / 1e9 if i1 >= par.get('workers', 1) else float('nan'),
                model=one.get('model', ''), train_input=one.get('train_input', ''), train_bs=one.get('train_bs', ''),
                train_img_s=one.get('train_img_s', float('nan')), eval_img_s=one.get('eval_img_s', float('nan')),
                peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'])
