@@ -8,6 +8,9 @@ reader returns the same HU.
     .venv/bin/python scripts/bench_rsna_io.py                          # 200 slices, best of 2
     .venv/bin/python scripts/bench_rsna_io.py --slices 300 --repeat 3 --real ../shared/data/ct_series_j2k
     .venv/bin/python scripts/bench_rsna_io.py --memory                 # also the peak memory of preprocess_series
+    .venv/bin/python scripts/bench_rsna_io.py --studies 8              # the input caches of notebook 16 at the paper's sizes:
+                                                                       # serial vs parallel build (identical), bytes per study,
+                                                                       # x 2,019 studies, peak RSS reading 1, 4 and all studies
 """
 import argparse, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -66,6 +69,51 @@ print(base, status('VmHWM'), time.perf_counter() - t)
 """
 
 
+_RSS_CHILD = r"""
+import sys, resource, numpy as np
+from medrepro.rsna.preprocess import load_inputs
+root, cache, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import pandas as pd
+uids = pd.read_csv(root + '/train.csv')['StudyInstanceUID'].astype(str).tolist()[:n]
+kw = eval(sys.argv[4])
+for r in ('hu', 'jpg'):                        # what notebook 16 does: both routes' references, then an epoch's reads
+    seq, crops, _ = load_inputs(root, uids, cache, route=r, workers=1, **kw)
+    for i in range(len(crops)): seq['C1'][i].mean(); crops[i].mean()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_studies(n, workers):
+    "Notebook 16's input caches at the paper's sizes on `n` generated studies: serial and parallel builds (identical), bytes, peak RSS."
+    from medrepro.data import n_workers
+    from medrepro.report import profile_params
+    from medrepro.rsna.sample import write_sample
+    from medrepro.rsna.preprocess import load_inputs, inputs_max_bytes
+    p = profile_params('paper', '16_rsna.train.ipynb')
+    kw = {k: p[k] for k in ('n_slices', 'img_size', 'crop_size', 'slice_limits')}
+    w = n_workers(workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_sample(Path(tmp)/'rsna', n=n, seed=0)
+        times, out = {}, {}
+        for label, nw in (('serial', 1), (f'parallel ({w} workers)', w)):
+            t = time.perf_counter()
+            out[label] = load_inputs(root, pd.read_csv(root/'train.csv')['StudyInstanceUID'].astype(str).tolist(), Path(tmp)/label, workers=nw, **kw)
+            times[label] = time.perf_counter() - t
+        (sa, ca, _), (sb, cb, _) = out.values()
+        same = all(np.array_equal(ca.raw(i), cb.raw(i)) and all(np.array_equal(sa[v].raw(i), sb[v].raw(i)) for v in sa) for i in range(len(ca)))
+        assert same, 'serial and parallel caches differ'
+        nbytes = sum(f.stat().st_size for f in (Path(tmp)/'serial'/'rsna_inputs').iterdir())
+        ts, tp = times.values()
+        print(f'# notebook 16 inputs, paper sizes ({kw["img_size"]} px, {sum(kw["slice_limits"].values())} picks per study), {n} generated studies, both routes from one read')
+        print(f'serial {ts:.1f}s ({n / ts:.2f} studies/s), parallel {tp:.1f}s ({n / tp:.2f} studies/s): x{ts / tp:.2f}, identical arrays')
+        print(f'cache {nbytes / 1e6:.1f} MB: {nbytes / n / 1e6:.1f} MB per study here (repeated picks stored once), at most '
+              f'{inputs_max_bytes(**kw) / 1e6:.1f} MB; x 2,019 studies: {nbytes / n * 2019 / 1e9:.1f} GB here, at most {inputs_max_bytes(**kw) * 2019 / 1e9:.0f} GB')
+        for k in sorted({1, min(4, n), n}):
+            r = subprocess.run([sys.executable, '-c', _RSS_CHILD, str(root), str(Path(tmp)/'serial'), str(k), repr(kw)], capture_output=True, text=True)
+            if r.returncode: print(r.stderr[-2000:]); sys.exit(r.returncode)
+            print(f'peak RSS reading {k} studies (both routes, one pass): {int(r.stdout.split()[-1]) / 1024:.0f} MiB')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--real', default=str(ROOT.parent/'shared'/'data'/'ct_series_j2k'), help='the real J2K series to build from')
@@ -73,7 +121,9 @@ def main():
     ap.add_argument('--repeat', type=int, default=2)
     ap.add_argument('--workers', type=int, default=2, help='threads for the thread-pool row')
     ap.add_argument('--memory', action='store_true', help='also measure the peak memory of preprocess_series')
+    ap.add_argument('--studies', type=int, help="instead: notebook 16's input caches on this many generated studies")
     a = ap.parse_args()
+    if a.studies: return bench_studies(a.studies, None)
     if not Path(a.real).is_dir(): sys.exit(f'no real series at {a.real} (see --real)')
     n, cpus = a.slices, os.cpu_count()
     with tempfile.TemporaryDirectory() as tmp:

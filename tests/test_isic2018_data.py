@@ -1,11 +1,11 @@
-"ISIC 2018 Task 1 loaders, generator and split (the 2019 part lives in its own tests)."
+"ISIC 2018 Task 1 loaders, generator and split (the 2019 part lives in its own tests); the memory-mapped set cache: parallel =\nserial, bad pairs skipped (paper) or fatal (smoke), the benchmark's `prepare`."
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 from medrepro.core import DataError
 from medrepro.isic2018.data import (seg_items, seg_folders, read_pair, read_mask, image_size, load_pair, load_seg_set, seg_split,
-                                    SegItem)
-from medrepro.data import dataset_path
+                                    SegItem, decode_pair, prepare)
+from medrepro.data import dataset_path, BadItems, RowView
 from medrepro.isic2018.sample import make_isic2018
 from medrepro.isic2018.eda import seg_stats
 
@@ -119,12 +119,51 @@ def test_load_is_cached_and_resized(tmp_path, monkeypatch):
     x, y = load_pair(it, (30, 40), tmp_path/'cache')
     assert x.shape == (30, 40, 3) and y.shape == (30, 40) and y.dtype == np.uint8
     assert 7 * 10 <= y.sum() <= 8 * 10           # rows 75:150, cols 100:200 of 300x400 scaled by 1/10
+    ds = load_seg_set([it], (30, 40), tmp_path/'cache')
+    assert ds.x.shape == (1, 30, 40, 3) and ds.ids == ['ISIC_0000001'] and isinstance(ds.x, np.memmap)
+    assert (ds.x[0] == x).all() and (ds.y[0] == y).all() and ds.y.dtype == np.uint8
     import medrepro.isic2018.data as D
     monkeypatch.setattr(D, 'read_pair', lambda *a, **k: (_ for _ in ()).throw(AssertionError('decoded again')))
     x2, y2 = load_pair(it, (30, 40), tmp_path/'cache')           # served from the cache: no decoding
     assert (x2 == x).all() and (y2 == y).all()
-    ds = load_seg_set([it], (30, 40), tmp_path/'cache')
-    assert ds.x.shape == (1, 30, 40, 3) and ds.ids == ['ISIC_0000001']
+    ds2 = load_seg_set([it], (30, 40), tmp_path/'cache')         # the set's memmap too
+    assert ds2.x.filename == ds.x.filename and (ds2.y[0] == y).all()
+
+
+def _six(tmp_path):
+    d = make_isic2018(tmp_path/'isic2018', n=6, seed=2)
+    return d, seg_items(d)
+
+
+def test_set_cache_parallel_is_serial(tmp_path):
+    d, items = _six(tmp_path)
+    one = load_seg_set(items, (48, 64), tmp_path/'c1', workers=1)
+    two = load_seg_set(items, (48, 64), tmp_path/'c2', workers=2)
+    assert one.x.shape == (6, 48, 64, 3) and one.y.shape == (6, 48, 64) and one.y.max() == 1
+    np.testing.assert_array_equal(one.x, two.x); np.testing.assert_array_equal(one.y, two.y)
+    d0 = decode_pair(items[3], (48, 64))
+    np.testing.assert_array_equal(one.x[3], d0['x']); np.testing.assert_array_equal(one.y[3], d0['y'])
+
+
+def test_bad_pair_fatal_under_smoke_skipped_under_paper(tmp_path):
+    d, items = _six(tmp_path)
+    victim = items[1].image; victim.write_bytes(victim.read_bytes()[:300])
+    with pytest.raises(DataError, match=victim.name): load_seg_set(items, (24, 32), tmp_path/'c', bad=BadItems('raise'))
+    bad = BadItems('skip')
+    ds = load_seg_set(items, (24, 32), tmp_path/'c', bad=bad)
+    assert len(ds) == 5 and items[1].id not in ds.ids and len(bad) == 1
+    assert isinstance(ds.x, RowView) and ds.x.shape == (5, 24, 32, 3)
+    np.testing.assert_array_equal(ds.y[1], decode_pair(items[2], (24, 32))['y'])      # the views skip the bad row
+    np.testing.assert_array_equal(ds.x[np.array([0, 1])][1], decode_pair(items[2], (24, 32))['x'])
+    again = BadItems('raise')                                                          # reread: remembered, not fatal
+    assert load_seg_set(items, (24, 32), tmp_path/'c', bad=again).ids == ds.ids and len(again) == 1
+
+
+def test_prepare_for_the_benchmark(tmp_path):
+    d, items = _six(tmp_path)
+    r = prepare(d, tmp_path/'cache', dict(img_h=48, img_w=64))
+    assert r['items'] == 6 and r['bad'] == 0 and r['train'] >= 3
+    assert r['cache_bytes'] == sum(f.stat().st_size for f in (tmp_path/'cache').glob('isic2018-*')) >= 6 * 48 * 64 * 4
 
 
 def test_split_random():

@@ -1,11 +1,11 @@
-"ISIC 2019 labels: CSV readers, bad inputs, the generator read back, the real CSVs, splits and the balanced variant."
+"ISIC 2019 labels: CSV readers, bad inputs, the generator read back, the real CSVs, splits and the balanced variant; the one\nmemory-mapped image cache (parallel = serial, bad images skipped or fatal, one file for every run) and the preflight."
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from medrepro.core import DataError
 from medrepro.isic2019.data import (CLASSES, GT_CSV, META_CSV, IMG_DIR, GT_COLUMNS, META_COLUMNS, THESIS_COUNTS, BALANCED_CLASSES,
                                    read_groundtruth, read_metadata, isic2019_table, load_images, split_70_10_20, cv_folds,
-                                   merge_rare, balanced_variant)
-from medrepro.data import leak_fraction, split_labels
+                                   merge_rare, balanced_variant, table_images, channel_stats, decode_image, prepare)
+from medrepro.data import leak_fraction, split_labels, BadItems, RowView
 from medrepro.isic2019.sample import write_isic2019, sample_counts
 
 GT_HDR = ','.join(GT_COLUMNS)
@@ -85,10 +85,97 @@ def test_unreadable_image(tmp_path):
 def test_image_cache(sample, tmp_path):
     t = isic2019_table(sample)
     a = load_images(t.path[:3], 32, cache_dir=tmp_path)
-    (f,) = tmp_path.glob('*.npz')
+    assert isinstance(a, np.memmap) and a.shape == (3, 32, 32, 3) and a.ok.all()
+    (f,) = tmp_path.glob('*.x.npy')
+    np.testing.assert_array_equal(a[1], decode_image(t.path[1], 32))
     np.testing.assert_array_equal(load_images(t.path[:3], 32, cache_dir=tmp_path), a)
+    del a
     f.write_bytes(b'garbage')                                                          # unreadable entry: rebuilt
-    with pytest.warns(UserWarning): np.testing.assert_array_equal(load_images(t.path[:3], 32, cache_dir=tmp_path), a)
+    b = load_images(t.path[:3], 32, cache_dir=tmp_path)
+    np.testing.assert_array_equal(b, load_images(t.path[:3], 32))
+    assert len(list(tmp_path.glob('*.x.npy'))) == 1
+
+
+def test_parallel_decoding_is_the_serial_one(sample, tmp_path):
+    t = isic2019_table(sample)
+    one = load_images(t.path, 48, 64, cache_dir=tmp_path/'serial', workers=1)
+    two = load_images(t.path, 48, 64, cache_dir=tmp_path/'pool', workers=2)
+    assert one.shape == (80, 48, 48, 3) and one.std() > 5
+    np.testing.assert_array_equal(one, two)
+
+
+def _with_broken(sample, tmp_path):
+    import shutil
+    d = tmp_path/'isic2019'; shutil.copytree(sample, d)
+    victim = sorted((d/IMG_DIR).glob('*.jpg'))[7]
+    victim.write_bytes(victim.read_bytes()[:200])                                      # a truncated JPEG
+    return d, victim
+
+
+def test_bad_image_fatal_under_smoke_skipped_under_paper(sample, tmp_path):
+    d, victim = _with_broken(sample, tmp_path)
+    t = isic2019_table(d)
+    with pytest.raises(DataError, match=victim.name): table_images(t, 32, 32, tmp_path/'c', bad=BadItems('raise'))
+    bad = BadItems('skip')
+    x, kept = table_images(t, 32, 32, tmp_path/'c', bad=bad)
+    row = int(np.flatnonzero(t.path == victim)[0])
+    assert len(kept) == 79 and row not in kept.index and not x.ok[row] and (x[row] == 0).all()
+    assert len(bad) == 1 and victim.name in bad.items[0][0] + bad.items[0][1]
+    bad.save(tmp_path/'bad_items.csv'); assert victim.name in (tmp_path/'bad_items.csv').read_text()
+    again = BadItems('raise')                                                          # a rerun reads the cache: the skip is remembered
+    x2, kept2 = table_images(t, 32, 32, tmp_path/'c', bad=again)
+    assert kept2.index.equals(kept.index) and len(again) == 1
+
+
+def test_one_cache_for_every_run(sample, tmp_path):
+    "Runs and notebooks read subsets of one file keyed by the data set and the size: no second decode for a subset."
+    t = isic2019_table(sample)
+    x, df = table_images(t, 32, 64, tmp_path)
+    f = sorted(tmp_path.glob('*.x.npy'))
+    sub = RowView(x, df.index)[np.array([5, 1, 9])]
+    np.testing.assert_array_equal(np.asarray(sub), np.stack([x[5], x[1], x[9]]))
+    x2, _ = table_images(isic2019_table(sample), 32, 64, tmp_path)
+    assert sorted(tmp_path.glob('*.x.npy')) == f and x2.filename == x.filename
+    table_images(t, 24, 64, tmp_path)                                                  # another size: its own file beside it
+    assert len(list(tmp_path.glob('*.x.npy'))) == 2
+
+
+def test_channel_stats_by_chunks_match_the_whole():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
+    m, s = channel_stats(RowView(x, np.arange(0, 30, 2)), chunk_bytes=400)
+    w = x[::2].reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(m, w.mean(0), rtol=1e-12); np.testing.assert_allclose(s, w.std(0) + 1e-3, rtol=1e-12)
+
+
+def test_prepare_for_the_benchmark(sample, tmp_path):
+    d, victim = _with_broken(sample, tmp_path)
+    r = prepare(d, tmp_path/'cache', dict(img_size=32, decode_size=64))
+    assert r['items'] == 80 and r['bad'] == 1 and r['cache_bytes'] >= 80 * 32 * 32 * 3
+    assert len(r['mean']) == 3 and r['train'] > 40
+    assert r['cache_bytes'] == sum(f.stat().st_size for f in (tmp_path/'cache').iterdir())
+
+
+def test_missing_weight_file_stops_in_the_first_cells(tmp_path):
+    "Notebook 44a under preflight: a pretrained network without its ImageNet file fails before anything trains, naming the file and `make weights`."
+    import os, papermill as pm
+    root = Path(__file__).resolve().parents[1]
+    env = {'MEDREPRO_REPORTS': str(tmp_path/'reports'), 'MEDREPRO_ROOT': str(root), 'MEDREPRO_BATCH': '1',
+           'TORCH_HOME': str(tmp_path/'torch'), 'MEDREPRO_CACHE': str(tmp_path/'cache')}
+    old = {k: os.environ.get(k) for k in env}; os.environ.update(env)
+    try:
+        with pytest.raises(pm.PapermillExecutionError) as e:
+            pm.execute_notebook(str(root/'nbs'/'44a_isic2019.train.ipynb'), str(tmp_path/'44a.ipynb'), cwd=str(root/'nbs'),
+                                kernel_name='python3', progress_bar=False,
+                                parameters=dict(preflight=True, archs=['isic_resnet', 'resnet101'], pretrained_archs=['resnet101']))
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    msg = str(e.value)
+    assert 'resnet101-' in msg and '.pth' in msg and 'make weights' in msg, msg
+    assert e.value.cell_index <= 6, e.value.cell_index                                 # the first cells, before any data or training
+    assert not (tmp_path/'reports'/'isic2019'/'models').exists()
 
 
 def _toy(n_les=60, per=3):

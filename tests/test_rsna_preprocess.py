@@ -1,9 +1,9 @@
-"RSNA model inputs: depth reduction, per-study inputs (HU and JPG routes, per-vertebra limits) and their cache, lazy reading, volumes."
+"RSNA model inputs: depth reduction, per-study inputs (HU and JPG routes, per-vertebra limits) and their cache, read as references, volumes."
 import numpy as np, pandas as pd, pytest, torch
 from medrepro.rsna.data import seg_file, VERTEBRAE
 from medrepro.rsna.sample import write_sample
 from medrepro.rsna.preprocess import (pick_depth, interp_depth, slab_depth, fracture_sampled, positions, roundtrip_box_error,
-                                      study_inputs, load_inputs, load_volumes, LazyInputs, float_sets, jpg_slices, slice_picks)
+                                      load_inputs, load_volumes, StudyInputs, float_sets, jpg_slices, slice_picks)
 
 
 @pytest.fixture(scope='module')
@@ -35,32 +35,34 @@ def test_study_inputs_shapes_sources_and_cache(tiny_rsna, tmp_path):
     uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist()
     assert seg_file(tiny_rsna, uids[0]) is not None and seg_file(tiny_rsna, uids[2]) is None
     kw = dict(n_slices=3, img_size=16, crop_size=12, windows=('bone', 'soft'), crop_window='bone', context=1)
-    d = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **kw)
-    assert {v: a.shape for v, a in d['seq'].items()} == {v: (3, 2, 16, 16) for v in VERTEBRAE}
-    assert d['crops'].shape == (7, 3, 3, 12, 12) and d['crops'].dtype == np.float16 and d['crops'].max() > .5
-    assert d['presence_source'] == 'nifti'
-    assert study_inputs(tiny_rsna, uids[2], cache_dir=tmp_path, **kw)['presence_source'] == 'estimate'
-    assert len(list(tmp_path.glob('*.npz'))) == 2 and d['path'].exists()
-    d2 = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **kw)
-    assert np.array_equal(d['crops'], d2['crops']) and np.array_equal(d['seq']['C3'], d2['seq']['C3'])
-    study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, **{**kw, 'context': 2})     # another setting: another cache file
-    assert len(list(tmp_path.glob('*.npz'))) == 3
+    seq, crops, src = load_inputs(tiny_rsna, uids, tmp_path, workers=1, **kw)
+    assert {v: a[0].shape for v, a in seq.items()} == {v: (3, 2, 16, 16) for v in VERTEBRAE}
+    assert crops[0].shape == (7, 3, 3, 12, 12) and crops[0].dtype == np.float32 and crops[0].max() > .5
+    assert crops.raw(0).dtype == np.int16 and seq['C3'].raw(0).shape == (3, 16, 16)      # stored: HU, one channel
+    assert src == ['nifti', 'nifti', 'estimate']
+    files = lambda: sorted(p.name for p in (tmp_path/'rsna_inputs').iterdir())
+    first = files()
+    assert len(first) == 4 * 3
+    seq2, crops2, _ = load_inputs(tiny_rsna, uids, tmp_path, workers=1, **kw)
+    assert files() == first and np.array_equal(crops[0], crops2[0]) and np.array_equal(seq['C3'][1], seq2['C3'][1])
+    load_inputs(tiny_rsna, uids[:1], tmp_path, workers=1, **{**kw, 'context': 2})     # another setting: that study's old entry removed
+    assert len(files()) == 4 * 3 and set(files()) != set(first)
     limits = {'C1': 4, 'C2': 1, 'C3': 2, 'C4': 2, 'C5': 1, 'C6': 3, 'C7': 3}
-    j = study_inputs(tiny_rsna, uids[0], cache_dir=tmp_path, route='jpg', slice_limits=limits, **kw)
-    assert {v: a.shape for v, a in j['seq'].items()} == {v: (limits[v], 3, 16, 16) for v in VERTEBRAE}
-    assert j['crops'].shape == (7, 3, 3, 12, 12)
+    jseq, jcrops, _ = load_inputs(tiny_rsna, uids[:1], tmp_path, route='jpg', slice_limits=limits, **kw)
+    assert {v: a[0].shape for v, a in jseq.items()} == {v: (limits[v], 3, 16, 16) for v in VERTEBRAE}
+    assert jcrops[0].shape == (7, 3, 3, 12, 12) and jseq['C1'].raw(0).dtype == np.uint8
 
 
-def test_load_inputs_lazy_and_volumes(tiny_rsna, tmp_path):
+def test_load_inputs_references_and_volumes(tiny_rsna, tmp_path):
     uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist()
     kw = dict(n_slices=2, img_size=16, crop_size=16, windows=('bone',), context=1)
     seq, crops, src = load_inputs(tiny_rsna, uids, tmp_path, **kw)
-    assert crops.shape == (3, 7, 2, 3, 16, 16) and seq['C5'].shape == (3, 2, 1, 16, 16) and src == ['nifti', 'nifti', 'estimate']
-    lseq, lcrops, _ = load_inputs(tiny_rsna, uids, tmp_path, lazy=True, **kw)
-    assert isinstance(lcrops, LazyInputs) and len(lcrops) == 3
-    assert np.array_equal(lcrops[1], crops[1]) and np.array_equal(lcrops[0:2], crops[0:2]) and np.array_equal(lseq['C5'][2], seq['C5'][2])
-    x, y = float_sets(lcrops, np.zeros((3, 8)), lcrops, np.zeros((3, 8)))[1][2]
-    assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2].astype(np.float32))
-    with pytest.raises(ValueError, match='cache_dir'): load_inputs(tiny_rsna, uids, None, lazy=True, **kw)
+    assert isinstance(crops, StudyInputs) and len(crops) == 3 and crops.uids == uids
+    assert crops[:].shape == (3, 7, 2, 3, 16, 16) and seq['C5'][[0, 2]].shape == (2, 2, 1, 16, 16) and src == ['nifti', 'nifti', 'estimate']
+    assert all(s._arrays is None for s in crops.stores)                    # references: nothing of a study is held
+    mseq, mcrops, _ = load_inputs(tiny_rsna, uids, None, **kw)             # no cache folder: the same inputs, in memory
+    assert np.array_equal(mcrops[1], crops[1]) and np.array_equal(mcrops[0:2], crops[0:2]) and np.array_equal(mseq['C5'][2], seq['C5'][2])
+    x, y = float_sets(crops, np.zeros((3, 8)), crops, np.zeros((3, 8)))[1][2]
+    assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2])
     vols = load_volumes(tiny_rsna, uids[:2], depth=8, size=16, windows=('bone', 'soft'))
     assert vols.shape == (2, 2, 8, 16, 16) and vols.dtype == np.float16

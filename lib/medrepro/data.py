@@ -14,7 +14,7 @@ from .sample import generate, generators
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
            'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
            'check_main', 'n_workers', 'BadItems', 'imap_items', 'parallel_map', 'memmap_cache', 'RunningStats',
-           'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
+           'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -265,10 +265,10 @@ _FORKED_FN = None                                            # a forked worker f
 def _guarded_forked(item): return _guarded(_FORKED_FN, item)
 
 class _Progress:
-    "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display."
+    "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display; by default from 50 items up."
     def __init__(self, n, desc, show):
         self.n, self.desc, self.k, self.t0, self.bar, self.next = n, desc or 'items', 0, time.time(), None, 0
-        self.show = n > 0 and (show if show is not None else True)
+        self.show = n > 0 and (show if show is not None else n >= 50)   # by default only for jobs long enough to watch
         self.lines = os.environ.get('MEDREPRO_BATCH', '') not in ('', '0') or 'ipykernel' not in sys.modules
         if self.show and not self.lines:
             from fastprogress.fastprogress import progress_bar
@@ -364,6 +364,14 @@ def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, versi
             return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
     return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
 
+def _written(out):
+    "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
+    import mmap
+    for a in out.values():
+        a.flush()
+        m = getattr(a, '_mmap', None)
+        if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
+
 def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
@@ -381,8 +389,10 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
         parts = {k: paths[k].with_name(paths[k].name + '.part') for k in shapes}
         out = {k: np.lib.format.open_memmap(parts[k], mode='w+', dtype=dtypes[k], shape=(n, *s)) for k, s in shapes.items()}
     ok, n_bad = np.zeros(n, bool), len(bad)
+    every = max(1, 2**26 // max(1, sum(int(np.prod(s)) * np.dtype(dtypes[k]).itemsize for k, s in shapes.items())))
     try:
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
+            if paths is not None and i and i % every == 0: _written(out)   # every ~64 MB: to disk, and out of this process's memory
             if row is None: continue
             row = {'x': row} if one else row
             for k, s in shapes.items():
@@ -427,6 +437,31 @@ class RunningStats:
     def mean(self): return np.asarray(self._mean)
     @property
     def std(self): return np.sqrt(np.asarray(self._m2) / max(self.n, 1))
+
+# %% ../../nbs/08_data.ipynb #rv08cd01
+import mmap
+
+class RowView:
+    "Rows `idx` of an array or memmap `x`, read when asked: `v[int]` and `v[a:b]` read rows, `v[index array or mask]` is a smaller view."
+    def __init__(self, x, idx=None):
+        if isinstance(x, RowView): x, idx = x.x, x.idx if idx is None else x.idx[np.asarray(idx, dtype=np.int64)]
+        self.x, self.idx = x, np.arange(len(x)) if idx is None else np.asarray(idx, dtype=np.int64)
+    def __len__(self): return len(self.idx)
+    @property
+    def shape(self): return (len(self.idx), *self.x.shape[1:])
+    @property
+    def dtype(self): return self.x.dtype
+    @property
+    def nbytes(self): return len(self.idx) * int(np.prod(self.x.shape[1:])) * self.x.dtype.itemsize
+    def __getitem__(self, i):
+        if isinstance(i, (slice, int, np.integer)): return np.asarray(self.x[self.idx[i]])
+        i = np.asarray(i)
+        return RowView(self.x, self.idx[np.flatnonzero(i) if i.dtype == bool else i])
+    def __array__(self, dtype=None, copy=None): return np.asarray(self.x[self.idx], dtype=dtype)
+    def release(self):
+        "Hand a memmap's pages read so far back to the system (its file keeps them; nothing for an in-memory array)."
+        m = getattr(self.x, '_mmap', None) or getattr(getattr(self.x, 'base', None), '_mmap', None)
+        if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
 
 # %% ../../nbs/08_data.ipynb #ff51c788
 def need_dataset(dataset, folder, n_read=4):

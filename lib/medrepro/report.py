@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05_report.ipynb #c003
 from __future__ import annotations
-import argparse, fnmatch, html, json, os, re, shutil, signal, subprocess, sys, threading, time
+import argparse, fnmatch, html, json, os, queue, re, shutil, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,11 +15,11 @@ from .core import data_root, project_root, atomic_write, save_table, save_json
 from .sample import studies
 
 # %% auto #0
-__all__ = ['NB_NAME', 'INLINE', 'SMOKE_BANNER', 'RUN_KEY', 'PACKAGES', 'KERNEL', 'numbered_notebooks', 'study_of', 'profiles',
-           'profile_entries', 'profile_params', 'unused_profile_keys', 'NotebookFailed', 'run_notebook', 'study_title',
-           'study_headlines', 'figure_context', 'git_state', 'package_versions', 'device_info', 'folder_fingerprint',
-           'data_folders', 'run_record', 'build_index', 'default_kernel', 'lock_study', 'parse_value', 'main',
-           'notebook_source', 'train_main']
+__all__ = ['NB_NAME', 'INLINE', 'FINISHED', 'SMOKE_BANNER', 'RUN_KEY', 'PACKAGES', 'KERNEL', 'LIVE', 'numbered_notebooks',
+           'study_of', 'profiles', 'profile_entries', 'profile_params', 'unused_profile_keys', 'NotebookFailed',
+           'run_notebook', 'study_title', 'study_headlines', 'figure_context', 'git_state', 'package_versions',
+           'device_info', 'folder_fingerprint', 'data_folders', 'run_record', 'build_index', 'default_kernel',
+           'lock_study', 'gpu_slots', 'parse_value', 'main', 'notebook_source', 'train_main']
 
 # %% ../../nbs/05_report.ipynb #c004
 NB_NAME = re.compile(r'^\d\d[a-z]?_')                   # 00_core, 33_dsb.train, 30a_dsb.sample
@@ -100,16 +100,40 @@ def _stage(out_root, nb) -> tuple:
     (stage/'notebooks').mkdir(parents=True, exist_ok=True)
     return stage, {p: _sig(p) for p in stage.rglob('*') if p.is_file()}
 
-def _publish(stage, snap, out_root) -> list:
-    "Move every file the run created or changed from `stage` into `out_root`; their paths relative to `out_root`."
+def _publish(stage, snap, out_root, under=None) -> list:
+    "Move every file the run created or changed from `stage` (only those `under` a folder of it, if given) into `out_root`; their paths relative to `out_root`."
     moved = []
-    for p in sorted(stage.rglob('*')):
+    for p in sorted(Path(under or stage).rglob('*')):
         if not p.is_file() or p.name.startswith('.tmp.') or snap.get(p) == _sig(p): continue
         rel = p.relative_to(stage); dest = out_root/rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(p, dest); moved.append(rel.as_posix())
     return moved
 
+FINISHED = 'finished.json'   # = train.FINISHED: the marker `train.trained` writes in a finished model folder
+
+def _finished(stage) -> list:
+    "The model folders under `stage` that hold a finished marker."
+    return sorted({p.parent for p in Path(stage).rglob(FINISHED)})
+
+def _mine(stage, snap) -> list:
+    "The model folders this run finished or resumed from (`train.trained` writes or touches their marker), not other notebooks'."
+    return [d for d in _finished(stage) if snap.get(d/FINISHED) != _sig(d/FINISHED)]
+
+def _keep_finished(stage, snap, out_root) -> list:
+    "After a failure: publish the model folders this run finished, markers included; their paths relative to `out_root`."
+    kept = _mine(stage, snap)
+    for d in kept: _publish(stage, snap, out_root, under=d)
+    return [d.relative_to(stage).as_posix() for d in kept]
+
+def _settle_finished(stage, snap, out_root) -> list:
+    "After a success: the files of the model folders it resumed from; their markers go, so the next run trains them afresh."
+    mine = _mine(stage, snap)
+    reused = [p.relative_to(stage).as_posix() for d in mine for p in sorted(d.rglob('*')) if p.is_file() and p.name != FINISHED and snap.get(p) == _sig(p)]
+    for d in mine: (d/FINISHED).unlink(); (out_root/d.relative_to(stage)/FINISHED).unlink(missing_ok=True)
+    return reused
+
+# %% ../../nbs/05_report.ipynb #c008b
 _RUNNER = None   # in a runner's child: the runner's pid; its results are published only while that runner lives
 
 def _die_with_runner(runner_pid):
@@ -124,8 +148,22 @@ def _die_with_runner(runner_pid):
 
 def _runner_gone() -> bool: return _RUNNER is not None and os.getppid() != _RUNNER
 
-def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True) -> dict:
-    "Execute `nb` under `profile` (+ `params`) in a staging folder; its figures, tables and executed copy appear together, or not at all."
+class _Lines:
+    "A file for the kernel's stdout and stderr: everything goes to `log`; each complete line also to `echo(line)` (the runner shows it live)."
+    def __init__(self, log, echo=None): self.log, self.echo, self.buf = log, echo, ''
+    def write(self, s):
+        s = s.replace('\r\n', '\n').replace('\r', '\n')          # a progress bar's carriage returns: one line each
+        self.log.write(s); self.log.flush()
+        *lines, self.buf = (self.buf + s).split('\n')
+        for l in lines:
+            if l.strip() and self.echo: self.echo(l)
+    def flush(self): self.log.flush()
+    def close(self):
+        if self.buf.strip() and self.echo: self.echo(self.buf)
+        self.buf = ''; self.log.close()
+
+def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, html=True, echo=None, retrain=False) -> dict:
+    "Execute `nb` under `profile` (+ `params`) in a staging folder; its figures, tables, log and executed copy appear together, or not at all (but for the models it finished)."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     nb = Path(nb).resolve(); out_root = Path(out_root or project_root()/'reports').resolve()
@@ -134,25 +172,35 @@ def run_notebook(nb, out_root=None, profile='smoke', params=None, kernel=None, h
     wanted = {**profile_params(profile, nb, params_dir=pdir if pdir.is_dir() else None), **(params or {})}
     use = {k: v for k, v in wanted.items() if k in declared}
     failed = out_root/'notebooks'/f'{nb.stem}.failed.ipynb'
+    if retrain:                                              # forget the models kept from failed runs: train them all again
+        for m in (out_root/study_of(nb)).rglob(FINISHED): m.unlink()
     stage, snap = _stage(out_root, nb)
     dest, t0 = stage/'notebooks'/nb.name, time.time()
+    lines = _Lines(open(dest.with_suffix('.log'), 'w', encoding='utf-8'), echo)
     try:
         with modified_env(MEDREPRO_REPORTS=str(stage), MEDREPRO_ROOT=str(nb.parent.parent), MPLBACKEND=INLINE, MEDREPRO_BATCH='1'):
             try:
-                pm.execute_notebook(str(nb), str(dest), parameters=use, kernel_name=kernel, cwd=str(nb.parent),
-                                    progress_bar=False, log_output=False, report_mode=False)
-            except PapermillExecutionError as e:
-                failed.parent.mkdir(parents=True, exist_ok=True); shutil.copy(dest, failed)
-                raise NotebookFailed(f'{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) raised '
-                                     f'{e.ename}: {e.evalue}\n  executed copy with the traceback: {failed}') from None
+                pm.execute_notebook(str(nb), str(dest), parameters=use, kernel_name=kernel, cwd=str(nb.parent), progress_bar=False,
+                                    log_output=False, stdout_file=lines, stderr_file=lines, report_mode=False)
+            except Exception as e:                       # a cell raised, or the kernel died (out of memory): keep the finished models
+                why = (f'cell {e.cell_index} (execution count {e.exec_count}) raised {e.ename}: {e.evalue}' if isinstance(e, PapermillExecutionError)
+                       else f'{type(e).__name__}: {e}')
+                lines.write(f'FAILED: {why}\n'); lines.close(); kept = _keep_finished(stage, snap, out_root)
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                if dest.exists(): shutil.copy(dest, failed)
+                shutil.copy(dest.with_suffix('.log'), out_root/'notebooks'/f'{nb.stem}.log')
+                err = NotebookFailed(f'{nb.name}: {why}\n  executed copy with the traceback: {failed}\n  log: {out_root/"notebooks"/nb.stem}.log'
+                                     + (f'\n  kept {len(kept)} finished model{"s" * (len(kept) != 1)} (a rerun resumes from them): {", ".join(kept)}' if kept else ''))
+                err.kept = kept
+                raise err from None
+        lines.close()
         if html: _to_html(dest, dest.with_suffix('.html'))
         if _runner_gone(): raise KeyboardInterrupt               # the runner was killed: publish nothing
-        files = _publish(stage, snap, out_root)
-    finally: shutil.rmtree(stage, ignore_errors=True)
+        files = _settle_finished(stage, snap, out_root) + _publish(stage, snap, out_root)   # models resumed from a failed run count as this run's
+    finally: lines.close(); shutil.rmtree(stage, ignore_errors=True)
     if failed.exists(): failed.unlink()
     return dict(notebook=nb.name, study=study_of(nb), seconds=round(time.time() - t0, 1), params=use,
-                files=[f for f in files if not f.startswith('notebooks/')])
-
+                files=sorted(f for f in files if not f.startswith('notebooks/')))
 
 # %% ../../nbs/05_report.ipynb #c012
 def study_title(study) -> str:
@@ -320,7 +368,7 @@ def _run_box(run) -> str:
 # %% ../../nbs/05_report.ipynb #e7ff4ec3
 def _runs(out_root) -> pd.DataFrame:
     f = Path(out_root)/'timings.csv'
-    return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=['notebook', 'study', 'status', 'seconds', 'profile', 'finished'])
+    return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=['notebook', 'study', 'status', 'seconds', 'profile', 'finished', 'error', 'kept'])
 
 def _manifest(out_root) -> dict:
     "manifest.json: notebook name -> the files it wrote, and the last run's record under `RUN_KEY`."
@@ -335,6 +383,22 @@ def _nb_link(out_root, n) -> str:
 def _label(f) -> str:
     "A report file's name within its study folder: `models/cnn3d/history.csv`, not one of many `history.csv`."
     return f.split('/', 1)[-1]
+
+def _kept(r) -> list: return [k for k in str(getattr(r, 'kept', '') or '').split('; ') if k and k != 'nan']
+
+def _incomplete(r) -> str:
+    "', incomplete: N finished models kept' for a failed notebook that kept models."
+    k = _kept(r)
+    return f', incomplete: {len(k)} finished model{"s" * (len(k) != 1)} kept' if k else ''
+
+def _failure_note(out_root, n, r) -> str:
+    "A failed notebook's paragraph: its error, the models it kept (a rerun resumes from them), its log."
+    e, k, log = html.escape, _kept(r), f'notebooks/{Path(n).stem}.log'
+    err = str(getattr(r, 'error', '') or '')
+    return (f'<p class="failed">{e(n)} failed{" (incomplete)" if k else ""}: {e(err if err != "nan" else "see its log")}'
+            + (f'<br>kept {len(k)} finished model{"s" * (len(k) != 1)}, which a rerun loads instead of training again: '
+               + ', '.join(f'<code>{e(x)}</code>' for x in k) if k else '')
+            + (f' <a href="{log}">[log]</a>' if (Path(out_root)/log).exists() else '') + '</p>')
 
 def build_index(out_root=None, profile=None) -> Path:
     "Write out_root/index.html: per study a headline table, the notebooks with their status, captioned figures grouped by notebook, tables."
@@ -364,7 +428,7 @@ def build_index(out_root=None, profile=None) -> Path:
     if profile == 'smoke': parts.append(f'<p class="banner">{SMOKE_BANNER}</p>')
     parts.append('<nav>' + ''.join(f'<a href="#{s}">{html.escape(study_title(s))}</a>' for s in studies) + '</nav>')
     bad = [n for n, r in status.items() if r.status != 'ok']
-    if bad: parts.append('<p class="failed">Not up to date: ' + ', '.join(f'{html.escape(n)} ({status[n].status})' for n in bad)
+    if bad: parts.append('<p class="failed">Not up to date: ' + ', '.join(f'{html.escape(n)} ({status[n].status}{_incomplete(status[n])})' for n in bad)
                          + '. Their figures below, if any, are from an earlier run.</p>')
     for study in studies:
         d = out_root/study
@@ -372,6 +436,8 @@ def build_index(out_root=None, profile=None) -> Path:
         heads = study_headlines(study, d)
         for h in heads: parts += [f'<h3>Headline: <a href="{h.relative_to(out_root).as_posix()}">{html.escape(h.relative_to(d).as_posix())}</a></h3>', _table_html(h, force=True, max_chars=40)]
         nbs = sorted(n for n in status if study_of(n) == study)
+        for n in nbs:
+            if status[n].status == 'failed': parts.append(_failure_note(out_root, n, status[n]))
         if nbs:
             parts.append('<p>notebooks: ' + ' · '.join(
                 f'<a href="{_nb_link(out_root, n)}">{Path(n).stem}</a> <span class="{status[n].status.split()[0]}">'
@@ -414,6 +480,7 @@ def default_kernel():
         print(f'warning: kernelspec {KERNEL!r} runs {exe}, not this environment ({sys.prefix}); run `make setup` to reinstall it', flush=True)
     return KERNEL
 
+LIVE = '@>'   # a child's line `@>name<TAB>text`: notebook `name` printed `text`
 _NOISE = re.compile(r'Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel|^\s*$')
 
 def _args(argv=None):
@@ -424,7 +491,11 @@ def _args(argv=None):
     ap.add_argument('--cache-dir', default=None, help='folder for decoded-data caches (default $MEDREPRO_CACHE, else <data>/cache): for read-only data')
     ap.add_argument('--kernel', default=None, help=f"Jupyter kernel name (default: {KERNEL!r} when that kernelspec is installed, as `make setup` does; else the notebook's own)")
     ap.add_argument('--no-html', action='store_true', help='skip the HTML copies of the executed notebooks')
-    ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order (default: the number of cores)')
+    ap.add_argument('-j', '--jobs', type=int, default=os.cpu_count() or 1, help='studies run at once; notebooks of a study stay in order '
+                    '(default: the number of cores; with CUDA, at most one study per GPU)')
+    ap.add_argument('--gpus-per-study', type=int, default=1, help='with CUDA: GPUs each study gets (CUDA_VISIBLE_DEVICES), for data-parallel runs (default 1)')
+    ap.add_argument('--retrain', action='store_true', help='train every model again, ignoring the finished models a failed run kept')
+    ap.add_argument('--deterministic', action='store_true', help='cuDNN autotuning off, deterministic algorithms on (sets MEDREPRO_DETERMINISTIC=1; train.gpu_setup)')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
                     help='set a parameter in every selected notebook that declares it (VALUE read as YAML), like papermill -p')
     ap.add_argument('--child', type=int, default=None, help=argparse.SUPPRESS)   # the runner's pid: this process runs one study
@@ -446,35 +517,64 @@ def lock_study(out_root, study):
     return f
 
 # %% ../../nbs/05_report.ipynb #9cb7ce4b
+def gpu_slots(per_study=1) -> list:
+    "The `CUDA_VISIBLE_DEVICES` value of each study's slot: the GPUs torch sees, `per_study` to a slot; [] without CUDA."
+    try:
+        import torch
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception: n = 0
+    if not n: return []
+    if per_study > n: raise ValueError(f'--gpus-per-study {per_study}: only {n} GPUs are visible')
+    vis = [v.strip() for v in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if v.strip()]
+    ids = vis[:n] if len(vis) >= n else [str(i) for i in range(n)]    # the ids as the parent sees them, so a child sees its own
+    return [','.join(ids[i:i + per_study]) for i in range(0, n - per_study + 1, per_study)]
+
 def _child(a, nbs, overrides) -> int:
-    "Run `nbs` in order in this process, one `@@{json}` line per notebook; stop at the first failure."
+    "Run `nbs` in order in this process: their printed lines as `@>` lines, one `@@{json}` line per notebook; stop at the first failure."
     signal.signal(signal.SIGTERM, _interrupt)                # SIGTERM unwinds: staging folders are removed
     _die_with_runner(a.child)
     for nb in nbs:
-        try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html), 'status': 'ok'}
-        except (NotebookFailed, OSError) as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e))
+        echo = lambda l, s=nb.stem: print(f'{LIVE}{s}\t{l}', flush=True)
+        try: r = {**run_notebook(nb, a.out, profile=a.profile, params=overrides, kernel=a.kernel, html=not a.no_html, echo=echo,
+                                          retrain=a.retrain), 'status': 'ok'}
+        except (NotebookFailed, OSError) as e: r = dict(notebook=nb.name, study=study_of(nb), status='failed', error=str(e), kept=getattr(e, 'kept', []))
         print('@@' + json.dumps(r, default=str), flush=True)
         if r['status'] != 'ok': return 1
     return 0
 
-def _run_groups(a, groups, say) -> dict:
-    "Run each study's notebooks in a child process (`a.jobs` at once); the children's results by notebook."
-    results, procs = {}, []
+# %% ../../nbs/05_report.ipynb #rungroups
+def _run_groups(a, groups, say, slots=()) -> dict:
+    "Run each study's notebooks in a child process (`a.jobs` at once; with GPU `slots`, each child holds one); the children's results by notebook."
+    results, procs, free = {}, [], queue.Queue()
+    for s in slots: free.put(s)
+    decode = max(1, (os.cpu_count() or 1) // max(1, min(a.jobs, len(groups), len(slots) or a.jobs)))   # cores per study running at once
     def run_group(study, group):
+        gpu = free.get() if slots else None               # with CUDA: wait for a free GPU; no two studies share one
+        try: run_child(study, group, gpu)
+        finally:
+            if gpu is not None: free.put(gpu)
+    def run_child(study, group, gpu):
         cmd = [sys.executable, '-c', 'from medrepro.report import main; main()', '--child', str(os.getpid()), '--profile', a.profile,
-               '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []),
+               '--only', ','.join(nb.name for nb in group), '--out', a.out, *(['--no-html'] if a.no_html else []), *(['--retrain'] if a.retrain else []),
                *(['--kernel', a.kernel] if a.kernel else []), *[x for kv in a.parameter for x in ('-p', *kv)]]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True)
+        if gpu is not None: say(f'[{study}] on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})')
+        env = {**os.environ, **({} if gpu is None else {'CUDA_VISIBLE_DEVICES': gpu})}
+        env.setdefault('MEDREPRO_DECODE_WORKERS', str(decode))   # studies side by side share the cores for decoding
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project_root(), start_new_session=True, env=env)
         procs.append(p)
         for line in p.stdout:
             line = line.rstrip('\n')
-            if line.startswith('@@'):
+            if line.startswith(LIVE) and '\t' in line:
+                name, text = line[len(LIVE):].split('\t', 1)
+                if not _NOISE.search(text): say(f'[{name}] {text}')
+            elif line.startswith('@@'):
                 r = json.loads(line[2:]); results[r['notebook']] = r
                 if r['status'] == 'ok': say(f"[{study}] {r['notebook']} ok {r['seconds']:.1f}s")
                 else: say(f"[{study}] {r['notebook']} FAILED\n" + '\n'.join(f'[{study}]   {l}' for l in r['error'].splitlines()))
             elif not _NOISE.search(line): say(f'[{study}] {line}')
         p.wait()
-    ex = ThreadPoolExecutor(max(1, a.jobs))
+    n_par = max(1, min(a.jobs, len(slots)) if slots else a.jobs)
+    ex = ThreadPoolExecutor(n_par)
     try:
         futs = [ex.submit(run_group, s, g) for s, g in groups.items()]
         while not all(f.done() for f in futs): time.sleep(0.2)
@@ -513,6 +613,7 @@ def main(argv=None):
     "Run the numbered notebooks (studies in parallel) with a profile, then write timings.csv, manifest.json and index.html."
     a = _args(argv)
     nbs = _setup(a)
+    if a.deterministic: os.environ['MEDREPRO_DETERMINISTIC'] = '1'                 # kernels inherit it (train.gpu_setup)
     overrides = {k: parse_value(v) for k, v in a.parameter}
     if a.child: sys.exit(_child(a, nbs, overrides))
     a.kernel = a.kernel or default_kernel()                                     # children get it on their command line
@@ -528,24 +629,33 @@ def main(argv=None):
     for nb in nbs: groups.setdefault(study_of(nb), []).append(nb)
     try: held = [lock_study(a.out, s) for s in groups]                        # one run per study and output folder at a time
     except RuntimeError as e: sys.exit(str(e))
-    print(f'{len(nbs)} notebooks, {len(groups)} studies, profile {a.profile}, up to {a.jobs} at once -> {a.out}', flush=True)
+    try: slots = gpu_slots(a.gpus_per_study)
+    except ValueError as e: sys.exit(str(e))
+    jobs = min(a.jobs, len(slots)) if slots else a.jobs
+    print(f'{len(nbs)} notebooks, {len(groups)} studies, profile {a.profile}, up to {jobs} at once -> {a.out}', flush=True)
+    if slots: print(f'CUDA: {len(slots)} GPU slot(s) ({" | ".join(slots)}): one study per GPU at a time, never two on one GPU', flush=True)
     lock, t0 = threading.Lock(), time.time()
     def say(*s):
         with lock: print(*s, flush=True)
     if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _interrupt)   # (not when run from a thread, e.g. by nbdev-test)
-    results = _run_groups(a, groups, say)
+    results = _run_groups(a, groups, say, slots)
     now = time.strftime('%Y-%m-%d %H:%M:%S')
-    rows = [dict(notebook=nb.name, study=study_of(nb), status=results.get(nb.name, {}).get('status', 'not run'),
-                 seconds=results.get(nb.name, {}).get('seconds'), profile=a.profile, finished=now) for nb in nbs]
+    res = lambda nb, k, d=None: results.get(nb.name, {}).get(k, d)
+    rows = [dict(notebook=nb.name, study=study_of(nb), status=res(nb, 'status', 'not run'), seconds=res(nb, 'seconds'), profile=a.profile,
+                 finished=now, error=(res(nb, 'error') or '').split('\n')[0], kept='; '.join(res(nb, 'kept', []))) for nb in nbs]
     old = _runs(a.out)
     runs = pd.concat([old[~old.notebook.isin([r['notebook'] for r in rows])], pd.DataFrame(rows)]).sort_values('notebook')
     save_table(runs, Path(a.out)/'timings.csv')
     record.update(finished=now, notebooks={r['notebook']: r['status'] for r in rows})
     man = {**_manifest(a.out), **{n: r['files'] for n, r in results.items() if r['status'] == 'ok'}, RUN_KEY: record}
+    for n, r in results.items():                                              # a failed notebook's kept models are its files now
+        if r.get('kept'): man[n] = sorted({*man.get(n, []), *(p.relative_to(a.out).as_posix() for k in r['kept'] for p in (Path(a.out)/k).rglob('*') if p.is_file())})
     save_json(dict(sorted(man.items())), Path(a.out)/'manifest.json')
     idx = build_index(a.out, a.profile)
     for f in held: f.close()
     print(f"\n{pd.DataFrame(rows)[['notebook', 'status', 'seconds']].to_string(index=False)}\ntotal {time.time() - t0:.1f}s; index: {idx}")
+    for r in rows:
+        if r['kept']: print(f"{r['notebook']}: incomplete; kept {r['kept']} (a rerun resumes from them)")
     if any(r['status'] != 'ok' for r in rows): sys.exit(1)
 
 # %% ../../nbs/05_report.ipynb #7a06b188

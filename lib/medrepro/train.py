@@ -4,14 +4,14 @@
 
 # %% ../../nbs/04_train.ipynb #c003
 from __future__ import annotations
-import contextlib, io, os, socket, sys, time
+import contextlib, io, math, os, socket, sys, time
 from pathlib import Path
 import torch
 from fastai.learner import Learner
 import numpy as np
 from fastai.callback.tracker import ReduceLROnPlateau, EarlyStoppingCallback
 from fastai.callback.progress import CSVLogger
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, OptimWrapper
 from .core import seed_everything, get_device, save_model, ModelConfig
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
@@ -21,8 +21,9 @@ from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['BestCheckpoints', 'keras_callbacks', 'EpochLog', 'batch_run', 'make_learner', 'launch', 'data_parallel', 'fit',
-           'predict']
+__all__ = ['LR_RULES', 'FINISHED', 'BestCheckpoints', 'keras_callbacks', 'gpu_setup', 'EpochLog', 'batch_run', 'make_learner',
+           'check_rule', 'lr_rule', 'launch', 'data_parallel', 'adaptive', 'lr_factor', 'split_batch', 'LRWarmup',
+           'fit', 'predict', 'config_key', 'is_finished', 'trained']
 
 # %% ../../nbs/04_train.ipynb #975d7f50
 def _comp(name, comp=None):
@@ -70,6 +71,15 @@ def keras_callbacks(monitor='valid_loss', comp=None, log='history.csv', lr_patie
     if es_patience is not None: cbs.append(EarlyStoppingCallback(monitor=monitor, comp=comp, patience=es_patience))
     return cbs
 
+# %% ../../nbs/04_train.ipynb #53b921e4
+def gpu_setup(deterministic=None) -> dict:
+    "cuDNN autotuning on, unless `deterministic` (default: `$MEDREPRO_DETERMINISTIC` set and not 0); the settings chosen."
+    if deterministic is None: deterministic = os.environ.get('MEDREPRO_DETERMINISTIC', '') not in ('', '0')
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+    return dict(benchmark=torch.backends.cudnn.benchmark, deterministic=torch.backends.cudnn.deterministic)
+
 # %% ../../nbs/04_train.ipynb #c007
 class EpochLog(Callback):
     "One plain line per epoch (epoch, losses, metrics, seconds): what a batch run's log needs, instead of progress bars."
@@ -97,9 +107,23 @@ def make_learner(dls, model, loss_func, metrics=(), lr=1e-4, out_dir='.', monito
                     path=out_dir, model_dir='.', cbs=kcbs + list(cbs))   # `cbs`: any of your own, added after the papers'
     if batch_run(): learn.remove_cb(ProgressCallback); learn.add_cb(EpochLog()); learn.logger = noop   # EpochLog's lines only
     on_gpu = (dls.device is not None and torch.device(dls.device).type == 'cuda') or (num_distrib() > 1 and torch.cuda.is_available())
+    if on_gpu: gpu_setup()                                  # cuDNN autotuning, unless the run asks to be deterministic
     if fp16 is True or (fp16 == 'auto' and on_gpu):         # several GPU processes: DataLoaders may sit on the CPU, batches go to each GPU
         learn = learn.to_fp16()
     return learn
+
+# %% ../../nbs/04_train.ipynb #a1c0de00
+LR_RULES = ('auto', 'linear', 'sqrt', 'none', 'split_batch')
+_lr_scaling = None                                     # what fit(lr_scaling=None) uses: set by launch(..., lr_scaling) for its run
+
+def check_rule(rule):
+    "`rule` if it is one of `LR_RULES` (the learning-rate rules of N processes, section below), else a clear error."
+    if rule not in LR_RULES: raise ValueError(f'lr_scaling must be one of {LR_RULES}, not {rule!r}')
+    return rule
+
+def lr_rule(rule=None) -> str:
+    "The rule a `fit` uses: `rule`, else the one `launch` was given, else $MEDREPRO_LR_SCALING, else 'auto'."
+    return check_rule(rule or _lr_scaling or os.environ.get('MEDREPRO_LR_SCALING') or 'auto')
 
 # %% ../../nbs/04_train.ipynb #7e7b2c39
 @patch
@@ -124,13 +148,16 @@ class _Lines(io.TextIOBase):
         return len(s)
     def flush(self): self.out.flush()
 
-def launch(train_fn, num_processes=1, seed=0):
-    "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo)."
+def launch(train_fn, num_processes=1, seed=0, lr_scaling=None):
+    "Run `train_fn()` once, or in `num_processes` data-parallel processes (one per GPU, else CPU processes over gloo); `lr_scaling`: the rule its `fit`s use (None: `lr_rule`'s default)."
     out = sys.stdout
     def _run(quiet=False):
+        global _lr_scaling
         if quiet: sys.stdout = open(os.devnull, 'w') if rank_distrib() else _Lines(out)   # one voice: rank 0's, whole lines
         seed_everything(seed + rank_distrib())
-        return train_fn()
+        before, _lr_scaling = _lr_scaling, lr_scaling and check_rule(lr_scaling)
+        try: return train_fn()
+        finally: _lr_scaling = before
     if num_distrib() > 1:                                   # started by `accelerate launch` / torchrun: already parallel
         res = _run(); distrib_barrier(); return res
     if num_processes is None or num_processes <= 1: return _run()
@@ -156,16 +183,53 @@ def data_parallel(learn):
     cuda = torch.cuda.is_available()
     return learn.distrib_ctx(sync_bn=cuda, cpu=not cuda)
 
+# %% ../../nbs/04_train.ipynb #a1c0de02
+def adaptive(opt_func) -> bool:
+    "True if `opt_func` builds an adaptive optimiser (a running mean of squared gradients: Adam, AdamW, RAdam, LAMB, RMSProp), False for SGD."
+    opt = opt_func([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    if isinstance(opt, OptimWrapper): return not isinstance(opt.opt, torch.optim.SGD)
+    return any(getattr(getattr(cb, 'func', cb), '__name__', '') == 'average_sqr_grad' for cb in opt.cbs)
+
+def lr_factor(n, rule='auto', opt_func=Adam, bs=None) -> tuple:
+    "(rule, factor): what the learning rate of `n` data-parallel processes is multiplied by; 'auto' splits the batch `bs` when it splits into `n` parts of 2 or more, else is 'sqrt' for adaptive optimisers, 'linear' for SGD; 'split_batch' keeps one process's batch, so 1."
+    rule = check_rule(rule)
+    if rule == 'auto' and n > 1 and bs is not None and bs % n == 0 and bs // n >= 2: rule = 'split_batch'   # the global batch kept
+    if rule == 'auto': rule = 'sqrt' if adaptive(opt_func) else 'linear'
+    return rule, {'linear': float(n), 'sqrt': math.sqrt(n), 'none': 1.0, 'split_batch': 1.0}[rule]
+
+@contextlib.contextmanager
+def split_batch(dls, n):
+    "Context in which each of `n` processes draws 1/n of `dls`' training batch, so that together they take one process's batch and steps."
+    old, bs = list(dls.loaders), dls.train.bs
+    if n > 1 and bs % n: raise ValueError(f"lr_scaling='split_batch': a batch of {bs} does not split into {n} processes")
+    if n > 1: dls.loaders = [dls.train.new(bs=bs // n)] + old[1:]
+    try: yield dls
+    finally: dls.loaders = old
+
+class LRWarmup(Callback):
+    "Linear warm-up of the learning rate from `lr0` to `lr1` over the first `pct` of training (Goyal et al. 2017); afterwards it leaves the rate alone."
+    def __init__(self, lr0, lr1, pct): self.lr0, self.lr1, self.pct = lr0, lr1, pct
+    def before_fit(self): self.done = False
+    def before_batch(self):
+        if not self.training or self.done: return
+        f = min(self.pct_train / self.pct, 1.) if self.pct > 0 else 1.
+        self.opt.set_hyper('lr', self.lr0 + (self.lr1 - self.lr0) * f)
+        self.done = f >= 1
+
 # %% ../../nbs/04_train.ipynb #2ccb8ee5
 from fastai.callback.schedule import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
 
-def fit(dls, model, loss_func, epochs, lr, schedule='one_cycle', metrics=(), out_dir='.', quiet=False, **kw) -> Learner:
-    "Train `model` (`make_learner(**kw)`), data-parallel when several processes run; `schedule` 'one_cycle' or 'constant'. Returns the learner, best weights loaded."
+def fit(dls, model, loss_func, epochs, lr, schedule='one_cycle', metrics=(), out_dir='.', quiet=False, lr_scaling=None, **kw) -> Learner:
+    "Train `model` (`make_learner(**kw)`), data-parallel when several processes run, at `lr` times `lr_factor` of the processes (`lr_rule(lr_scaling)`); `schedule` 'one_cycle' or 'constant' (with `LRWarmup`). Returns the learner, best weights loaded."
     if schedule not in ('one_cycle', 'constant'): raise ValueError(f"schedule must be 'one_cycle' or 'constant', not {schedule!r}")
     learn = make_learner(dls, model, loss_func, metrics=metrics, lr=lr, out_dir=out_dir, **kw)
-    with data_parallel(learn), (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()):
-        if schedule == 'one_cycle': learn.fit_one_cycle(epochs, lr)
-        else: learn.fit(epochs, lr)
+    n = max(num_distrib(), 1)
+    rule, k = lr_factor(n, lr_rule(lr_scaling), learn.opt_func, learn.dls.train.bs)
+    learn.lr_scaling = dict(processes=n, rule=rule, factor=k, lr=lr, scaled_lr=k * lr)
+    if k != 1 and not quiet and not rank_distrib(): print(f'{n} processes: learning rate {lr:g} x {k:.3g} ({rule} rule) = {k * lr:g}', flush=True)
+    with split_batch(learn.dls, n if rule == 'split_batch' else 1), data_parallel(learn), (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()):
+        if schedule == 'one_cycle': learn.fit_one_cycle(epochs, k * lr)           # its own warm-up: from k*lr/25 up to k*lr in the first 25%
+        else: learn.fit(epochs, k * lr, cbs=[LRWarmup(lr, k * lr, min(0.25, 5 / epochs))] if k != 1 else None)
     return learn
 
 # %% ../../nbs/04_train.ipynb #df75834c
@@ -183,3 +247,35 @@ def predict(model, x, bs=32, device=None, prep=None, post='sigmoid') -> np.ndarr
     prep = prep or (lambda b, d: torch.as_tensor(np.asarray(b), dtype=torch.float32, device=d))
     out = [post(model(prep(x[i:i + bs], dev)).float()).cpu() for i in range(0, len(x), bs)]
     return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
+
+# %% ../../nbs/04_train.ipynb #100f4821
+import hashlib, json
+from dataclasses import asdict, is_dataclass
+from .core import load_model, save_json
+
+FINISHED = 'finished.json'    # the marker of a finished model folder (the report runner keeps such folders when a notebook fails)
+
+def config_key(config) -> str:
+    "SHA-1 of a training setup (a `ModelConfig`, a dict, or a string) as sorted JSON: the same setup, the same key."
+    c = {k: v for k, v in asdict(config).items() if k != 'module'} if is_dataclass(config) else config   # `module` is filled in on saving
+    return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()
+
+def is_finished(folder, config) -> bool:
+    "True when `folder` holds the finished marker `trained` wrote for this `config`."
+    f = Path(folder)/FINISHED
+    try: return json.loads(f.read_text()).get('key') == config_key(config)
+    except (OSError, ValueError, AttributeError): return False
+
+def trained(folder, train_fn, config, device=None):
+    "The model of `config` in `folder`: loaded if a finished marker for `config` is there, else `train_fn()`, saved (`core.save_model`) and marked finished."
+    folder, key = Path(folder), config_key(config)
+    if is_finished(folder, config):
+        print(f'{folder.name}: finished in an earlier run, loaded from {folder} (not trained again)', flush=True)
+        os.utime(folder/FINISHED)                            # touched: the report runner sees this run used it
+        return load_model(folder, device)[0] if (folder/'model.pth').exists() else None
+    (folder/FINISHED).unlink(missing_ok=True)                # another setup's marker: this folder is being retrained
+    t0 = time.time()
+    model = train_fn()
+    if model is not None and not isinstance(config, str): save_model(folder, model, config)
+    save_json(dict(key=key, seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S')), folder/FINISHED)
+    return getattr(model, 'model', model)

@@ -19,7 +19,7 @@ from ..imaging import resize_image
 # %% auto #0
 __all__ = ['IMG_EXTS', 'LOSSY_EXTS', 'DsbItem', 'detect_layout', 'empty_masks', 'dsb_items', 'read_image', 'read_mask',
            'read_instances', 'load_item', 'check_folder', 'DsbSet', 'resize_pair', 'load_set', 'split_images',
-           'paper_split', 'paper_train_order', 'dsb_dataloaders', 'load_crops']
+           'paper_split', 'paper_train_order', 'dsb_dataloaders', 'load_crops', 'instance_targets']
 
 # %% ../../../nbs/30_dsb.data.ipynb #c006
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -226,14 +226,14 @@ def dsb_dataloaders(ds:DsbSet, train_ids, valid_ids, bs=8, augment=False, seed=4
     return dblock.dataloaders(tr + va, bs=bs, seed=seed, shuffle=reshuffle, drop_last=reshuffle, **loader_kwargs(device, num_workers))
 
 # %% ../../../nbs/30_dsb.data.ipynb #c029
-def load_crops(items, size=128, per_image=4, seed=0, max_side=None, by_area=False) -> DsbSet:
-    "Random `size` crops at native resolution (`per_image` each, or per 256x256 of area up to 3x if `by_area`)."
+def load_crops(items, size=128, per_image=4, seed=0, max_side=None, by_area=False, contours=False) -> DsbSet:
+    "Random `size` crops at native resolution (`per_image` each, or per 256x256 of area up to 3x if `by_area`); masks 0/1, or `instance_targets` 0/1/2 if `contours`."
     import cv2
     rng = np.random.default_rng(seed)
     xs, ys, its = [], [], []
     for it in items:
         img, lab = load_item(it)
-        m = (lab > 0).astype(np.uint8)
+        m = instance_targets(lab) if contours else (lab > 0).astype(np.uint8)
         h, w = m.shape
         f = max(size / min(h, w), 1.0)
         if max_side and max(h, w) * f > max_side: f = max(max_side / max(h, w), size / min(h, w))
@@ -246,9 +246,18 @@ def load_crops(items, size=128, per_image=4, seed=0, max_side=None, by_area=Fals
             best = None
             for _ in range(5):   # a few tries to land on nuclei
                 y0, x0 = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-                c = m[y0:y0 + size, x0:x0 + size]
-                if best is None or c.mean() > best[2]: best = (y0, x0, c.mean())
-                if c.mean() > 0.05: break
+                c = (m[y0:y0 + size, x0:x0 + size] > 0).mean()
+                if best is None or c > best[2]: best = (y0, x0, c)
+                if c > 0.05: break
             y0, x0, _ = best
             xs.append(img[y0:y0 + size, x0:x0 + size]); ys.append(m[y0:y0 + size, x0:x0 + size]); its.append(it)
     return DsbSet(its, np.stack(xs), np.stack(ys), size)
+
+# %% ../../../nbs/30_dsb.data.ipynb #b3d0c002
+def instance_targets(lab) -> np.ndarray:
+    "uint8 targets of an instance label image: 0 background, 1 nucleus interior, 2 nucleus contour (inner boundary of each label)."
+    from skimage.segmentation import find_boundaries
+    lab = np.asarray(lab)
+    t = (lab > 0).astype(np.uint8)
+    t[find_boundaries(lab, mode='inner') & (lab > 0)] = 2
+    return t

@@ -10,13 +10,31 @@ from ..imaging import resize_image, instance_ap, mask_instances
 from ..metrics import mask_counts, scores_from_counts, seg_scores
 from ..train import predict
 from .data import load_item
+from .eda import colour_stats
 
 # %% auto #0
-__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'net_prob', 'predict_prob', 'paper_mask', 'paper_scores', 'evaluate_items', 'comparison']
+__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'contour_instances', 'net_prob', 'predict_prob', 'paper_mask', 'paper_scores',
+           'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores', 'choose_setting', 'cv_table',
+           'comparison']
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #d5f0a002
+def contour_instances(fg, contour, threshold=0.5, contour_threshold=0.5, min_size=8) -> np.ndarray:
+    "Instance labels from nucleus and contour probability maps: seeds = (fg > threshold) & (contour <= contour_threshold), grown by a watershed on `contour` inside the mask."
+    from skimage.measure import label
+    from skimage.segmentation import watershed, relabel_sequential
+    mask = np.asarray(fg) > threshold
+    seeds = label(mask & (np.asarray(contour) <= contour_threshold), connectivity=1)
+    lab = watershed(np.asarray(contour, np.float32), seeds, mask=mask) if seeds.max() else np.zeros(mask.shape, np.int64)
+    rest = label(mask & (lab == 0), connectivity=1)                       # mask parts without a seed: one object each
+    lab = np.where(rest > 0, rest + lab.max(), lab)
+    if min_size and lab.max():
+        small = np.bincount(lab.ravel()) < min_size; small[0] = False
+        lab[small[lab]] = 0
+    return relabel_sequential(lab)[0]
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #e64da1ca
-def net_prob(model, img, img_size=256, mode='resize', interp='area', device=None) -> np.ndarray:
-    "Foreground probabilities of an RGB uint8 image at the network's resolution (`resize`: img_size; `native`: the image's)."
+def net_prob(model, img, img_size=256, mode='resize', interp='area', device=None, channels=False) -> np.ndarray:
+    "Foreground probabilities (or, with `channels`, every output channel: C, H, W) of an RGB uint8 image at the network's resolution (`resize`: img_size; `native`: the image's)."
     h, w = img.shape[:2]
     if mode == 'resize': x = resize_image(img, img_size, interp if min(h, w) > img_size or interp == 'linear' else 'linear')
     elif mode == 'native':
@@ -24,7 +42,8 @@ def net_prob(model, img, img_size=256, mode='resize', interp='area', device=None
         x = resize_image(img, (round(h * f), round(w * f)), 'linear') if f > 1 else img
     else: raise ValueError(f"unknown mode {mode!r}: use 'resize' or 'native'")
     prep = lambda b, dev: torch.from_numpy(np.array(b, copy=True)).permute(0, 3, 1, 2).float().div(255).to(dev)
-    return predict(model, np.asarray(x)[None], bs=1, device=device, prep=prep)[0, 0]
+    p = predict(model, np.asarray(x)[None], bs=1, device=device, prep=prep)[0]
+    return p if channels else p[0]
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #2c220c31
 def predict_prob(model, img, img_size=256, mode='resize', interp='area', device=None) -> np.ndarray:
@@ -50,29 +69,86 @@ def paper_scores(pred, truth, zero_division=0.0) -> dict:
     return out
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #fbf01b52
+def prob_maps(model, img, meta, device=None) -> tuple:
+    "(nucleus, contour or None) probability maps of an RGB image at its own size; `model` may be a list (an ensemble: maps averaged) and the network-size maps."
+    models = model if isinstance(model, (list, tuple)) else [model]
+    raw = np.mean([net_prob(m, img, meta.get('img_size', 256), meta.get('mode', 'resize'), meta.get('interp', 'area'), device, channels=True) for m in models], 0)
+    full = [c if c.shape == img.shape[:2] else resize_image(c, img.shape[:2], 'linear') for c in raw[:2]]
+    return full[0], (full[1] if len(full) > 1 else None), raw[0]
+
+def instances_of(prob, contour, threshold=0.5, instances='watershed', min_distance=8, contour_threshold=0.5) -> np.ndarray:
+    "Instance labels of a probability map: 'contour' (needs the contour map), 'watershed' or 'cc' on prob > threshold."
+    if instances == 'contour':
+        if contour is None: raise ValueError("instances='contour' needs a model with a contour channel (notebook 33, contours=True)")
+        return contour_instances(prob, contour, threshold, contour_threshold)
+    return mask_instances(prob > threshold, instances, min_distance=min_distance)
+
 def evaluate_items(model, items, config_meta, threshold=0.5, instances='watershed', device=None, min_distance=8,
-                   paper_size=256, zero_division=0.0, n_pixels=4000, seed=0) -> tuple:
-    "(per-image scores at full size, per-image report scores at `paper_size`, kept {id: (image, labels, mask, (truth, prediction) at paper_size)}, pixel sample)."
+                   paper_size=256, zero_division=0.0, n_pixels=4000, seed=0, contour_threshold=0.5) -> tuple:
+    "(per-image scores at full size, per-image report scores at `paper_size`, kept {id: (image, labels, mask, (truth, prediction) at paper_size, instances)}, pixel sample)."
     rng = np.random.default_rng(seed)
-    meta = config_meta
     rows, rep, kept, masks, truths, px = [], [], {}, [], [], []
     for it in items:
         img, lab = load_item(it)
-        raw = net_prob(model, img, meta.get('img_size', 256), meta.get('mode', 'resize'), meta.get('interp', 'area'), device)
-        prob = raw if raw.shape == img.shape[:2] else resize_image(raw, img.shape[:2], 'linear')
-        pm = prob > threshold
-        ap, _ = instance_ap(lab, mask_instances(pm, instances, min_distance=min_distance))
+        prob, contour, raw = prob_maps(model, img, config_meta, device)
+        pm, inst = prob > threshold, instances_of(prob, contour, threshold, instances, min_distance, contour_threshold)
+        ap, _ = instance_ap(lab, inst)
         masks.append(pm); truths.append(lab > 0)
         rows.append(dict(id=it.id, height=img.shape[0], width=img.shape[1], n_nuclei=int(len(np.unique(lab)) - 1), instance_ap=ap))
         p_r = (raw if raw.shape == (paper_size, paper_size) else resize_image(prob, paper_size, 'linear')) > threshold
         t_r = paper_mask(lab > 0, paper_size)
         rep.append(dict(Image=it.id, **{k.capitalize(): v for k, v in paper_scores(p_r, t_r, zero_division).items()}))
-        kept[it.id] = (img, lab, pm, (t_r, p_r))
+        kept[it.id] = (img, lab, pm, (t_r, p_r), inst)
         i = rng.choice(prob.size, min(n_pixels, prob.size), replace=False)
         px.append(pd.DataFrame(dict(truth=(lab > 0).ravel()[i].astype(int), prob=prob.ravel()[i])))
     s = seg_scores(masks, truths, names=[it.id for it in items]).reset_index()
     full = pd.DataFrame(rows).merge(s, left_on='id', right_on='image').drop(columns='image')
     return full, pd.DataFrame(rep), kept, pd.concat(px, ignore_index=True)
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #e6a0b002
+def otsu_mask(img) -> np.ndarray:
+    "Otsu's threshold of the grey image; the side holding fewer pixels is the nuclei (bright on dark or dark on bright)."
+    from skimage.filters import threshold_otsu
+    g = np.asarray(img, np.float32).mean(-1) if np.ndim(img) == 3 else np.asarray(img, np.float32)
+    if g.min() == g.max(): return np.zeros(g.shape, bool)
+    m = g > threshold_otsu(g)
+    return m if m.mean() <= 0.5 else ~m
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #e6a0b004
+def cv_scores(model, items, meta, thresholds=(0.5,), instances=('watershed',), params=None, device=None) -> pd.DataFrame:
+    "One row per image and setting (method, threshold, instances, param): Jaccard (undefined = 1), instance mAP at full size, colour statistics; Otsu's as method 'otsu'."
+    params = params or dict(contour=(0.5,), watershed=(8,), cc=(0,))
+    rows = []
+    for it in items:
+        img, lab = load_item(it)
+        prob, contour, _ = prob_maps(model, img, meta, device)
+        cs = colour_stats(img)
+        for t in thresholds:
+            j = float(seg_scores([prob > t], [lab > 0])['jaccard'].iloc[0])
+            for how in instances:
+                for q in params[how]:
+                    inst = instances_of(prob, contour, t, how, min_distance=int(q) or 8, contour_threshold=float(q))
+                    rows.append(dict(id=it.id, method='model', threshold=t, instances=how, param=q, jaccard=j, instance_ap=instance_ap(lab, inst)[0], **cs))
+        om = otsu_mask(img)
+        rows.append(dict(id=it.id, method='otsu', threshold=np.nan, instances='watershed', param=8, jaccard=float(seg_scores([om], [lab > 0])['jaccard'].iloc[0]),
+                         instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0], **cs))
+    return pd.DataFrame(rows)
+
+def choose_setting(cv:pd.DataFrame, by='instance_ap') -> dict:
+    "The model setting (threshold, instances, param) with the best mean `by` over the images of `cv`."
+    m = cv[cv['method'] == 'model'].groupby(['threshold', 'instances', 'param'])[by].mean()
+    return dict(zip(['threshold', 'instances', 'param'], m.idxmax()), **{by: float(m.max())})
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #e6a0b006
+def cv_table(cv:pd.DataFrame, fold_of:dict, setting:dict) -> pd.DataFrame:
+    "Per fold (and mean, sd over folds): Jaccard and instance mAP of the model at `setting` and of Otsu, from `cv_scores` rows; `fold_of` maps image id to fold."
+    sel = cv[(cv['method'] == 'otsu') | ((cv['method'] == 'model') & (cv['threshold'] == setting['threshold'])
+             & (cv['instances'] == setting['instances']) & (cv['param'] == setting['param']))].assign(fold=lambda d: d['id'].map(fold_of))
+    t = sel.pivot_table(index='fold', columns='method', values=['jaccard', 'instance_ap'], aggfunc='mean')
+    t.columns = [f'{m} {s}' for s, m in t.columns]
+    t = t[[c for c in ['model jaccard', 'model instance_ap', 'otsu jaccard', 'otsu instance_ap'] if c in t]]
+    t.index = [f'fold {i}' for i in t.index]
+    return pd.concat([t, t.mean().to_frame('mean').T, t.std(ddof=1).to_frame('sd').T])
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #3b95da11
 PAPER_SCORES = dict(accuracy=0.94851, f1=0.81549, jaccard=0.71774, recall=0.81011, precision=0.85114)   # the report's printed means

@@ -105,27 +105,27 @@ def layer_summary(model, size=256) -> pd.DataFrame:
 
 # %% ../../../nbs/32_dsb.model.ipynb #682909ea
 @register_model('resunet')
-def resunet(filters=(16, 32, 64, 128, 256), bn_momentum=0.1, bn_eps=1e-5, init='torch') -> ResUNet:
-    "The report's ResUNet; `bn_momentum=0.01, bn_eps=1e-3, init='glorot'` are the report's (Keras) defaults."
-    m = ResUNet(filters=tuple(filters))
+def resunet(filters=(16, 32, 64, 128, 256), bn_momentum=0.1, bn_eps=1e-5, init='torch', n_out=1) -> ResUNet:
+    "The report's ResUNet; `bn_momentum=0.01, bn_eps=1e-3, init='glorot'` are the report's (Keras) defaults; `n_out=2` adds our contour channel."
+    m = ResUNet(filters=tuple(filters), n_out=n_out)
     return keras_defaults(m, bn_momentum, bn_eps, init) if (bn_momentum, bn_eps, init) != (0.1, 1e-5, 'torch') else m
 
 # %% ../../../nbs/32_dsb.model.ipynb #064e9b54
 @register_model('unet_resnet34')
-def unet_resnet34(img_size=256, pretrained=False) -> nn.Module:
-    "fastai U-Net on a torchvision ResNet-34 (one logit channel)."
+def unet_resnet34(img_size=256, pretrained=False, n_out=1) -> nn.Module:
+    "fastai U-Net on a torchvision ResNet-34 (`n_out` logit channels: 1, or 2 with our contour channel)."
     from fastai.vision.all import create_unet_model, resnet34
-    try: return create_unet_model(resnet34, n_out=1, img_size=(img_size, img_size), pretrained=pretrained)
+    try: return create_unet_model(resnet34, n_out=n_out, img_size=(img_size, img_size), pretrained=pretrained)
     except Exception as e:
         if pretrained: raise RuntimeError(f'pretrained ResNet-34 weights are not available offline ({e}); use pretrained=False') from e
         raise
 
 # %% ../../../nbs/32_dsb.model.ipynb #b18a981f
 @register_model('unet_xresnet18s')
-def unet_xresnet18s(img_size=256, widen=0.25) -> nn.Module:
-    "fastai U-Net on a narrow XResNet-18 (`widen` times the width): a small, fast baseline."
+def unet_xresnet18s(img_size=256, widen=0.25, n_out=1) -> nn.Module:
+    "fastai U-Net on a narrow XResNet-18 (`widen` times the width): a small, fast baseline (`n_out` logit channels)."
     from fastai.vision.all import create_unet_model, xresnet18
-    return create_unet_model(partial(xresnet18, widen=widen), n_out=1, img_size=(img_size, img_size), pretrained=False)
+    return create_unet_model(partial(xresnet18, widen=widen), n_out=n_out, img_size=(img_size, img_size), pretrained=False)
 
 # %% ../../../nbs/32_dsb.model.ipynb #6e550d7d
 def make_model(arch='resunet', img_size=256, **params) -> nn.Module:

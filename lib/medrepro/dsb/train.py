@@ -5,14 +5,31 @@
 # %% ../../../nbs/33_dsb.train.ipynb #a9ab3cab
 from __future__ import annotations
 from functools import partial
+import numpy as np, torch
 from fastai.optimizer import Adam
 from ..core import ModelConfig
-from ..nets import MaskLoss, MaskScore
+import torch.nn.functional as F
+from ..nets import MaskLoss, MaskScore, pixel_counts
 from ..train import fit
 from .model import make_model  # noqa: F401 (importing it registers the ResUNet and baseline builders)
 
 # %% auto #0
-__all__ = ['keras_adam', 'train_model']
+__all__ = ['REPORT_RECIPE', 'RECIPE_VARIANTS', 'ContourLoss', 'FgScore', 'keras_adam', 'train_model', 'reestimate_bn']
+
+# %% ../../../nbs/33_dsb.train.ipynb #c4e0a002
+class ContourLoss(torch.nn.Module):
+    "Nucleus loss (`MaskLoss(kind)` on channel 0 against target > 0) plus `contour_weight` x BCE of channel 1 against target == 2."
+    def __init__(self, kind='bce', contour_weight=1.0):
+        super().__init__(); self.fg, self.contour_weight = MaskLoss(kind), contour_weight
+    def forward(self, pred, targ):
+        t = targ.reshape(pred.shape[0], *pred.shape[2:])
+        return self.fg(pred[:, :1], (t > 0).float()) + self.contour_weight * F.binary_cross_entropy_with_logits(pred[:, 1].float(), (t == 2).float())
+    def activation(self, x): return torch.sigmoid(x)
+    def decodes(self, x): return (x[:, 0] > 0).long()
+
+class FgScore(MaskScore):
+    "`MaskScore` of the nucleus channel (0) of a several-channel output against target > 0."
+    def accumulate(self, learn): self.counts.append(learn.to_detach(pixel_counts(learn.pred[:, :1], learn.y > 0)))
 
 # %% ../../../nbs/33_dsb.train.ipynb #ef7630b2
 def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
@@ -20,7 +37,32 @@ def keras_adam(sqr_mom=0.999, eps=1e-7, wd=0.0):
     return partial(Adam, mom=0.9, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 # %% ../../../nbs/33_dsb.train.ipynb #6aebf797
-def train_model(dls, config:ModelConfig, loss='bce', epochs=10, lr=1e-4, out_dir='.', one_cycle=False, opt_func=None, fp16='auto', **kw):
-    "Train the model `config` builds with the shared `fit`: `MaskLoss(loss)`, Dice and Jaccard, our Adam unless `opt_func`; the Learner, best epoch loaded."
-    return fit(dls, config.build(), MaskLoss(loss), epochs, lr, schedule='one_cycle' if one_cycle else 'constant',
-               metrics=[MaskScore('dice'), MaskScore('jaccard')], out_dir=out_dir, opt_func=opt_func or keras_adam(0.99, 1e-5, 0.01), fp16=fp16, **kw)
+def train_model(dls, config:ModelConfig, loss='bce', epochs=10, lr=1e-4, out_dir='.', one_cycle=False, opt_func=None, fp16='auto', contours=False, **kw):
+    "Train the model `config` builds with the shared `fit`: `MaskLoss(loss)` (or `ContourLoss` if `contours`), Dice and Jaccard, our Adam unless `opt_func`; the Learner, best epoch loaded."
+    lf, score = (ContourLoss(loss), FgScore) if contours else (MaskLoss(loss), MaskScore)
+    return fit(dls, config.build(), lf, epochs, lr, schedule='one_cycle' if one_cycle else 'constant',
+               metrics=[score('dice'), score('jaccard')], out_dir=out_dir, opt_func=opt_func or keras_adam(0.99, 1e-5, 0.01), fp16=fp16, **kw)
+
+# %% ../../../nbs/33_dsb.train.ipynb #a7c1e002
+REPORT_RECIPE = dict(bn_momentum=0.01, bn_eps=1e-3, init='glorot', adam_eps=1e-7, soft_masks=True, epochs=10)   # the report's (Keras) values
+RECIPE_VARIANTS = [('report recipe', {}),
+                   ('BatchNorm momentum 0.1 (PyTorch default)', dict(bn_momentum=0.1)),
+                   ('BatchNorm epsilon 1e-5 (PyTorch default)', dict(bn_eps=1e-5)),
+                   ('PyTorch initialisation (Kaiming-uniform)', dict(init='torch')),
+                   ('Adam epsilon 1e-5 (fastai default)', dict(adam_eps=1e-5)),
+                   ('hard 0/1 masks instead of soft', dict(soft_masks=False)),
+                   ("32 epochs: the report's ~510 optimiser steps", dict(epochs=32))]
+
+# %% ../../../nbs/33_dsb.train.ipynb #a7c1e005
+def reestimate_bn(model, x, bs=8):
+    "A copy of `model` whose BatchNorm running statistics are the plain averages of its batch statistics over the uint8 NHWC images `x` (weights unchanged)."
+    import copy
+    m = copy.deepcopy(model).cpu().float()
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+    moms = [b.momentum for b in bns]
+    for b in bns: b.reset_running_stats(); b.momentum = None
+    m.train()
+    with torch.no_grad():
+        for i in range(0, len(x), bs): m(torch.from_numpy(np.ascontiguousarray(x[i:i + bs])).permute(0, 3, 1, 2).float().div(255))
+    for b, mo in zip(bns, moms): b.momentum = mo
+    return m.eval()

@@ -6,16 +6,18 @@
 from __future__ import annotations
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from ..core import DataError, cached
-from ..data import split_items, split_from_labels, loader_kwargs
+from ..core import DataError, cached, file_sig
+from ..data import split_items, split_from_labels, loader_kwargs, memmap_cache, RowView
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
 __all__ = ['SEG_PARTS', 'ISIC_ID', 'MASK_SUFFIX', 'seg_folders', 'SegItem', 'seg_items', 'mask_values', 'image_size', 'read_mask',
-           'read_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders', 'check_folder']
+           'read_pair', 'decode_pair', 'load_pair', 'SegSet', 'load_seg_set', 'seg_split', 'seg_dataloaders', 'prepare',
+           'check_folder']
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c007
 SEG_PARTS = {'train': 'Training', 'valid': 'Validation', 'test': 'Test'}
@@ -99,18 +101,21 @@ def read_pair(item:SegItem, max_side=None) -> tuple:
     return img, m
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c023
+def decode_pair(item:SegItem, size=(768, 1024)) -> dict:
+    "{'x': image uint8 (h, w, 3), 'y': mask uint8 0/1 (h, w)} of an item resized to `size` = (h, w)."
+    size = tuple(int(s) for s in size)
+    img, m = read_pair(item, max_side=2 * max(size))
+    return {'x': resize_image(img, size, interp='area'), 'y': resize_image(m.astype(np.uint8), size, interp='nearest')}
+
 def load_pair(item:SegItem, size=(768, 1024), cache_dir=None) -> tuple:
     "(image uint8 (h, w, 3), mask uint8 0/1 (h, w)) resized to `size` = (h, w), decoded once and kept in `cache_dir`."
     size = tuple(int(s) for s in size)
-    def build():
-        img, m = read_pair(item, max_side=2 * max(size))
-        return {'x': resize_image(img, size, interp='area'), 'y': resize_image(m.astype(np.uint8), size, interp='nearest')}
-    d = cached(cache_dir, 'isic2018', build, image=item.image, mask=item.mask, size=list(size))
+    d = cached(cache_dir, 'isic2018', partial(decode_pair, item, size), image=item.image, mask=item.mask, size=list(size))
     return d['x'], d['y']
 
 @dataclass
 class SegSet:
-    "Items with images x (N, h, w, 3 uint8) and masks y (N, h, w uint8 0/1) at one size."
+    "Items with images x (N, h, w, 3 uint8) and masks y (N, h, w uint8 0/1) at one size: arrays, memmaps or `data.RowView`s."
     items: list
     x: np.ndarray
     y: np.ndarray
@@ -119,11 +124,18 @@ class SegSet:
     def ids(self): return [it.id for it in self.items]
     def __len__(self): return len(self.items)
 
-def load_seg_set(items, size=(768, 1024), cache_dir=None) -> SegSet:
-    "Read `items` (or a folder) at `size` = (h, w) through the cache."
+def load_seg_set(items, size=(768, 1024), cache_dir=None, workers=None, bad=None, progress=None) -> SegSet:
+    "Read `items` (or a folder) at `size` = (h, w) into one memory-mapped cache (`data.memmap_cache`), in parallel; `bad`: a `BadItems`."
     if not isinstance(items, (list, tuple)): items = seg_items(items)
-    pairs = [load_pair(it, size, cache_dir) for it in items]
-    return SegSet(list(items), np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+    h, w = (int(s) for s in size)
+    key = dict(files=[[file_sig(it.image), file_sig(it.mask)] for it in items], size=[h, w])
+    xy = memmap_cache(cache_dir, f'isic2018-{h}x{w}', items, {'x': (h, w, 3), 'y': (h, w)}, np.uint8,
+                      partial(decode_pair, size=(h, w)), key=key, version=2, workers=workers,
+                      desc=f'ISIC 2018 pairs at {h}x{w}', bad=bad, progress=progress)
+    ok = xy['x'].ok
+    if ok.all(): return SegSet(list(items), xy['x'], xy['y'])
+    keep = np.flatnonzero(ok)                                            # skipped pairs: left out, the rest read through views
+    return SegSet([items[i] for i in keep], RowView(xy['x'], keep), RowView(xy['y'], keep))
 
 # %% ../../../nbs/40_isic2018.data.ipynb #c026
 def seg_split(items, valid=0.15, test=0.3, seed=42) -> dict:
@@ -151,6 +163,22 @@ def seg_dataloaders(ds:SegSet, split:dict, bs=8, augment=False, colour=False, se
                        get_x=lambda i: PILImage.create(ds.x[i]), get_y=lambda i: PILMask.create(ds.y[i]),
                        splitter=IndexSplitter(list(range(len(tr), len(tr) + len(va)))), batch_tfms=tfms)
     return dblock.dataloaders(tr + va, bs=bs, seed=seed, **loader_kwargs(device, num_workers))
+
+# %% ../../../nbs/40_isic2018.data.ipynb #a40pp01
+from ..report import profile_params
+from ..data import BadItems
+
+def prepare(data_dir, cache_dir, params=None, workers=None, progress=False) -> dict:
+    "The paper profile's data preparation of an ISIC 2018 Task 1 folder (pairs, cache at img_h x img_w, split): items, bad, train, cache_bytes."
+    if params is None:
+        params = profile_params('paper', '41a_isic2018.train')
+    h, w, seed = int(params.get('img_h', 768)), int(params.get('img_w', 1024)), int(params.get('seed', 42))
+    bad, items = BadItems(params.get('bad_items', 'skip')), seg_items(data_dir)
+    ds = load_seg_set(items, (h, w), cache_dir, workers=workers, bad=bad, progress=progress)
+    split = seg_split(ds.items, seed=seed)
+    files = Path(cache_dir).glob(f'isic2018-{h}x{w}-*') if cache_dir is not None else []
+    return dict(items=len(items), bad=len(bad), train=len(split['train']),
+                cache_bytes=int(sum(f.stat().st_size for f in files)) if cache_dir is not None else int(ds.x.nbytes + ds.y.nbytes))
 
 # %% ../../../nbs/40_isic2018.data.ipynb #dca8beec
 from ..data import register_check

@@ -4,16 +4,18 @@
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c004
 from __future__ import annotations
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
-from ..core import DataError, cached
-from ..data import read_csv, split_items, kfold
+from ..core import DataError, file_sig
+from ..data import read_csv, split_items, kfold, memmap_cache, RunningStats, RowView
 from ..imaging import read_rgb, resize_image
 
 # %% auto #0
 __all__ = ['CLASSES', 'CLASS_NAMES', 'GT_CSV', 'META_CSV', 'IMG_DIR', 'GT_COLUMNS', 'META_COLUMNS', 'THESIS_COUNTS', 'MERGED',
-           'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'load_images', 'split_70_10_20',
-           'cv_folds', 'merge_rare', 'balanced_variant', 'check_folder']
+           'BALANCED_CLASSES', 'read_groundtruth', 'read_metadata', 'isic2019_table', 'decode_image', 'load_images',
+           'table_images', 'channel_stats', 'cache_nbytes', 'split_70_10_20', 'cv_folds', 'merge_rare',
+           'balanced_variant', 'check_folder', 'prepare']
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c007
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC')
@@ -68,13 +70,39 @@ def isic2019_table(folder, images=True) -> pd.DataFrame:
     return df
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c020
-def load_images(paths, size=256, decode_size=256, cache_dir=None) -> np.ndarray:
-    "uint8 `(n, size, size, 3)` of the JPEGs in `paths`, decoded once at `decode_size` x `decode_size` and cached."
+def decode_image(path, size=256, decode_size=256) -> np.ndarray:
+    "uint8 `(size, size, 3)` of one JPEG: decoded at `decode_size` x `decode_size`, then resized to `size`."
+    im = resize_image(read_rgb(path, max_side=2 * decode_size), (decode_size, decode_size))
+    return im if size == decode_size else resize_image(im, (size, size))
+
+def _sig(p): return file_sig(p) if p.is_file() else [p.name, None]       # a missing file fails in decode_image, named
+
+def load_images(paths, size=256, decode_size=256, cache_dir=None, workers=None, bad=None, progress=None) -> np.ndarray:
+    "uint8 `(n, size, size, 3)` of the JPEGs in `paths`, decoded once in parallel into one memory-mapped file in `cache_dir` (in memory when None); `.ok`: rows read."
     paths = [Path(p) for p in paths]
-    def build(): return np.stack([resize_image(read_rgb(p, max_side=2 * decode_size), (decode_size, decode_size)) for p in paths]) if paths else np.zeros((0, decode_size, decode_size, 3), np.uint8)
-    x = cached(cache_dir, 'isic2019-images', build, version=1, decode_size=decode_size, files=paths)
-    if size == decode_size: return x
-    return np.stack([resize_image(im, (size, size)) for im in x]) if len(x) else np.zeros((0, size, size, 3), np.uint8)
+    key = dict(files=[_sig(p) for p in paths], decode_size=int(decode_size))
+    return memmap_cache(cache_dir, f'isic2019-{decode_size}-{size}px', paths, (size, size, 3), np.uint8,
+                        partial(decode_image, size=size, decode_size=decode_size), key=key, version=2, workers=workers,
+                        desc=f'ISIC 2019 images at {size} px', bad=bad, progress=progress)
+
+# %% ../../../nbs/43_isic2019.data.ipynb #a43rv02
+def table_images(df, size=256, decode_size=256, cache_dir=None, workers=None, bad=None, progress=None) -> tuple:
+    "(x, table): the images of a whole `isic2019_table` in one cache (`load_images`), and the table less unreadable rows (its index: rows of x)."
+    if not df.index.equals(pd.RangeIndex(len(df))): raise ValueError('table_images wants the whole table as isic2019_table returns it (index 0..n-1)')
+    x = load_images(df.path, size, decode_size, cache_dir, workers, bad, progress)
+    return x, df[x.ok]
+
+def channel_stats(x, chunk_bytes=2**24) -> tuple:
+    "Per-channel mean and std + 1e-3 (0-255 scale) of uint8 images `(n, h, w, 3)` (an array, memmap or `RowView`), in float64 chunks."
+    v, st = RowView(x), RunningStats(axis=(0, 1, 2))
+    k = max(1, chunk_bytes // max(1, int(np.prod(v.shape[1:]))))
+    for i in range(0, len(v), k): st.update(v[i:i + k]); v.release()
+    return st.mean.tolist(), (st.std + 1e-3).tolist()
+
+def cache_nbytes(folder, sizes=(256,)) -> int:
+    "Disk the image caches of an ISIC 2019 folder take: one uint8 `(n, s, s, 3)` per size `s`, n the JPEGs there."
+    n = sum(1 for _ in (Path(folder)/IMG_DIR).glob('*.jpg')) if (Path(folder)/IMG_DIR).is_dir() else 0
+    return int(sum(n * (s * s * 3 + 1) for s in set(sizes)))
 
 # %% ../../../nbs/43_isic2019.data.ipynb #c032
 def split_70_10_20(df, by='image', valid=0.1, test=0.2, seed=42) -> dict:
@@ -135,3 +163,20 @@ def check_folder(folder, n_read=4):
     for p in df.path[:n_read]:
         try: read_rgb(p); yield p.name, None
         except Exception as e: yield p.name, f'unreadable image ({type(e).__name__}: {e})'
+
+# %% ../../../nbs/43_isic2019.data.ipynb #a43pp01
+from ..report import profile_params
+from ..data import BadItems
+
+def prepare(data_dir, cache_dir, params=None, workers=None, progress=False) -> dict:
+    "The paper profile's data preparation of an ISIC 2019 folder (table, image cache, split, statistics): items, bad, train, mean, std, cache_bytes."
+    if params is None:
+        params = profile_params('paper', '44a_isic2019.train')
+    size, dec, seed = int(params.get('img_size', 256)), int(params.get('decode_size', 256)), int(params.get('seed', 42))
+    bad = BadItems(params.get('bad_items', 'skip'))
+    x, df = table_images(isic2019_table(data_dir), size, dec, cache_dir, workers=workers, bad=bad, progress=progress)
+    tr = split_70_10_20(df, 'image', seed=seed)['train']
+    mean, std = channel_stats(RowView(x, df.index.to_numpy()[tr]))
+    files = Path(cache_dir).glob(f'isic2019-{dec}-{size}px-*') if cache_dir is not None else []
+    return dict(items=len(x), bad=len(bad), train=len(tr), mean=mean, std=std,
+                cache_bytes=int(sum(f.stat().st_size for f in files)) if cache_dir is not None else int(x.nbytes))

@@ -10,7 +10,8 @@ from sklearn.metrics import roc_auc_score
 from ..core import load_model, DataError
 from ..train import predict
 from ..metrics import balanced_accuracy, per_class_recall
-from .data import CLASSES, BALANCED_CLASSES, MERGED, isic2019_table, load_images, merge_rare
+from ..data import BadItems, RowView
+from .data import CLASSES, BALANCED_CLASSES, MERGED, isic2019_table, table_images, merge_rare
 from .model import build   # registers the builders load_model needs
 
 # %% auto #0
@@ -55,11 +56,11 @@ def five_to_eight(pred5, rare='AK') -> np.ndarray:
     return np.array([CLASSES.index(names[int(p)]) for p in np.asarray(pred5)], dtype=int)
 
 # %% ../../../nbs/45_isic2019.evaluate.ipynb #31d2e269
-def score_model(model_dir, data_dir, split='test', cache_dir=None, device=None) -> tuple:
-    "(per-image table: image, label8, y, pred, p_<class>; ModelConfig) of a saved model on a folder; split test, all or not_fit."
+def score_model(model_dir, data_dir, split='test', cache_dir=None, device=None, bad=None) -> tuple:
+    "(per-image table: image, label8, y, pred, p_<class>; ModelConfig) of a saved model on a folder; split test, all or not_fit; `bad`: a `BadItems`."
     model, cfg = load_model(model_dir, device)
     classes = tuple(cfg.meta['classes'])
-    df = isic2019_table(data_dir)
+    x, df = table_images(isic2019_table(data_dir), cfg.meta['img_size'], cfg.meta.get('decode_size', 256), cache_dir, bad=bad)
     if split == 'test':
         keep = set(cfg.meta.get('test_images', []))
         df = df[df.image.isin(keep)]
@@ -67,8 +68,7 @@ def score_model(model_dir, data_dir, split='test', cache_dir=None, device=None) 
     elif split == 'not_fit': df = df[~df.image.isin(set(cfg.meta.get('fit_images', [])))]
     elif split != 'all': raise ValueError(f"split must be 'test', 'all' or 'not_fit', not {split!r}")
     labels = merge_rare(df.label) if classes == BALANCED_CLASSES else df.label.to_numpy()
-    x = load_images(df.path, size=cfg.meta['img_size'], decode_size=cfg.meta.get('decode_size', 256), cache_dir=cache_dir)
-    p = predict_probs(model, x, cfg.meta['mean'], cfg.meta['std'], device=device)
+    p = predict_probs(model, RowView(x, df.index), cfg.meta['mean'], cfg.meta['std'], device=device)   # the rows of x, read batch by batch
     out = pd.DataFrame(dict(image=df.image.to_numpy(), label8=df.label.to_numpy(), y=[classes.index(l) for l in labels], pred=p.argmax(1)))
     return pd.concat([out, pd.DataFrame(p, columns=[f'p_{c}' for c in classes])], axis=1), cfg
 

@@ -10,14 +10,15 @@ from sklearn.metrics import accuracy_score
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import AccumMetric
 from ..core import ModelConfig, get_device
-from ..data import ArraySet, dataloaders, split_from_labels
+from ..data import ArraySet, RowView, dataloaders, split_from_labels
 from ..metrics import balanced_accuracy
 from ..train import fit
 from .model import build
+from .data import RowView, channel_stats
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'DihedralNorm', 'channel_stats', 'array_dataloaders', 'accuracy_metric', 'bma_metric', 'class_weights',
-           'train_classifier']
+__all__ = ['CHECKPOINTS', 'DihedralNorm', 'Dihedral', 'NormaliseBatch', 'array_dataloaders', 'accuracy_metric', 'bma_metric',
+           'class_weights', 'train_classifier']
 
 # %% ../../../nbs/44a_isic2019.train.ipynb #c015
 class DihedralNorm:
@@ -31,19 +32,36 @@ class DihedralNorm:
         im = (im.astype(np.float32) - self.mean) / self.std
         return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
 
-def channel_stats(x) -> tuple:
-    "Per-channel mean and std (0-255 scale) of uint8 images `(n, h, w, 3)`."
-    x = np.asarray(x, np.float32).reshape(-1, 3)
-    return x.mean(0).tolist(), (x.std(0) + 1e-3).tolist()
+class Dihedral:
+    "`x_tfm` for `data.ArraySet`: uint8 (h, w, 3) -> uint8 tensor; with `rng`, a random 90-degree turn and flip (each DataLoader worker its own generator)."
+    def __init__(self, rng=None): self.rng, self._worker = rng, None
+    def __call__(self, im):
+        im = np.asarray(im)
+        if self.rng is not None:
+            w = torch.utils.data.get_worker_info()
+            if w is not None and self._worker != w.id: self.rng, self._worker = np.random.default_rng([w.seed % 2**32, w.id]), w.id
+            im = np.rot90(im, int(self.rng.integers(4)))
+            if self.rng.random() < 0.5: im = im[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(im))
+
+class NormaliseBatch:
+    "A DataLoader's `after_batch`: uint8 images `(b, h, w, 3)`, already on the batch's device, -> float `(b, 3, h, w)` normalised by `mean`/`std`."
+    def __init__(self, mean, std): self.mean, self.std = list(mean), list(std)
+    def __call__(self, b):
+        x, *rest = b if isinstance(b, (tuple, list)) else (b,)
+        m, s = (torch.tensor(v, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        x = (x.permute(0, 3, 1, 2).float() - m) / s
+        return (x, *rest) if isinstance(b, (tuple, list)) else x
 
 def array_dataloaders(x, y, split, bs=32, augment=True, seed=0, device=None, num_workers=None):
-    "fastai DataLoaders (`data.dataloaders` over `data.ArraySet`s) of in-memory images; `split` a split dict (or labels); stats from train."
+    "fastai DataLoaders over uint8 images `x` (array, memmap or `RowView`; nothing copied), normalised per batch on the device with the training part's channel statistics."
     split = split if isinstance(split, dict) else split_from_labels(split)
     tr, va, y = split['train'], split['valid'], np.asarray(y, np.int64)
     if not len(tr) or not len(va): raise ValueError('the split needs training and validation images')
-    mean, std = channel_stats(x[tr])
-    trn = ArraySet(x, y, tr, x_tfm=DihedralNorm(mean, std, np.random.default_rng(seed) if augment else None))
-    dls = dataloaders(trn, ArraySet(x, y, va, x_tfm=DihedralNorm(mean, std)), bs=bs, device=device, num_workers=num_workers)
+    mean, std = channel_stats(RowView(x, tr))
+    trn = ArraySet(x, y, tr, x_tfm=Dihedral(np.random.default_rng(seed) if augment else None))
+    dls = dataloaders(trn, ArraySet(x, y, va, x_tfm=Dihedral()), bs=bs, device=device, num_workers=num_workers,
+                      after_batch=NormaliseBatch(mean, std))
     dls.stats = (mean, std)
     return dls
 

@@ -283,7 +283,7 @@ def study_presence(root, series: CTSeries, localiser=None) -> pd.DataFrame:
 # %% ../../../nbs/11_rsna.data.ipynb #c1f25e83
 def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=None, size=64, windows=('bone',),
                    context=1, margin=0.15, box=None) -> np.ndarray:
-    "2.5D crops of `vertebra`: `(n_slices, len(windows)*(2*context+1), size, size)` float32, channels window-major."
+    "2.5D crops of `vertebra`: `(n_slices, len(windows)*(2*context+1), size, size)` float32, channels window-major; `windows=None`: the resized HU `(n_slices, 2*context+1, size, size)`."
     if vertebra not in VERTEBRAE: raise KeyError(f'unknown vertebra {vertebra!r}; expected one of {VERTEBRAE}')
     idx = vertebra_slices(presence)[vertebra]
     if not idx: raise DataError(series.files[0].parent if series.files else series.uid, f'{vertebra} is on no slice of this presence table')
@@ -295,6 +295,7 @@ def vertebra_crops(series: CTSeries, presence: pd.DataFrame, vertebra, n_slices=
     nb = np.clip(np.asarray(idx)[:, None] + np.arange(-context, context + 1)[None], 0, len(series) - 1)   # (n, 2c+1)
     crops = crop_box(series.hu[nb], sq, -1024)                                                             # (n, 2c+1, h, w) HU
     crops = resize_inplane(crops, size)                                                                  # float32
+    if windows is None: return crops                                                                     # HU (the caches window per batch)
     x = multi_window(crops, windows)                                                                     # (W, n, 2c+1, S, S)
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3, 4).reshape(len(idx), len(windows)*(2*context + 1), size, size))
 

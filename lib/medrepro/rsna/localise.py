@@ -137,12 +137,12 @@ class Localiser:
         self.key = key or hashlib.sha1(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
     @classmethod
     def load(cls, folder=None, device=None) -> 'Localiser':
-        "The localiser notebook 14 saved in `folder` (default `reports/rsna/models/localiser`); `key` hashes its files."
+        "The localiser notebook 14 saved in `folder` (default `reports/rsna/models/localiser`); `key` hashes its config (architecture, input and training settings, split), never its weights."
         folder = Path(folder or default_localiser_dir())
         if not (folder/'config.json').is_file():
             raise FileNotFoundError(f"{folder/'config.json'}: no trained vertebra localiser here; run nbs/14_rsna.localise.ipynb first")
         model, cfg = load_model(folder, device)
-        key = hashlib.sha1((folder/'model.pth').read_bytes() + (folder/'config.json').read_bytes()).hexdigest()[:16]
+        key = hashlib.sha1((folder/'config.json').read_bytes()).hexdigest()[:16]   # config and training settings, not the weights (not bit-identical between GPU runs)
         return cls(model, cfg, device, key)
     def probs(self, x) -> np.ndarray:
         "Sigmoid probabilities `(..., depth, 7)` of inputs `(depth, C, S, S)` or `(n, depth, C, S, S)` (`train.predict`, on `self.device`)."

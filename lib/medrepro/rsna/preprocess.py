@@ -4,24 +4,26 @@
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #041ec2ce
 from __future__ import annotations
-import io
+import io, os, copy, json
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from PIL import Image
-from ..data import ArraySet
+from ..data import ArraySet, BadItems, imap_items, n_workers
 from fastai.vision.core import imagenet_stats
-from ..core import cached, cache_path
-from ..imaging import multi_window, resample_axis, resize_image, resize_inplane, window
+from ..core import atomic_write, cached, cache_path
+from ..imaging import WINDOWS, multi_window, resample_axis, resize_image, resize_inplane, window
 from .data import (VERTEBRAE, seg_file, vertebra_presence, estimate_presence, study_presence, vertebra_slices,
-                                vertebra_crops)
+                                read_labels,                                 vertebra_crops)
 from .dicom import read_series, preprocess_series
 
 # %% auto #0
-__all__ = ['DEPTH_METHODS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'pick_depth', 'interp_depth', 'slab_depth', 'positions',
-           'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key', 'localiser_inputs', 'as_float32',
-           'random_flip', 'float_sets', 'load_volumes', 'jpg_slices', 'slice_picks', 'vertebra_sequences',
-           'vertebra_crop_stack', 'study_inputs', 'LazyInputs', 'load_inputs']
+__all__ = ['DEPTH_METHODS', 'ROUTES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INPUTS_VERSION', 'SOURCES', 'pick_depth', 'interp_depth',
+           'slab_depth', 'positions', 'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key',
+           'drop_stale', 'localiser_inputs', 'as_float32', 'random_flip', 'float_sets', 'load_volumes', 'hu_to_input',
+           'jpg_to_input', 'jpg_grey', 'jpg_slices', 'hu_int16', 'slice_picks', 'vertebra_sequences',
+           'vertebra_crop_stack', 'study_arrays', 'inputs_key', 'StudyStore', 'study_stores', 'StudyInputs',
+           'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes', 'prepare']
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #04d81896
 def pick_depth(vol, n) -> np.ndarray:
@@ -74,6 +76,11 @@ def study_key(root, uid) -> dict:
     "What identifies a study's inputs in a cache key: its DICOM folder and its segmentation file (if any)."
     return dict(folder=Path(root)/'train_images'/str(uid), seg=seg_file(root, uid))
 
+def drop_stale(cache_dir, tag, keep):
+    "Remove the `core.cached` entries of `tag` other than `keep` (older settings, files or code versions: `cached` leaves them)."
+    for f in Path(cache_dir).glob(f'{tag}-' + '?' * 16 + '.npz'):
+        if f != Path(keep): f.unlink(missing_ok=True)
+
 def localiser_inputs(root, uid, depth=48, size=48, windows=('bone', 'soft'), cache_dir=None) -> dict:
     "{'x': (depth, C, S, S) float16, 'y': (depth, 7) or None, 'pres': (n, 7) or None (no segmentation), 'est': (n, 7), 'z': (n,)} of one study, cached."
     def build():
@@ -83,24 +90,30 @@ def localiser_inputs(root, uid, depth=48, size=48, windows=('bone', 'soft'), cac
         return dict(x=series_input(s, depth, size, windows).astype(np.float16), z=np.asarray(s.z, np.float32),
                     est=estimate_presence(s)[VERTEBRAE].to_numpy(np.uint8), y=resample_axis(pres, depth),
                     pres=pres, has_seg=np.array(seg is not None))
-    d = cached(cache_dir, f'{uid}_loc', build, version=2, depth=depth, size=size, windows=tuple(windows), **study_key(root, uid))
+    key = dict(depth=depth, size=size, windows=tuple(windows), **study_key(root, uid))
+    d = cached(cache_dir, f'{uid}_loc', build, version=2, **key)
+    if cache_dir is not None: drop_stale(cache_dir, f'{uid}_loc', cache_path(cache_dir, f'{uid}_loc', 2, **key))
     has = bool(d['has_seg'])
     return dict(d, y=d['y'] if has else None, pres=d['pres'] if has else None)
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #77b05552
 def as_float32(a) -> torch.Tensor:
-    "A float32 tensor of array `a` (the caches hold float16; the models train in float32)."
+    "A float32 tensor of array `a` (caches hold float16 or integers; the models train in float32)."
     return torch.as_tensor(np.asarray(a, np.float32))
 
-def random_flip(a) -> torch.Tensor:
-    "`as_float32(a)` flipped left-right (last axis) half of the time, by torch's RNG: the training augmentation of the RSNA models."
-    v = as_float32(a)
+def random_flip(a, tfm=as_float32) -> torch.Tensor:
+    "`tfm(a)` (float32; `torch.as_tensor`: as stored) flipped left-right (last axis) half of the time, by torch's RNG: the training augmentation of the RSNA models."
+    v = tfm(a)
     return v.flip(-1) if torch.rand(()) < .5 else v
 
-def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip) -> tuple:
-    "(train, valid) `data.ArraySet`s of arrays or `LazyInputs` as float32: training items through `augment`, validation items untouched."
+def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=False) -> tuple:
+    "(train, valid) `data.ArraySet`s of arrays as float32: training items through `augment`, validation items untouched; `raw`: `StudyInputs` give their items as stored, for `batch_tfms` to make float32 per batch (on the device)."
     for x, y in ((x_train, y_train), (x_valid, y_valid)):
         if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
+    if raw and hasattr(x_train, 'raw_rows'):
+        raw = torch.as_tensor
+        return (ArraySet(x_train.raw_rows, y_train, x_tfm=(lambda a: augment(a, raw)) if augment else raw, y_tfm=as_float32),
+                ArraySet(x_valid.raw_rows, y_valid, x_tfm=raw, y_tfm=as_float32))
     return (ArraySet(x_train, y_train, x_tfm=augment or as_float32, y_tfm=as_float32),
             ArraySet(x_valid, y_valid, x_tfm=as_float32, y_tfm=as_float32))
 
@@ -112,19 +125,45 @@ def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_
             for u in uids]
     return np.stack([np.asarray(v, np.float16) for v in vols])
 
-# %% ../../../nbs/13_rsna.preprocess.ipynb #b0e845e9
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d002
+ROUTES = ('hu', 'jpg')       # the paper's JPG route and our HU windows, both from one read of a study
 IMAGENET_MEAN, IMAGENET_STD = (np.array(v, np.float32) for v in imagenet_stats)     # fastai's ImageNet mean and std
 
-def jpg_slices(hu, size=224, window_name='bone', quality=75) -> np.ndarray:
-    "Our reading of the paper's JPG route: each slice windowed to 8 bits, JPEG round trip, resized, grey -> RGB, ImageNet-normalised: (n, 3, size, size)."
-    out = np.empty((len(hu), 3, size, size), np.float32)
+def _tensor(a) -> torch.Tensor:
+    if torch.is_tensor(a): return a
+    a = np.ascontiguousarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())      # a read-only memmap: copied (torch needs writable memory)
+
+def hu_to_input(hu, windows=('bone', 'soft', 'brain')) -> torch.Tensor:
+    "Stored HU `(..., S, S)` (int16; NumPy, or torch on any device) -> `(..., len(windows), S, S)` float32 in [0, 1], a window per channel."
+    t = _tensor(hu).float()
+    return torch.stack([((t - (c - w/2)) / w).clamp_(0, 1) for c, w in (WINDOWS[n] if isinstance(n, str) else n for n in windows)], dim=-3)
+
+def jpg_to_input(grey) -> torch.Tensor:
+    "Stored 8-bit grey `(..., S, S)` (uint8; NumPy, or torch on any device) -> `(..., 3, S, S)` float32: grey -> RGB, ImageNet-normalised."
+    g = _tensor(grey).float().div_(255).unsqueeze(-3)
+    m, s = (torch.as_tensor(v, device=g.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return (g - m) / s
+
+def jpg_grey(hu, size=224, window_name='bone', quality=75) -> np.ndarray:
+    "Our reading of the paper's JPG route, as it is stored: each slice windowed to 8 bits, JPEG round trip, resized: `(n, size, size)` uint8 grey."
+    out = np.empty((len(hu), size, size), np.uint8)
     for i, sl in enumerate(np.asarray(hu)):
         buf = io.BytesIO()
         Image.fromarray((window(sl, window_name) * 255).round().astype(np.uint8)).save(buf, format='JPEG', quality=quality)
-        g = resize_image(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('L'), np.float32) / 255, size)
-        out[i] = (g[None] - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
+        g = resize_image(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('L'), np.float32), size)
+        out[i] = np.clip(np.rint(g), 0, 255)
     return out
 
+def jpg_slices(hu, size=224, window_name='bone', quality=75) -> np.ndarray:
+    "The JPG route's model input: `jpg_grey` then `jpg_to_input`: (n, 3, size, size) float32."
+    return jpg_to_input(jpg_grey(hu, size, window_name, quality)).numpy()
+
+def hu_int16(hu) -> np.ndarray:
+    "HU (after resizing: float) rounded to int16, the dtype the caches store them at."
+    return np.clip(np.rint(np.asarray(hu, np.float32)), -32768, 32767).astype(np.int16)
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #b0e845e9
 def slice_picks(idx, n) -> list:
     "`n` entries of the slice list `idx`, evenly spaced (slices repeat when `idx` is shorter)."
     return [idx[int(round(t))] for t in np.linspace(0, len(idx) - 1, n)]
@@ -149,37 +188,159 @@ def vertebra_crop_stack(series, presence, n_slices=8, size=32, window='bone', co
         if present[v]: out[i] = vertebra_crops(series, presence, v, n_slices=n_slices, size=size, windows=(window,), context=context)
     return out
 
-# %% ../../../nbs/13_rsna.preprocess.ipynb #06f56858
-def study_inputs(root, uid, n_slices=8, img_size=64, crop_size=32, windows=('bone', 'soft', 'brain'), crop_window='bone',
-                 context=1, route='hu', slice_limits=None, cache_dir=None, localiser=None) -> dict:
-    "{'seq': {vertebra: (T_v, C, img, img)}, 'crops': (7, T, K, crop, crop), 'presence_source', 'path'} of one study, cached."
-    key = dict(n=n_slices, limits=slice_limits, img=img_size, crop=crop_size, w=tuple(windows), cw=crop_window, c=context,
-               route=route, loc=getattr(localiser, 'key', None), **study_key(root, uid))
-    def build():
-        s = read_series(Path(root)/'train_images'/str(uid))
-        pres = study_presence(root, s, localiser)
-        seq = vertebra_sequences(s, pres, slice_limits or n_slices, img_size, windows, route)
-        return {**{f'seq_{v}': a.astype(np.float16) for v, a in seq.items()}, 'src': np.array(pres.attrs.get('source', '?')),
-                'crops': vertebra_crop_stack(s, pres, n_slices, crop_size, crop_window, context).astype(np.float16)}
-    d = cached(cache_dir, f'{uid}_inputs', build, version=2, **key)
-    return {'seq': {v: d[f'seq_{v}'] for v in VERTEBRAE}, 'crops': d['crops'], 'presence_source': str(d['src']),
-            'path': cache_path(cache_dir, f'{uid}_inputs', 2, **key) if cache_dir is not None else None}
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d005
+INPUTS_VERSION = 3            # bump when what the cache stores changes: older entries are then rebuilt and removed
+SOURCES = ('nifti', 'model', 'estimate')
 
-class LazyInputs:
-    "One array per study, read from its cache file (`key` inside it) on access: x[i], x[a:b], len(x)."
-    def __init__(self, paths, key): self.paths, self.key = list(paths), key
-    def __len__(self): return len(self.paths)
+def _limits(n_slices, slice_limits) -> dict:
+    return {v: int((slice_limits or {}).get(v, n_slices)) for v in VERTEBRAE}
+
+def study_arrays(series, presence, n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None) -> tuple:
+    "One read of a study -> (arrays at the data's dtype, meta) for every route: `hu` (U, S, S) int16 and `jpg` (U, S, S) uint8 of the U slices some vertebra picks, `crops` (7, T, 2c+1, s, s) int16 HU; meta: each vertebra's picks (rows of `hu`/`jpg`) and the presence source."
+    lim = _limits(n_slices, slice_limits)
+    present = vertebra_slices(presence)
+    picks = {v: slice_picks(idx, lim[v]) if idx else [] for v, idx in present.items()}
+    used = sorted(set().union(*picks.values()))                 # each slice stored once, however many picks repeat it
+    row = {k: i for i, k in enumerate(used)}
+    hu = series.hu[used]
+    crops = np.zeros((7, n_slices, 2 * context + 1, crop_size, crop_size), np.int16)
+    for i, v in enumerate(VERTEBRAE):
+        if present[v]: crops[i] = hu_int16(vertebra_crops(series, presence, v, n_slices=n_slices, size=crop_size, windows=None, context=context))
+    arrays = dict(hu=hu_int16(resize_inplane(hu, img_size)), jpg=jpg_grey(hu, img_size), crops=crops)
+    meta = dict(picks={v: [row[k] for k in p] for v, p in picks.items()}, limits=lim, source=presence.attrs.get('source', '?'))
+    return arrays, meta
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d007
+def inputs_key(root, uid, n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None, localiser=None) -> dict:
+    "What a study's cached inputs depend on: its files (names, sizes, mtimes), the settings, the code version, the localiser's config (never its weights)."
+    return dict(version=INPUTS_VERSION, n=n_slices, limits=_limits(n_slices, slice_limits), img=img_size, crop=crop_size, c=context,
+                loc=getattr(localiser, 'key', None), **study_key(root, uid))
+
+def _entry(cache_dir, uid, key) -> Path:
+    return Path(cache_path(Path(cache_dir)/'rsna_inputs', str(uid), **key)).with_suffix('')
+
+def _entry_files(base) -> dict:
+    return {k: base.with_name(f'{base.name}.{k}.npy') for k in ('hu', 'jpg', 'crops')} | {'meta': base.with_name(base.name + '.json')}
+
+def _write_entry(base, arrays, meta):
+    "Write one study's arrays, then its meta (last: a study with its .json is complete); remove the study's older entries."
+    files = _entry_files(base)
+    for k, a in arrays.items():
+        with atomic_write(files[k]) as tmp: np.save(tmp, a)
+    with atomic_write(files['meta']) as tmp: Path(tmp).write_text(json.dumps(meta))
+    for f in base.parent.glob(base.name[:-16] + '?' * 16 + '.*'):      # stale: the same study under other keys
+        if f not in files.values(): f.unlink(missing_ok=True)
+
+class StudyStore:
+    "One study's cached inputs as references: `hu`, `jpg`, `crops` opened memory-mapped (or held, without a cache folder), `meta`."
+    def __init__(self, base=None, arrays=None, meta=None):
+        self.base, self._arrays, self.meta = base, arrays, meta if meta is not None else json.loads(_entry_files(base)['meta'].read_text())
+    def __getitem__(self, k):
+        if self._arrays is not None: return self._arrays[k]
+        return np.load(_entry_files(self.base)[k], mmap_mode='r')     # opened per read: nothing of the study stays in memory
+    @property
+    def nbytes(self) -> int:
+        if self._arrays is not None: return sum(a.nbytes for a in self._arrays.values())
+        return sum(f.stat().st_size for f in _entry_files(self.base).values())
+    def __repr__(self): return f'StudyStore({self.base.name if self.base else "in memory"}, {self.meta["source"]})'
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d008
+def study_stores(root, uids, cache_dir=None, localiser=None, workers=None, bad=None, progress=None, **kw) -> list:
+    "A `StudyStore` per study of `uids` (None for one `bad` skipped): the studies not cached yet read once each, for every route, in parallel (`data.imap_items`)."
+    bad = bad if bad is not None else BadItems('raise')
+    keys = {u: inputs_key(root, u, localiser=localiser, **kw) for u in map(str, uids)}
+    bases = {u: _entry(cache_dir, u, k) for u, k in keys.items()} if cache_dir is not None else {}
+    todo = [u for u in keys if cache_dir is None or not _entry_files(bases[u])['meta'].exists()]
+    loc = localiser
+    if loc is not None and len(todo) > 1 and n_workers(workers) > 1 and str(getattr(loc, 'device', 'cpu')) != 'cpu':
+        loc = copy.copy(loc); loc.model, loc.device = copy.deepcopy(loc.model).cpu(), torch.device('cpu')   # forked workers: no CUDA
+    parent = os.getpid()
+    def build(uid):
+        if os.getpid() != parent: torch.set_num_threads(1)          # a forked worker: one core each (this process keeps its threads)
+        s = read_series(Path(root)/'train_images'/uid, workers=1)   # one study per worker, its slices decoded serially
+        return study_arrays(s, study_presence(root, s, loc), **kw)
+    built = {}
+    for u, r in zip(todo, imap_items(build, todo, workers, 'decoding RSNA studies', progress, bad)):
+        if r is None: continue
+        if cache_dir is None: built[u] = StudyStore(None, *r)
+        else: _write_entry(bases[u], *r); built[u] = StudyStore(bases[u])
+    skipped = {str(name) for name, _ in bad.items}
+    return [built.get(u) or (StudyStore(bases[u]) if u in bases and u not in skipped and _entry_files(bases[u])['meta'].exists() else None)
+            for u in keys]
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d009
+class _RawRows:
+    "`x.raw(i)` as `x[i]`: the items of a Dataset that converts per batch."
+    def __init__(self, x): self.x = x
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return self.x.raw(int(i))
+
+class StudyInputs:
+    "Model inputs of some studies, read from their `StudyStore`s when indexed: x[i] (one study), x[a:b] or x[list] (stacked), len(x); `raw(i)` gives the stored arrays, `convert` turns them (a batch, on any device) into the float32 input."
+    def __init__(self, stores, part, vertebra=None, route='hu', windows=('bone', 'soft', 'brain'), crop_window='bone', uids=None):
+        if route not in ROUTES: raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
+        self.stores, self.part, self.vertebra, self.route = list(stores), part, vertebra, route
+        self.windows, self.crop_window, self.uids = tuple(windows), crop_window, list(uids) if uids is not None else None
+    def __len__(self): return len(self.stores)
+    def raw(self, i) -> np.ndarray:
+        "Study `i` as stored: crops (7, T, K, s, s) int16, or the vertebra's T slices (T, S, S) int16 / uint8."
+        st = self.stores[i]
+        if self.part == 'crops': return np.array(st['crops'])                 # a copy: read into memory, writable
+        p = st.meta['picks'][self.vertebra]
+        a = st[self.route]
+        if p: return np.asarray(a[p])
+        return np.full((st.meta['limits'][self.vertebra], *a.shape[1:]), -32768 if self.route == 'hu' else 0, a.dtype)   # absent: 0 in every window; black
+    def convert(self, raw) -> torch.Tensor:
+        "Stored arrays (one study or a batch; NumPy or torch, any device) -> the float32 model input."
+        if self.part == 'crops': return hu_to_input(raw, (self.crop_window,)).squeeze(-3)     # one window: the crop's channels stay its slices
+        return hu_to_input(raw, self.windows) if self.route == 'hu' else jpg_to_input(raw)
+    def _one(self, i) -> np.ndarray: return self.convert(self.raw(i)).numpy()
+    @property
+    def raw_rows(self): return _RawRows(self)
     def __getitem__(self, i):
-        if isinstance(i, slice): return np.stack([self[j] for j in range(*i.indices(len(self)))])
-        with np.load(self.paths[i]) as z: return z[self.key]
-    def __repr__(self): return f'LazyInputs({len(self)} studies, {self.key!r})'
+        if isinstance(i, slice): i = range(*i.indices(len(self)))
+        if isinstance(i, (range, list, np.ndarray)): return np.stack([self._one(int(j)) for j in i])
+        return self._one(int(i))
+    @property
+    def shape(self): return (len(self), *self._one(0).shape) if len(self) else (0,)
+    def __repr__(self): return f"StudyInputs({len(self)} studies, {self.part}{' ' + self.vertebra if self.vertebra else ''}, {self.route} route)"
 
-def load_inputs(root, uids, cache_dir=None, lazy=False, **kw):
-    "({vertebra: (n, T_v, C, S, S)}, crops (n, 7, T, K, s, s), presence sources) of `uids`: stacked, or `LazyInputs` if `lazy`."
-    if lazy and cache_dir is None: raise ValueError('lazy=True reads the per-study cache files: give a cache_dir')
-    ds = [study_inputs(root, u, cache_dir=cache_dir, **kw) for u in uids]
-    src = [d['presence_source'] for d in ds]
-    if lazy:
-        paths = [d['path'] for d in ds]
-        return {v: LazyInputs(paths, f'seq_{v}') for v in VERTEBRAE}, LazyInputs(paths, 'crops'), src
-    return {v: np.stack([d['seq'][v] for d in ds]) for v in VERTEBRAE}, np.stack([d['crops'] for d in ds]), src
+def load_inputs(root, uids, cache_dir=None, route='hu', windows=('bone', 'soft', 'brain'), crop_window='bone', localiser=None,
+                workers=None, bad=None, progress=None, **kw) -> tuple:
+    "({vertebra: `StudyInputs`}, crops `StudyInputs`, presence sources) of `uids`: references to the per-study caches (built first, in parallel, where missing), read one study at a time; studies `bad` skipped are left out (`.uids` lists those kept)."
+    stores = study_stores(root, uids, cache_dir, localiser, workers, bad, progress, **kw)
+    keep = [(str(u), s) for u, s in zip(uids, stores) if s is not None]
+    kept, stores = [u for u, _ in keep], [s for _, s in keep]
+    seq = {v: StudyInputs(stores, 'seq', v, route, windows, crop_window, kept) for v in VERTEBRAE}
+    return seq, StudyInputs(stores, 'crops', None, route, windows, crop_window, kept), [s.meta['source'] for s in stores]
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d016
+from fastai.data.core import ItemTransform     # fastai's (fasttransform's) batch transform over the whole (x, y) tuple
+
+class ToInputs(ItemTransform):
+    "A batch transform: the stored arrays of a batch `(x, y)` (or `x`) -> float32 model inputs by `inputs.convert`, where the batch is (on the GPU when there is one)."
+    order = 0
+    def __init__(self, inputs): super().__init__(); self.inputs = inputs
+    def encodes(self, b): return (self.inputs.convert(b[0]), *b[1:]) if isinstance(b, (tuple, list)) else self.inputs.convert(b)
+
+def batch_tfms(x) -> dict:
+    "`dataloaders` keywords for inputs `x`: `StudyInputs` are converted per batch on the device (`ToInputs`); arrays need nothing."
+    return dict(after_batch=ToInputs(x)) if isinstance(x, StudyInputs) else {}
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d012
+def inputs_max_bytes(n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None) -> int:
+    "The most one study's cache can take: every pick a slice of its own (uint8 JPG + int16 HU each), plus the int16 crops."
+    T = sum(_limits(n_slices, slice_limits).values())
+    return T * img_size**2 * 3 + 7 * n_slices * (2 * context + 1) * crop_size**2 * 2
+
+def prepare(data_dir, cache_dir, params=None, workers=None, bad_items='skip', progress=None) -> dict:
+    "The `paper` profile's data preparation of every study in `data_dir` (index, one read per study for both routes, caches in `cache_dir`): dict(items, cache_bytes, bytes_per_study, max_bytes_per_study, bad)."
+    from medrepro.report import profile_params
+    p = {**profile_params('paper', '16_rsna.train.ipynb'), **(params or {})}
+    kw = {k: p[k] for k in ('n_slices', 'img_size', 'crop_size', 'context', 'slice_limits') if k in p}
+    uids = sorted(read_labels(data_dir).StudyInstanceUID.astype(str))
+    bad = BadItems(bad_items)
+    stores = [s for s in study_stores(data_dir, uids, cache_dir, None, workers, bad, progress, **kw) if s is not None]
+    nbytes = sum(s.nbytes for s in stores)
+    return dict(items=len(stores), cache_bytes=nbytes, bytes_per_study=nbytes / max(len(stores), 1),
+                max_bytes_per_study=inputs_max_bytes(**kw), bad=list(bad.items))

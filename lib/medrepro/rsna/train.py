@@ -15,7 +15,7 @@ from ..train import fit
 from .data import VERTEBRAE
 from .metrics import WeightedBCE, rsna_loss, rsna_metrics
 from .model import EffNetGRU, CropGRU
-from .preprocess import float_sets
+from .preprocess import float_sets, batch_tfms
 
 
 # %% auto #0
@@ -45,7 +45,7 @@ def fit_vertebra_model(seq_tr, y_tr, seq_va, y_va, vertebra, out_dir, meta=None,
     "The paper's per-vertebra model: an `EffNetGRU` on `vertebra`'s sequences, weighted BCE 2 / 1 (the vertebra part of the competition's weights), `train.fit`; rank 0 saves it in `out_dir`."
     seed_everything(seed + rank_distrib())
     xa_tr, ya_tr = per_vertebra_data(seq_tr, y_tr, vertebra); xa_va, ya_va = per_vertebra_data(seq_va, y_va, vertebra)
-    dls = dataloaders(*float_sets(xa_tr, ya_tr, xa_va, ya_va), bs=bs, device=device, drop_last=False, tfmd=True)
+    dls = dataloaders(*float_sets(xa_tr, ya_tr, xa_va, ya_va, raw=True), bs=bs, device=device, drop_last=False, tfmd=True, **batch_tfms(xa_tr))   # cached inputs: windowed per batch, on the device
     model = EffNetGRU(n_out=1, in_ch=in_ch, hidden=hidden, pretrained=pretrained, width=width)
     learn = fit(dls, model, WeightedBCE(2., 1.), epochs, lr, metrics=rsna_metrics()[:2], out_dir=out_dir, quiet=quiet, lr_patience=None)
     save_model(out_dir, learn, ModelConfig('rsna_effnet_gru', dict(n_out=1, in_ch=in_ch, hidden=hidden, width=width), meta=dict(vertebra=vertebra, **(meta or {}))))
@@ -57,7 +57,7 @@ def fit_crop_model(crop_tr, y_tr, crop_va, y_va, out_dir, meta=None, epochs=20, 
                    in_ch=3, encoder='small', widths=(16, 32, 64), hidden=64, pretrained=False, quiet=False) -> Learner:
     "Our localised model: a `CropGRU` on the vertebra crops, the competition loss (+ `aux` x the slice supervision), `train.fit` keeping the best validation weighted log loss; rank 0 saves it in `out_dir`."
     seed_everything(seed + rank_distrib())
-    dls = dataloaders(*float_sets(crop_tr, y_tr, crop_va, y_va), bs=bs, device=device, drop_last=False, tfmd=True)
+    dls = dataloaders(*float_sets(crop_tr, y_tr, crop_va, y_va, raw=True), bs=bs, device=device, drop_last=False, tfmd=True, **batch_tfms(crop_tr))
     model = CropGRU(in_ch=in_ch, encoder=encoder, widths=tuple(widths), hidden=hidden, pretrained=pretrained)
     learn = fit(dls, model, SliceAuxLoss(model, aux) if aux else rsna_loss(), epochs, lr, metrics=rsna_metrics(), out_dir=out_dir,
                 quiet=quiet, monitor='wll', comp=np.less, lr_patience=None)   # one cycle schedules the lr itself
