@@ -88,6 +88,10 @@ mutation: setup ## by hand, not CI: mutmut over the metric, imaging and DICOM co
 weights: setup ## on a connected machine, once: the ImageNet weight files the paper profiles start from, into torch's cache, hash-checked
 	$(BIN)/python scripts/weights.py
 
+.PHONY: bench-scale
+bench-scale: setup ## by hand, not CI (~15 min on 2 idle cores): the scale benchmark of issue 23 -> build/bench/scale.csv (BENCH_ARGS="--only dsb")
+	$(BIN)/python scripts/bench_scale.py $(BENCH_ARGS)
+
 clean: ## remove generated reports, build files and sample data (keeps .venv, data/raw and data/cache)
 	rm -rf build reports/*/ reports/index.html reports/index.png reports/timings.csv reports/manifest.json data/sample
 

@@ -1,0 +1,82 @@
+"The scale benchmark and the GPU throughput script (issue 23, item 6) still run: tiny settings on the CPU, no timing asserted."
+import importlib.util, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    sys.path.insert(0, str(ROOT/'scripts'))
+    spec = importlib.util.spec_from_file_location(name, ROOT/'scripts'/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def gpu(): return _load('bench_gpu')
+
+
+@pytest.fixture(scope='module')
+def scale(): return _load('bench_scale')
+
+
+def test_specs_follow_the_paper_profile(gpu):
+    model, shape, bs, fp16, kind, lr = gpu.SPECS['dsb']()
+    assert (shape, bs, fp16, lr) == ((3, 256, 256), 8, False, 1e-4)          # params/paper/dsb.yaml: 256x256, batch 8, float32
+    assert gpu.paper_params('isic2018', '41a_isic2018.train')['img_h'] == 768
+    assert gpu.tiny_shape((100, 3, 224, 224)) == (4, 3, 64, 64) and gpu.tiny_shape((3, 768, 1024)) == (3, 64, 85)
+
+
+def test_bench_gpu_on_cpu(gpu):
+    df = gpu.main(['--device', 'cpu', '--batches', '1', '--warmup', '0', '--tiny', '--only', 'isic2019_isic_resnet,rsna_cnn3d'])
+    assert list(df.study) == ['isic2019_isic_resnet', 'rsna_cnn3d']
+    assert (df.train_img_s > 0).all() and (df.eval_img_s > 0).all() and (df.bs == 2).all()
+    assert list(df.out_shape) == ['2x8', '2x8'] and not df.fp16.any()      # no autocast on the CPU
+
+
+def test_amdahl_extrapolation(scale):
+    assert scale.amdahl16(2.0) == pytest.approx(16)                          # perfectly parallel
+    assert scale.amdahl16(1.0) == pytest.approx(1) and scale.amdahl16(0.8) == pytest.approx(1)   # no gain (or a loss): serial
+    assert scale.amdahl16(1.5) == pytest.approx(1 / (1 / 3 + 2 / 3 / 16))
+
+
+def test_size_cycle_keeps_the_mix(scale):
+    s = scale.size_cycle({(1, 1): 3, (2, 2): 1}, 8)
+    assert len(s) == 8 and s.count((1, 1)) == 6 and s.count((2, 2)) == 2
+
+
+def test_digest_sees_a_changed_cache(scale, tmp_path):
+    np.save(tmp_path/'a.npy', np.arange(6, dtype=np.uint8))
+    d1 = scale.digest(tmp_path, {'x': np.zeros(3)})
+    np.save(tmp_path/'a.npy', np.arange(6, dtype=np.uint8)[::-1])
+    d2 = scale.digest(tmp_path, {'x': np.zeros(3)})
+    assert set(d1) == {'a.npy', 'memory:x'} and d1['a.npy'] != d2['a.npy'] and d1['memory:x'] == d2['memory:x']
+
+
+def test_bench_scale_quick_prints_its_table(tmp_path):
+    out = tmp_path/'scale.csv'
+    env = dict(os.environ, PYTHONPATH=str(ROOT/'lib'))
+    r = subprocess.run([sys.executable, str(ROOT/'scripts'/'bench_scale.py'), '--quick', '--only', 'isic2019', '--out', str(out),
+                        '--tmp', str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '| study | preparation | item | items 1x |' in r.stdout
+    assert '| isic2019 | today | images |' in r.stdout or '| isic2019 | prepare | images |' in r.stdout
+    df = pd.read_csv(out)
+    row = df.iloc[0]
+    assert row.items_4x == 4 * row.items_1x and bool(row.identical)
+    assert row.rss_MB_1x > 50 and row.cache_MB_4x > row.cache_MB_1x > 0
+    assert not any(tmp_path.glob('bench-*')), 'the synthetic data and caches are removed'
+
+
+def test_readme_table_replaces_only_its_block(scale, tmp_path):
+    csv, readme = tmp_path/'scale.csv', tmp_path/'README.md'
+    row = {c: 1.0 for c in scale.README_COLS}
+    pd.DataFrame([dict(row, study='dsb', adapter='today', unit='images', identical=True)]).to_csv(csv, index=False)
+    readme.write_text(f'# t\nbefore\n{scale.README_START}\nold table\n{scale.README_END}\nafter\n')
+    scale.readme_table(csv, readme)
+    text = readme.read_text()
+    assert 'old table' not in text and '| dsb | today | images |' in text and text.startswith('# t\nbefore\n') and text.endswith('after\n')
