@@ -70,6 +70,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data._locked': ('data.html#_locked', 'medrepro/data.py'),
                                'medrepro.data._memmap_build': ('data.html#_memmap_build', 'medrepro/data.py'),
                                'medrepro.data._mm_paths': ('data.html#_mm_paths', 'medrepro/data.py'),
+                               'medrepro.data._one_thread': ('data.html#_one_thread', 'medrepro/data.py'),
                                'medrepro.data._open_mm': ('data.html#_open_mm', 'medrepro/data.py'),
                                'medrepro.data._parts': ('data.html#_parts', 'medrepro/data.py'),
                                'medrepro.data._remove_stale': ('data.html#_remove_stale', 'medrepro/data.py'),

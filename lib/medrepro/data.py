@@ -264,6 +264,12 @@ def _guarded(fn, item):
 _FORKED_FN = None                                            # a forked worker finds `fn` here: lambdas and closures need no pickling
 def _guarded_forked(item): return _guarded(_FORKED_FN, item)
 
+def _one_thread():
+    "Pool initializer: each worker decodes with one thread (torch, OpenCV), so N workers use N cores, not N x cores."
+    os.environ['OMP_NUM_THREADS'] = '1'
+    if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(1)
+    if 'cv2' in sys.modules: sys.modules['cv2'].setNumThreads(1)
+
 class _Progress:
     "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display; by default from 50 items up."
     def __init__(self, n, desc, show):
@@ -302,7 +308,7 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
         fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
         ctx, _FORKED_FN = _mp.get_context('fork' if fork else 'spawn'), fn
         submit = (lambda ex, it: ex.submit(_guarded_forked, it)) if fork else (lambda ex, it: ex.submit(_guarded, fn, it))
-        with ProcessPoolExecutor(w, mp_context=ctx, initializer=None) as ex:
+        with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:
             queue = deque()
             for it in items:
                 queue.append((it, submit(ex, it)))
