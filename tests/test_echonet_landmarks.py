@@ -154,5 +154,5 @@ def test_smoke_training_beats_mean_landmark_baseline(tmp_path):
                 landmark_loss('spatial_ce'), 30, 3e-3, metrics=[LandmarkErr('spatial_ce')], out_dir=tmp_path, quiet=True,
                 monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None)
     got = landmark_scores(predict_points(learn.model, ds['x'][va], 'spatial_ce'), ds['pts'][va], ds['masks'][va])
-    assert got.landmark_err_px.mean() < 0.8 * base.landmark_err_px.mean()
+    assert got.landmark_err_px.mean() < 0.9 * base.landmark_err_px.mean()   # at least 10 % better (the per-patient looks of issue 27 made the sample harder)
     assert got.f1.mean() > base.f1.mean()

@@ -93,4 +93,4 @@ def test_smoke_model_beats_all_black(tmp_path):
     fg = seg_scores(p, arr['y'][sp['test']]).f1.mean()
     black = seg_scores(np.zeros_like(p), arr['y'][sp['test']])
     assert black.f1.mean() == 0 and black.dice_all.mean() > 0.8
-    assert fg > 0.8
+    assert fg > 0.6     # all-black scores 0; since issue 27 each synthetic patient has its own look, so 10 epochs reach ~0.7 (notebook 22 trains 20)
