@@ -314,7 +314,7 @@ SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1
             cache_MB_1x='cache MB 1x', items_4x='items 4x', prep_s_4x='s 4x', items_s_4x='items/s 4x', rss_MB_4x='RSS MB 4x',
             rss_4x_vs_1x='RSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
             identical='identical', full_items='full items', full_prep_h_16='full prep h (16 cores, est.)',
-            full_cache_GB='full cache GB (est.)', full_rss_GB='full RSS GB (est.)', train_img_s='train img/s (CPU)',
+            full_cache_GB='full cache GB (est.)', full_rss_GB='full RSS GB (if linear in items)', train_img_s='train img/s (CPU)',
             eval_img_s='eval img/s (CPU)')
 
 
