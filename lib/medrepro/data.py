@@ -378,6 +378,27 @@ def _written(out):
         m = getattr(a, '_mmap', None)
         if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
 
+class _Indexed:
+    "An item with its row: prints as the item, so `BadItems` lists the file."
+    def __init__(self, i, item): self.i, self.item = i, item
+    def __str__(self): return str(self.item)
+
+class _RowWriter:
+    "Run in a pool worker: `fill(item)` written straight into row `i` of the cache's `.part` files (each worker maps them once)."
+    def __init__(self, fill, parts, shapes, one, tag, every): self.fill, self.parts, self.shapes, self.one, self.tag, self.every, self._mm, self._n = fill, parts, shapes, one, tag, every, None, 0
+    def __getstate__(self): return {**self.__dict__, '_mm': None, '_n': 0}     # spawn: each process maps the files itself
+    def __call__(self, ix):
+        if self._mm is None: self._mm = {k: np.load(f, mmap_mode='r+') for k, f in self.parts.items()}
+        row = self.fill(ix.item)
+        row = {'x': row} if self.one else row
+        for k, s in self.shapes.items():
+            a = np.asarray(row[k])
+            if a.shape != s: raise DataError(str(ix.item), f'{k}: shape {a.shape}, the cache {self.tag!r} expects {s}')
+            self._mm[k][ix.i] = a
+        self._n += 1
+        if self._n % self.every == 0: _written(self._mm)   # this worker's pages to disk and out of its memory
+        return True
+
 def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
@@ -397,6 +418,11 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
     ok, n_bad = np.zeros(n, bool), len(bad)
     every = max(1, 2**26 // max(1, sum(int(np.prod(s)) * np.dtype(dtypes[k]).itemsize for k, s in shapes.items())))
     try:
+        if paths is not None and n_workers(workers) > 1 and n > 1:   # workers write their rows into the file: no arrays through pipes
+            writer = _RowWriter(fill, {k: str(f) for k, f in parts.items()}, shapes, one, tag, every)
+            for i, done in enumerate(imap_items(writer, [_Indexed(i, it) for i, it in enumerate(items)], workers, desc or tag, progress, bad)):
+                ok[i] = done is not None
+            items = []                                     # nothing left for the loop below
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
             if paths is not None and i and i % every == 0: _written(out)   # every ~64 MB: to disk, and out of this process's memory
             if row is None: continue
