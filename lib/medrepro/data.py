@@ -265,10 +265,9 @@ _FORKED_FN = None                                            # a forked worker f
 def _guarded_forked(item): return _guarded(_FORKED_FN, item)
 
 def _one_thread():
-    "Pool initializer: each worker decodes with one thread (torch, OpenCV), so N workers use N cores, not N x cores."
+    "Pool initializer: each worker runs torch with one thread, so N workers use N cores, not N x cores (OpenCV's pool is left alone: resizing it in a forked child can deadlock)."
     os.environ['OMP_NUM_THREADS'] = '1'
     if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(1)
-    if 'cv2' in sys.modules: sys.modules['cv2'].setNumThreads(1)
 
 class _Progress:
     "A fastprogress bar in a notebook; a line per tenth (and at the end) in batch runs or without a display; by default from 50 items up."
