@@ -1,36 +1,25 @@
 """A fifth study plugs in with no edit to shared code: its `sample` module declares it and registers its generator, its
 notebook is named `NN_<study>.<module>`, and the runner generates its data, runs it and gives it a section in the index."""
-import json, os, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 import pytest
+from fifth_study.project import notebook, toy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _notebook() -> dict:
-    code = ['from medrepro.data import dataset_path, read_csv\nfrom medrepro.core import reports_dir, save_table, save_fig\n'
-            'import matplotlib.pyplot as plt, pandas as pd',
-            "df = read_csv(dataset_path('fifth')/'measurements.csv', ['id', 'value'])\n"
-            "out = reports_dir('fifth')\n"
-            "save_table(pd.DataFrame(dict(n=[len(df)], mean=[df.value.mean()])), out/'evaluate'/'fifth_headline.csv')\n"
-            "fig, ax = plt.subplots(); ax.hist(df.value); ax.set_xlabel('value'); ax.set_ylabel('count')\n"
-            "save_fig(fig, out/'eda'/'values.png')"]
-    cells = [dict(cell_type='markdown', metadata={}, source='# A fifth study\n\nA toy study that only tests the plumbing.'),
-             dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source='#| default_exp eda'),
-             dict(cell_type='code', metadata={'tags': ['parameters']}, execution_count=None, outputs=[], source='seed = 0  # papermill parameter'),
-             *[dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source=s) for s in code]]
-    return dict(cells=cells, metadata={'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}, nbformat=4, nbformat_minor=5)
+CODE = ['from medrepro.data import dataset_path, read_csv\nfrom medrepro.core import reports_dir, save_table, save_fig\n'
+        'import matplotlib.pyplot as plt, pandas as pd',
+        "df = read_csv(dataset_path('fifth')/'measurements.csv', ['id', 'value'])\n"
+        "out = reports_dir('fifth')\n"
+        "save_table(pd.DataFrame(dict(n=[len(df)], mean=[df.value.mean()])), out/'evaluate'/'fifth_headline.csv')\n"
+        "fig, ax = plt.subplots(); ax.hist(df.value); ax.set_xlabel('value'); ax.set_ylabel('count')\n"
+        "save_fig(fig, out/'eda'/'values.png')"]
 
 
 @pytest.mark.slow
 def test_a_fifth_study_generates_runs_and_is_indexed(tmp_path):
-    proj = tmp_path/'proj'
-    (proj/'nbs').mkdir(parents=True); (proj/'params'/'smoke').mkdir(parents=True)
-    (proj/'pyproject.toml').write_text('[project]\nname = "toy"\n')
-    (proj/'nbs'/'90_fifth.eda.ipynb').write_text(json.dumps(_notebook()))
-    env = {**os.environ, 'MEDREPRO_ROOT': str(proj), 'MEDREPRO_DATA': str(proj/'data'), 'MEDREPRO_STUDIES': 'fifth_study.sample',
-           'PYTHONPATH': os.pathsep.join([str(ROOT/'tests'), os.environ.get('PYTHONPATH', '')])}
-    env.pop('MEDREPRO_REPORTS', None)
+    proj, env = toy_project(tmp_path, '90_fifth.eda.ipynb', notebook('# A fifth study\n\nA toy study that only tests the plumbing.', 'eda', 'seed = 0  # papermill parameter', CODE))
     r = subprocess.run([str(Path(sys.executable).parent/'medrepro-reports'), '--out', str(proj/'reports'), '--no-html', '-j', '1'],
                        cwd=proj, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -1,36 +1,20 @@
 """Issue 23 (4): a notebook that fails keeps the models it finished, the index says it is incomplete, and a rerun
 resumes from them instead of training again (the toy fifth study's `train_models`, through `train.trained`)."""
-import json, os, subprocess, sys
-from pathlib import Path
+import json, subprocess, sys
 import pandas as pd, pytest
+from fifth_study.project import notebook, toy_project
 
-ROOT = Path(__file__).resolve().parents[1]
-KS = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
-
-
-def _notebook() -> dict:
-    code = ["from medrepro.data import dataset_path, read_csv\nfrom medrepro.core import reports_dir, save_table\nimport pandas as pd, torch\n"
-            "from fifth_study.train import train_models",
-            "df = read_csv(dataset_path('fifth')/'measurements.csv', ['id', 'value'])\n"
-            "models = train_models(df.value, reports_dir('fifth')/'models', n_models=2, fail_after=fail_after)\n"
-            "with torch.no_grad(): w = [m.weight.item() for m in models]\n"
-            "save_table(pd.DataFrame(dict(model=range(len(w)), weight=w)), reports_dir('fifth')/'evaluate'/'fifth_headline.csv')"]
-    cells = [dict(cell_type='markdown', metadata={}, source='# A fifth study: training'),
-             dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source='#| default_exp train'),
-             dict(cell_type='code', metadata={'tags': ['parameters']}, execution_count=None, outputs=[], source='fail_after = None  # papermill parameter'),
-             *[dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source=s) for s in code]]
-    return dict(cells=cells, metadata=KS, nbformat=4, nbformat_minor=5)
+CODE = ["from medrepro.data import dataset_path, read_csv\nfrom medrepro.core import reports_dir, save_table\nimport pandas as pd, torch\n"
+        "from fifth_study.train import train_models",
+        "df = read_csv(dataset_path('fifth')/'measurements.csv', ['id', 'value'])\n"
+        "models = train_models(df.value, reports_dir('fifth')/'models', n_models=2, fail_after=fail_after)\n"
+        "with torch.no_grad(): w = [m.weight.item() for m in models]\n"
+        "save_table(pd.DataFrame(dict(model=range(len(w)), weight=w)), reports_dir('fifth')/'evaluate'/'fifth_headline.csv')"]
 
 
 @pytest.mark.slow
 def test_a_failed_run_keeps_its_finished_model_and_the_rerun_resumes(tmp_path):
-    proj = tmp_path/'proj'
-    (proj/'nbs').mkdir(parents=True); (proj/'params'/'smoke').mkdir(parents=True)
-    (proj/'pyproject.toml').write_text('[project]\nname = "toy"\n')
-    (proj/'nbs'/'91_fifth.train.ipynb').write_text(json.dumps(_notebook()))
-    env = {**os.environ, 'MEDREPRO_ROOT': str(proj), 'MEDREPRO_DATA': str(proj/'data'), 'MEDREPRO_STUDIES': 'fifth_study.sample',
-           'PYTHONPATH': os.pathsep.join([str(ROOT/'tests'), os.environ.get('PYTHONPATH', '')])}
-    env.pop('MEDREPRO_REPORTS', None)
+    proj, env = toy_project(tmp_path, '91_fifth.train.ipynb', notebook('# A fifth study: training', 'train', 'fail_after = None  # papermill parameter', CODE))
     run = lambda *a: subprocess.run([sys.executable, '-c', 'from medrepro.report import main; main()', '--no-html', '-j', '1', *a],
                                     cwd=proj, env=env, capture_output=True, text=True, timeout=400)
     out, models = proj/'reports', proj/'reports'/'fifth'/'models'
