@@ -136,3 +136,70 @@ def test_batches_converted_on_the_device_equal_the_float_path(tiny_rsna, tmp_pat
             for i in range(4):
                 torch.manual_seed(i); r = raw.after_batch(ra[i][0][None])
                 torch.manual_seed(i); assert torch.equal(r[0], fa[i][0])
+
+
+def test_jpg_route_is_stored_compressed_and_decodes_to_the_same_pixels(tiny_rsna, tmp_path):
+    "The JPG route's cache holds PNG bytes (smaller than its pixels), and a vertebra's slices decode to exactly what `jpg_grey` makes."
+    from medrepro.rsna.dicom import read_series
+    from medrepro.rsna.data import study_presence
+    from medrepro.rsna.preprocess import jpg_grey, slice_picks, study_stores
+    from medrepro.rsna.data import vertebra_slices
+    uid = _uids(tiny_rsna)[0]
+    kw = dict(KW, slice_limits={v: 6 for v in VERTEBRAE})
+    seq, _, _ = load_inputs(tiny_rsna, [uid], tmp_path, route='jpg', **kw)
+    s = read_series(tiny_rsna/'train_images'/uid)
+    present = vertebra_slices(study_presence(tiny_rsna, s))
+    for v in VERTEBRAE:
+        if present[v]: assert np.array_equal(seq[v].raw(0), jpg_grey(s.hu[slice_picks(present[v], 6)], 16))
+    st = study_stores(tiny_rsna, [uid], tmp_path, **kw)[0]
+    rows = len(st['hu'])
+    assert st['jpg'].dtype == np.uint8 and st['jpg'].ndim == 1 and st['jpg'].nbytes < rows * 16 * 16
+
+
+def test_pool_workers_write_their_studies(tiny_rsna, tmp_path, monkeypatch):
+    "With a pool, each study's cache files are written by the worker that read it (nothing but its meta comes back to the parent)."
+    import medrepro.rsna.preprocess as pre
+    write, marks = pre._write_entry, tmp_path/'writers'
+    marks.mkdir()
+    def spy(base, arrays, meta):
+        (marks/f'{os.getpid()}-{base.name}').touch(); return write(base, arrays, meta)
+    monkeypatch.setattr(pre, '_write_entry', spy)
+    seq, crops, _ = load_inputs(tiny_rsna, _uids(tiny_rsna), tmp_path/'c', workers=2, **KW)
+    pids = {int(f.name.split('-')[0]) for f in marks.iterdir()}
+    assert len(list(marks.iterdir())) == 4 and os.getpid() not in pids and len(crops[:]) == 4
+
+
+def test_pool_workers_fork_with_the_parents_objects_frozen():
+    "`imap_items` freezes the parent's objects for the collector while its forked workers run (their pages stay shared), and unfreezes after."
+    import gc
+    from medrepro.data import parallel_map
+    assert parallel_map(_freeze_count, [0, 1], workers=2) and all(c > 0 for c in parallel_map(_freeze_count, [0, 1], workers=2))
+    assert gc.get_freeze_count() == 0
+
+
+def _freeze_count(_):
+    import gc
+    return gc.get_freeze_count()
+
+
+def test_presence_and_inputs_of_a_study_need_no_whole_volume_copy():
+    "`vertebra_presence` works slice by slice and `study_arrays` reads the picked slices in chunks: neither allocates a copy of the volume."
+    import tracemalloc
+    from medrepro.rsna.dicom import CTSeries
+    from medrepro.rsna.data import vertebra_presence
+    from medrepro.rsna.preprocess import study_arrays
+    n, S = 64, 128
+    lab = np.zeros((n, S, S), np.uint8)
+    for i in range(7): lab[4 + 8 * i: 12 + 8 * i, 30:90, 40:100] = i + 1
+    hu = np.where(lab > 0, 700, -1000).astype(np.int16)
+    s = CTSeries(hu=hu, z=-np.arange(n, dtype=float), spacing=(1., 1, 1), slice_numbers=np.arange(n), files=[], origin=np.zeros(3),
+                 orientation=np.array([1., 0, 0, 0, 1, 0]), uid='t', positions=np.zeros((n, 3)))
+    tracemalloc.start()
+    try:
+        pres = vertebra_presence(None, s, labels=lab)
+        peak_p = tracemalloc.get_traced_memory()[1]; tracemalloc.reset_peak()
+        study_arrays(s, pres, n_slices=2, img_size=16, crop_size=8, slice_limits={v: 8 for v in VERTEBRAE}, chunk=8)
+        peak_a = tracemalloc.get_traced_memory()[1]
+    finally: tracemalloc.stop()
+    assert pres.attrs['boxes']['C4'] == (30, 40, 90, 100) and pres['C7'].sum() == 8
+    assert peak_p < lab.nbytes / 2 and peak_a < hu.nbytes / 2, (peak_p, peak_a, lab.nbytes)
