@@ -203,3 +203,13 @@ def test_presence_and_inputs_of_a_study_need_no_whole_volume_copy():
     finally: tracemalloc.stop()
     assert pres.attrs['boxes']['C4'] == (30, 40, 90, 100) and pres['C7'].sum() == 8
     assert peak_p < lab.nbytes / 2 and peak_a < hu.nbytes / 2, (peak_p, peak_a, lab.nbytes)
+
+
+def test_preprocess_series_removes_its_stale_entries(tiny_rsna, tmp_path):
+    "The 3D CNN's cache: a study rebuilt under other settings leaves one entry for it, and other studies' entries stay."
+    from medrepro.rsna.dicom import preprocess_series
+    a, b = (tiny_rsna/'train_images'/u for u in _uids(tiny_rsna)[:2])
+    preprocess_series(a, depth=8, size=16, cache_dir=tmp_path); preprocess_series(b, depth=8, size=16, cache_dir=tmp_path)
+    x = preprocess_series(a, depth=6, size=16, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob(f'rsna-{a.name}-*.npz'))) == 1 and len(list(tmp_path.glob(f'rsna-{b.name}-*.npz'))) == 1
+    assert np.array_equal(preprocess_series(a, depth=6, size=16, cache_dir=tmp_path), x) and x.shape[1] == 6
