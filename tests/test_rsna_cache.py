@@ -213,3 +213,23 @@ def test_preprocess_series_removes_its_stale_entries(tiny_rsna, tmp_path):
     x = preprocess_series(a, depth=6, size=16, cache_dir=tmp_path)
     assert len(list(tmp_path.glob(f'rsna-{a.name}-*.npz'))) == 1 and len(list(tmp_path.glob(f'rsna-{b.name}-*.npz'))) == 1
     assert np.array_equal(preprocess_series(a, depth=6, size=16, cache_dir=tmp_path), x) and x.shape[1] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('nb', ['14_rsna.localise', '15_rsna.model'])
+def test_preflight_of_14_and_15_stops_before_any_decoding(tiny_rsna, tmp_path, nb):
+    "Notebooks 14 and 15 under preflight, on a copy of the data with a study's folder missing: the first cells stop, listing it; nothing is cached."
+    import shutil
+    from medrepro.report import notebook_source
+    root = tmp_path/'rsna'; shutil.copytree(tiny_rsna, root)
+    gone = _uids(root)[2]; shutil.rmtree(root/'train_images'/gone)
+    src = notebook_source(ROOT/'nbs'/f'{nb}.ipynb', 'smoke', dict(data_dir=str(root), preflight=True, n_test=1))
+    upto = next(i for i, s in enumerate(src) if 'mdata.preflight(' in s)
+    assert upto < next(i for i, s in enumerate(src) if 'cache_dir=cache' in s or 'load_volumes(' in s)   # before anything is read
+    script = tmp_path/'first_cells.py'
+    script.write_text('\n\n'.join(f'exec(compile({s!r}, "cell{i}", "exec"))' for i, s in enumerate(src[:upto + 1])) + '\nprint("NOT STOPPED")\n')
+    env = {**os.environ, 'MEDREPRO_CACHE': str(tmp_path/'cache'), 'MPLBACKEND': 'Agg'}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode != 0 and 'NOT STOPPED' not in r.stdout and 'preflight rsna' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert gone in r.stderr, r.stderr[-2000:]
+    assert not any((tmp_path/'cache').rglob('*.npz'))
