@@ -233,3 +233,19 @@ def test_preflight_of_14_and_15_stops_before_any_decoding(tiny_rsna, tmp_path, n
     assert r.returncode != 0 and 'NOT STOPPED' not in r.stdout and 'preflight rsna' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     assert gone in r.stderr, r.stderr[-2000:]
     assert not any((tmp_path/'cache').rglob('*.npz'))
+
+
+def test_the_3d_cnn_volumes_skip_a_bad_study_under_paper(one_bad, tmp_path):
+    "Notebook 17's 3D CNN volumes (`load_volumes`): under 'skip' an unreadable study is left out and listed; under 'raise' it stops, naming it."
+    from medrepro.rsna.preprocess import load_volumes
+    root, uid = one_bad
+    bad = BadItems('skip')
+    x = load_volumes(root, _uids(root), depth=4, size=8, cache_dir=tmp_path, bad=bad)
+    assert x.shape == (3, 2, 4, 8, 8) and [u for u, _ in bad.items] == [uid]
+    keep = [u for u in _uids(root) if u != uid]
+    assert np.array_equal(x, load_volumes(root, keep, depth=4, size=8, cache_dir=tmp_path))
+    with pytest.raises((DataError, OSError, ValueError)) as e:
+        load_volumes(root, _uids(root), depth=4, size=8, cache_dir=tmp_path/'r')
+    assert uid in str(e.value)
+    src = '\n'.join(''.join(c['source']) for c in json.loads((ROOT/'nbs'/'17_rsna.evaluate.ipynb').read_text())['cells'])
+    assert 'load_volumes(root, test_uids' in src and "cache_dir=cache_dir('rsna'), bad=bad)" in src   # 17 reads the volumes under its policy

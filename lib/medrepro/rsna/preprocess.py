@@ -120,11 +120,12 @@ def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=Fals
 
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #3ba84063
-def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None) -> np.ndarray:
-    "(n, C, depth, size, size) float16 volumes of the studies `uids` under `root/train_images`."
-    vols = [preprocess_series(Path(root)/'train_images'/str(u), depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir)
-            for u in uids]
-    return np.stack([np.asarray(v, np.float16) for v in vols])
+def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None, bad=None) -> np.ndarray:
+    "(n, C, depth, size, size) float16 volumes of the studies `uids` under `root/train_images`; `bad`: a `data.BadItems`, under 'skip' an unreadable study is left out and recorded (the rows are the studies not in `bad`)."
+    bad = bad if bad is not None else BadItems('raise')
+    one = lambda u: preprocess_series(Path(root)/'train_images'/str(u), depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir)
+    vols = [v for v in (bad.call(one, str(u)) for u in uids) if v is not None]
+    return np.stack([np.asarray(v, np.float16) for v in vols]) if vols else np.zeros((0, len(windows), depth, size, size), np.float16)
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d002
 ROUTES = ('hu', 'jpg')       # the paper's JPG route and our HU windows, both from one read of a study
