@@ -860,6 +860,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'medrepro/rsna/preprocess.py'),
                                           'medrepro.rsna.preprocess._limits': ( 'rsna.preprocess.html#_limits',
                                                                                 'medrepro/rsna/preprocess.py'),
+                                          'medrepro.rsna.preprocess._png': ('rsna.preprocess.html#_png', 'medrepro/rsna/preprocess.py'),
                                           'medrepro.rsna.preprocess._tensor': ( 'rsna.preprocess.html#_tensor',
                                                                                 'medrepro/rsna/preprocess.py'),
                                           'medrepro.rsna.preprocess._write_entry': ( 'rsna.preprocess.html#_write_entry',

@@ -197,9 +197,13 @@ def encode_rows(a) -> tuple:
     off = np.zeros(len(bufs) + 1, np.int64); off[1:] = np.cumsum([len(b) for b in bufs])
     return (np.concatenate(bufs) if bufs else np.zeros(0, np.uint8)), off
 
+def _png(b):
+    try: return cv2.imdecode(b, cv2.IMREAD_UNCHANGED) if len(b) else None
+    except cv2.error: return None
+
 def decode_rows(flat, offsets, idx) -> np.ndarray:
     "Rows `idx` of an `encode_rows` store (flat bytes, NumPy or memory-mapped; offsets) -> (len(idx), H, W) uint8."
-    out = [cv2.imdecode(np.asarray(flat[offsets[k]:offsets[k + 1]]), cv2.IMREAD_UNCHANGED) for k in idx]
+    out = [_png(np.asarray(flat[offsets[k]:offsets[k + 1]])) for k in idx]
     if any(o is None for o in out): raise ValueError(f'rows {[k for k, o in zip(idx, out) if o is None]} do not decode (a damaged cache entry)')
     return np.stack(out)
 
