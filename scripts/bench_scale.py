@@ -9,7 +9,10 @@ batches of the paper-sized network on the CPU; then an extrapolation to the full
     .venv/bin/python scripts/bench_scale.py --readme build/bench/scale.csv   # put saved runs' tables (a,b.csv) into README.md
 
 Each measurement runs in a fresh subprocess; a thread here samples the resident memory (RSS) of that process and all
-its children every 50 ms (psutil), so peaks of different runs never mix. Per study, three preparation runs:
+its children every 50 ms (psutil), so peaks of different runs never mix. RSS counts a page that forked workers share
+with their parent (libraries, torch) once per process; the proportional set size (PSS: such a page counts 1/k in each
+of the k processes that map it) is sampled beside it every 0.25 s, and its sum over the tree is what the tree costs.
+Per study, three preparation runs:
 1x items and 4x items with `MEDREPRO_DECODE_WORKERS` = the cores, and 4x items with `MEDREPRO_DECODE_WORKERS=1`
 (serial); the serial and parallel 4x caches must hold identical arrays. The table goes to stdout (Markdown) and to
 build/bench/scale.csv.
@@ -251,13 +254,19 @@ def measure(study, data, cache, workers, train_batches=0, which='auto'):
     env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=LIB, MEDREPRO_BATCH='1')
     cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches), '--adapters', which]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples, done = [], threading.Event()
+    samples, pss, done = [], [], threading.Event()
+    def _pss(q):
+        try: return q.memory_full_info().pss
+        except psutil.Error: return 0
     def sample():
-        p = psutil.Process(proc.pid)
+        p, next_pss = psutil.Process(proc.pid), 0.0
         while not done.is_set():
             try:
-                rss = sum(q.memory_info().rss for q in [p, *p.children(recursive=True)] if q.is_running())
+                qs = [q for q in [p, *p.children(recursive=True)] if q.is_running()]
+                rss = sum(q.memory_info().rss for q in qs)
                 samples.append((time.time(), rss))
+                if time.time() >= next_pss:     # PSS (a page shared by k processes counts 1/k in each) reads smaps: every 0.25 s
+                    pss.append((time.time(), sum(map(_pss, qs)))); next_pss = time.time() + 0.25
             except psutil.Error: pass
             done.wait(0.05)
     th = threading.Thread(target=sample, daemon=True); th.start()
@@ -267,6 +276,7 @@ def measure(study, data, cache, workers, train_batches=0, which='auto'):
     res['workers'] = workers
     res['prep_peak_rss'] = max([r for t, r in samples if t <= res['prep_end']] or [0])
     res['peak_rss'] = max([r for t, r in samples] or [0])
+    res['prep_peak_pss'] = max([r for t, r in pss if t <= res['prep_end']] or [0])
     return res
 
 
@@ -297,7 +307,8 @@ def study_row(study, one, par, ser):
     N, i1, i4 = FULL[study], one['items'], par['items']
     slope = (par['prep_peak_rss'] - one['prep_peak_rss']) / max(1, i4 - i1)
     return dict(study=study, adapter=par['adapter'], unit=UNIT[study], items_1x=i1, prep_s_1x=one['prep_s'], items_s_1x=i1 / one['prep_s'],
-               rss_MB_1x=one['prep_peak_rss'] / 1e6, cache_MB_1x=one['cache_bytes'] / 1e6,
+               rss_MB_1x=one['prep_peak_rss'] / 1e6, pss_MB_1x=one.get('prep_peak_pss', 0) / 1e6, pss_MB_4x=par.get('prep_peak_pss', 0) / 1e6,
+               pss_4x_vs_1x=par.get('prep_peak_pss', 0) / max(1, one.get('prep_peak_pss', 0)), cache_MB_1x=one['cache_bytes'] / 1e6,
                items_4x=i4, prep_s_4x=par['prep_s'], items_s_4x=i4 / par['prep_s'], rss_MB_4x=par['prep_peak_rss'] / 1e6,
                cache_MB_4x=par['cache_bytes'] / 1e6, rss_4x_vs_1x=par['prep_peak_rss'] / one['prep_peak_rss'],
                serial_s_4x=ser['prep_s'], speedup_2=s2, identical=same,
@@ -312,7 +323,7 @@ def study_row(study, one, par, ser):
 
 SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',
             cache_MB_1x='cache MB 1x', items_4x='items 4x', prep_s_4x='s 4x', items_s_4x='items/s 4x', rss_MB_4x='RSS MB 4x',
-            rss_4x_vs_1x='RSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
+            rss_4x_vs_1x='RSS 4x/1x', pss_MB_1x='PSS MB 1x', pss_MB_4x='PSS MB 4x', pss_4x_vs_1x='PSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
             identical='identical', full_items='full items', full_prep_h_16='full prep h (16 cores, est.)',
             full_cache_GB='full cache GB (est.)', full_rss_GB='full RSS GB (if linear in items)', train_img_s='train img/s (CPU)',
             eval_img_s='eval img/s (CPU)')

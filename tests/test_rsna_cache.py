@@ -136,3 +136,116 @@ def test_batches_converted_on_the_device_equal_the_float_path(tiny_rsna, tmp_pat
             for i in range(4):
                 torch.manual_seed(i); r = raw.after_batch(ra[i][0][None])
                 torch.manual_seed(i); assert torch.equal(r[0], fa[i][0])
+
+
+def test_jpg_route_is_stored_compressed_and_decodes_to_the_same_pixels(tiny_rsna, tmp_path):
+    "The JPG route's cache holds PNG bytes (smaller than its pixels), and a vertebra's slices decode to exactly what `jpg_grey` makes."
+    from medrepro.rsna.dicom import read_series
+    from medrepro.rsna.data import study_presence
+    from medrepro.rsna.preprocess import jpg_grey, slice_picks, study_stores
+    from medrepro.rsna.data import vertebra_slices
+    uid = _uids(tiny_rsna)[0]
+    kw = dict(KW, slice_limits={v: 6 for v in VERTEBRAE})
+    seq, _, _ = load_inputs(tiny_rsna, [uid], tmp_path, route='jpg', **kw)
+    s = read_series(tiny_rsna/'train_images'/uid)
+    present = vertebra_slices(study_presence(tiny_rsna, s))
+    for v in VERTEBRAE:
+        if present[v]: assert np.array_equal(seq[v].raw(0), jpg_grey(s.hu[slice_picks(present[v], 6)], 16))
+    st = study_stores(tiny_rsna, [uid], tmp_path, **kw)[0]
+    rows = len(st['hu'])
+    assert st['jpg'].dtype == np.uint8 and st['jpg'].ndim == 1 and st['jpg'].nbytes < rows * 16 * 16
+
+
+def test_pool_workers_write_their_studies(tiny_rsna, tmp_path, monkeypatch):
+    "With a pool, each study's cache files are written by the worker that read it (nothing but its meta comes back to the parent)."
+    import medrepro.rsna.preprocess as pre
+    write, marks = pre._write_entry, tmp_path/'writers'
+    marks.mkdir()
+    def spy(base, arrays, meta):
+        (marks/f'{os.getpid()}-{base.name}').touch(); return write(base, arrays, meta)
+    monkeypatch.setattr(pre, '_write_entry', spy)
+    seq, crops, _ = load_inputs(tiny_rsna, _uids(tiny_rsna), tmp_path/'c', workers=2, **KW)
+    pids = {int(f.name.split('-')[0]) for f in marks.iterdir()}
+    assert len(list(marks.iterdir())) == 4 and os.getpid() not in pids and len(crops[:]) == 4
+
+
+def test_pool_workers_fork_with_the_parents_objects_frozen():
+    "`imap_items` freezes the parent's objects for the collector while its forked workers run (their pages stay shared), and unfreezes after."
+    import gc
+    from medrepro.data import parallel_map
+    assert parallel_map(_freeze_count, [0, 1], workers=2) and all(c > 0 for c in parallel_map(_freeze_count, [0, 1], workers=2))
+    assert gc.get_freeze_count() == 0
+
+
+def _freeze_count(_):
+    import gc
+    return gc.get_freeze_count()
+
+
+def test_presence_and_inputs_of_a_study_need_no_whole_volume_copy():
+    "`vertebra_presence` works slice by slice and `study_arrays` reads the picked slices in chunks: neither allocates a copy of the volume."
+    import tracemalloc
+    from medrepro.rsna.dicom import CTSeries
+    from medrepro.rsna.data import vertebra_presence
+    from medrepro.rsna.preprocess import study_arrays
+    n, S = 64, 128
+    lab = np.zeros((n, S, S), np.uint8)
+    for i in range(7): lab[4 + 8 * i: 12 + 8 * i, 30:90, 40:100] = i + 1
+    hu = np.where(lab > 0, 700, -1000).astype(np.int16)
+    s = CTSeries(hu=hu, z=-np.arange(n, dtype=float), spacing=(1., 1, 1), slice_numbers=np.arange(n), files=[], origin=np.zeros(3),
+                 orientation=np.array([1., 0, 0, 0, 1, 0]), uid='t', positions=np.zeros((n, 3)))
+    tracemalloc.start()
+    try:
+        pres = vertebra_presence(None, s, labels=lab)
+        peak_p = tracemalloc.get_traced_memory()[1]; tracemalloc.reset_peak()
+        study_arrays(s, pres, n_slices=2, img_size=16, crop_size=8, slice_limits={v: 8 for v in VERTEBRAE}, chunk=8)
+        peak_a = tracemalloc.get_traced_memory()[1]
+    finally: tracemalloc.stop()
+    assert pres.attrs['boxes']['C4'] == (30, 40, 90, 100) and pres['C7'].sum() == 8
+    assert peak_p < lab.nbytes / 2 and peak_a < hu.nbytes / 2, (peak_p, peak_a, lab.nbytes)
+
+
+def test_preprocess_series_removes_its_stale_entries(tiny_rsna, tmp_path):
+    "The 3D CNN's cache: a study rebuilt under other settings leaves one entry for it, and other studies' entries stay."
+    from medrepro.rsna.dicom import preprocess_series
+    a, b = (tiny_rsna/'train_images'/u for u in _uids(tiny_rsna)[:2])
+    preprocess_series(a, depth=8, size=16, cache_dir=tmp_path); preprocess_series(b, depth=8, size=16, cache_dir=tmp_path)
+    x = preprocess_series(a, depth=6, size=16, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob(f'rsna-{a.name}-*.npz'))) == 1 and len(list(tmp_path.glob(f'rsna-{b.name}-*.npz'))) == 1
+    assert np.array_equal(preprocess_series(a, depth=6, size=16, cache_dir=tmp_path), x) and x.shape[1] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('nb', ['14_rsna.localise', '15_rsna.model'])
+def test_preflight_of_14_and_15_stops_before_any_decoding(tiny_rsna, tmp_path, nb):
+    "Notebooks 14 and 15 under preflight, on a copy of the data with a study's folder missing: the first cells stop, listing it; nothing is cached."
+    import shutil
+    from medrepro.report import notebook_source
+    root = tmp_path/'rsna'; shutil.copytree(tiny_rsna, root)
+    gone = _uids(root)[2]; shutil.rmtree(root/'train_images'/gone)
+    src = notebook_source(ROOT/'nbs'/f'{nb}.ipynb', 'smoke', dict(data_dir=str(root), preflight=True, n_test=1))
+    upto = next(i for i, s in enumerate(src) if 'mdata.preflight(' in s)
+    assert upto < next(i for i, s in enumerate(src) if 'cache_dir=cache' in s or 'load_volumes(' in s)   # before anything is read
+    script = tmp_path/'first_cells.py'
+    script.write_text('\n\n'.join(f'exec(compile({s!r}, "cell{i}", "exec"))' for i, s in enumerate(src[:upto + 1])) + '\nprint("NOT STOPPED")\n')
+    env = {**os.environ, 'MEDREPRO_CACHE': str(tmp_path/'cache'), 'MPLBACKEND': 'Agg'}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode != 0 and 'NOT STOPPED' not in r.stdout and 'preflight rsna' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert gone in r.stderr, r.stderr[-2000:]
+    assert not any((tmp_path/'cache').rglob('*.npz'))
+
+
+def test_the_3d_cnn_volumes_skip_a_bad_study_under_paper(one_bad, tmp_path):
+    "Notebook 17's 3D CNN volumes (`load_volumes`): under 'skip' an unreadable study is left out and listed; under 'raise' it stops, naming it."
+    from medrepro.rsna.preprocess import load_volumes
+    root, uid = one_bad
+    bad = BadItems('skip')
+    x = load_volumes(root, _uids(root), depth=4, size=8, cache_dir=tmp_path, bad=bad)
+    assert x.shape == (3, 2, 4, 8, 8) and [u for u, _ in bad.items] == [uid]
+    keep = [u for u in _uids(root) if u != uid]
+    assert np.array_equal(x, load_volumes(root, keep, depth=4, size=8, cache_dir=tmp_path))
+    with pytest.raises((DataError, OSError, ValueError)) as e:
+        load_volumes(root, _uids(root), depth=4, size=8, cache_dir=tmp_path/'r')
+    assert uid in str(e.value)
+    src = '\n'.join(''.join(c['source']) for c in json.loads((ROOT/'nbs'/'17_rsna.evaluate.ipynb').read_text())['cells'])
+    assert 'load_volumes(root, test_uids' in src and "cache_dir=cache_dir('rsna'), bad=bad)" in src   # 17 reads the volumes under its policy

@@ -302,10 +302,11 @@ def test_preprocess_series_shape_and_cache(studies, tmp_path, monkeypatch):
     monkeypatch.setattr(D, 'read_series', lambda *a, **k: (_ for _ in ()).throw(AssertionError('cache not used')))
     assert np.array_equal(preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'soft'), cache_dir=tmp_path), x)
     monkeypatch.undo()
-    # any setting change is a new key
+    # any setting change is a new key, which replaces the study's older entry
     y = preprocess_series(dirs['j2k'], depth=8, size=16, windows=('bone', 'brain'), cache_dir=tmp_path)
     z = preprocess_series(dirs['j2k'], depth=6, size=16, windows=('bone', 'soft'), cache_dir=tmp_path, dtype=np.float32)
-    assert len(list(tmp_path.glob('*.npz'))) == 3 and z.dtype == np.float32 and y.shape == (2, 8, 16, 16)
+    now = list(tmp_path.glob('*.npz'))
+    assert len(now) == 1 and now != cached and z.dtype == np.float32 and y.shape == (2, 8, 16, 16)
     assert np.array_equal(y[0], x[0])
 
 

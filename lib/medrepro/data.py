@@ -253,6 +253,7 @@ class BadItems:
     def __repr__(self): return f'BadItems({self.policy!r}, {len(self.items)} skipped)'
 
 # %% ../../nbs/08_data.ipynb #7a0370ea
+import gc
 import multiprocessing as _mp
 from concurrent.futures import ProcessPoolExecutor
 
@@ -307,7 +308,8 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
         fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
         ctx, _FORKED_FN = _mp.get_context('fork' if fork else 'spawn'), fn
         submit = (lambda ex, it: ex.submit(_guarded_forked, it)) if fork else (lambda ex, it: ex.submit(_guarded, fn, it))
-        with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:
+        if fork: gc.collect(); gc.freeze()                      # the parent's objects out of the collector's reach: forked workers
+        with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:   # then share their pages (a collection writes to every object it visits)
             queue = deque()
             for it in items:
                 queue.append((it, submit(ex, it)))
@@ -315,7 +317,8 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
                     it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
             while queue:
                 it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
-    finally: prog.done()
+    finally:
+        gc.unfreeze(); prog.done()
 
 def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None) -> list:
     "`[fn(item) for item in items]` from a pool of processes (see `imap_items`)."

@@ -220,13 +220,14 @@ def presence_frame(pres: np.ndarray, series: CTSeries, boxes=None, source='nifti
 def vertebra_presence(seg_path, series: CTSeries, labels=None) -> pd.DataFrame:
     "Which of C1..C7 the segmentation puts on each slice of `series` (rows in CTSeries order), with per-vertebra boxes."
     lab = seg_to_series(seg_path, series) if labels is None else labels
-    pres = np.zeros((len(series), 7), int)
-    boxes = {}
-    for i, v in enumerate(VERTEBRAE):
-        m = lab == i + 1
-        on = m.any(axis=(1, 2))
-        pres[:, i] = on
-        if on.any(): boxes[v] = mask_box(m[on].any(0))
+    pres, union = np.zeros((len(series), 7), int), {}
+    for k, sl in enumerate(lab):                      # slice by slice: no whole-volume mask per vertebra
+        sl = np.clip(sl, 0, 255).astype(np.uint8, copy=False)
+        for i in np.nonzero(np.bincount(sl.ravel(), minlength=8)[1:8])[0]:
+            pres[k, i] = 1
+            if i in union: union[i] |= sl == i + 1
+            else: union[i] = sl == i + 1
+    boxes = {VERTEBRAE[i]: mask_box(m) for i, m in sorted(union.items())}
     return presence_frame(pres, series, boxes, 'nifti')
 
 def vertebra_slices(presence: pd.DataFrame) -> dict:

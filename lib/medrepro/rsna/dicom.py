@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, pixel_array
-from ..core import DataError, cached
+from ..core import DataError, cache_path, cached
 from ..imaging import WINDOWS, multi_window, resize_inplane, resample_axis
 
 # %% auto #0
@@ -325,7 +325,7 @@ def resample_z(vol, z, n) -> np.ndarray:
 
 # %% ../../../nbs/10_rsna.dicom.ipynb #c028
 def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brain'), cache_dir=None, dtype=np.float16, workers=None, gaps='error') -> np.ndarray:
-    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached in `cache_dir` by `core.cached`; `gaps='accept'`: a series with gaps is resampled on its real slice positions."
+    "A study folder -> `(len(windows), depth, size, size)` windowed volume (head first), cached in `cache_dir` by `core.cached` (the study's older entries removed); `gaps='accept'`: a series with gaps is resampled on its real slice positions."
     folder = Path(folder)
     def build():
         s = read_series(folder, workers=workers, gaps=gaps)
@@ -333,6 +333,12 @@ def preprocess_series(folder, depth=64, size=128, windows=('bone', 'soft', 'brai
         v = resample_z(v, s.z, depth) if s.meta['gaps'] else resample_axis(v, depth, axis=0)
         return multi_window(v, windows).astype(dtype)
     wins = [w if isinstance(w, str) else [float(x) for x in w] for w in windows]
-    return cached(cache_dir, f'rsna-{folder.name}', build, version=2, folder=folder, depth=int(depth),
-                  size=size if np.isscalar(size) else list(size), windows=wins,
-                  wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name, **({'gaps': gaps} if gaps != 'error' else {}))
+    tag, key = f'rsna-{folder.name}', dict(folder=folder, depth=int(depth), size=size if np.isscalar(size) else list(size), windows=wins,
+                                          wdefs={w: WINDOWS[w] for w in windows if isinstance(w, str)}, dtype=np.dtype(dtype).name,
+                                          **({'gaps': gaps} if gaps != 'error' else {}))
+    out = cached(cache_dir, tag, build, version=2, **key)
+    if cache_dir is not None:                         # the study's entries under other settings, files or versions: stale
+        keep = cache_path(cache_dir, tag, 2, **key)
+        for f in Path(cache_dir).glob(f'{tag}-' + '?' * 16 + '.npz'):
+            if f != keep: f.unlink(missing_ok=True)
+    return out

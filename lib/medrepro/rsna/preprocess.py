@@ -7,6 +7,7 @@ from __future__ import annotations
 import io, os, copy, json
 from pathlib import Path
 import numpy as np
+import cv2
 import torch, torch.nn.functional as F
 from PIL import Image
 from ..data import ArraySet, BadItems, imap_items, n_workers
@@ -22,8 +23,8 @@ __all__ = ['DEPTH_METHODS', 'ROUTES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INPUTS_V
            'slab_depth', 'positions', 'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key',
            'drop_stale', 'localiser_inputs', 'as_float32', 'random_flip', 'float_sets', 'load_volumes', 'hu_to_input',
            'jpg_to_input', 'jpg_grey', 'jpg_slices', 'hu_int16', 'slice_picks', 'vertebra_sequences',
-           'vertebra_crop_stack', 'study_arrays', 'inputs_key', 'StudyStore', 'study_stores', 'StudyInputs',
-           'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes', 'prepare']
+           'vertebra_crop_stack', 'encode_rows', 'decode_rows', 'study_arrays', 'inputs_key', 'StudyStore',
+           'study_stores', 'StudyInputs', 'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes', 'prepare']
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #04d81896
 def pick_depth(vol, n) -> np.ndarray:
@@ -119,11 +120,12 @@ def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=Fals
 
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #3ba84063
-def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None) -> np.ndarray:
-    "(n, C, depth, size, size) float16 volumes of the studies `uids` under `root/train_images`."
-    vols = [preprocess_series(Path(root)/'train_images'/str(u), depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir)
-            for u in uids]
-    return np.stack([np.asarray(v, np.float16) for v in vols])
+def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None, bad=None) -> np.ndarray:
+    "(n, C, depth, size, size) float16 volumes of the studies `uids` under `root/train_images`; `bad`: a `data.BadItems`, under 'skip' an unreadable study is left out and recorded (the rows are the studies not in `bad`)."
+    bad = bad if bad is not None else BadItems('raise')
+    one = lambda u: preprocess_series(Path(root)/'train_images'/str(u), depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir)
+    vols = [v for v in (bad.call(one, str(u)) for u in uids) if v is not None]
+    return np.stack([np.asarray(v, np.float16) for v in vols]) if vols else np.zeros((0, len(windows), depth, size, size), np.float16)
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d002
 ROUTES = ('hu', 'jpg')       # the paper's JPG route and our HU windows, both from one read of a study
@@ -188,27 +190,48 @@ def vertebra_crop_stack(series, presence, n_slices=8, size=32, window='bone', co
         if present[v]: out[i] = vertebra_crops(series, presence, v, n_slices=n_slices, size=size, windows=(window,), context=context)
     return out
 
+# %% ../../../nbs/13_rsna.preprocess.ipynb #cead445c
+def encode_rows(a) -> tuple:
+    "Each 2-D row of uint8 `a` (n, H, W) as PNG bytes (lossless): (one flat uint8 array, (n+1,) int64 offsets)."
+    bufs = [cv2.imencode('.png', np.ascontiguousarray(r))[1].ravel() for r in np.asarray(a, np.uint8)]
+    off = np.zeros(len(bufs) + 1, np.int64); off[1:] = np.cumsum([len(b) for b in bufs])
+    return (np.concatenate(bufs) if bufs else np.zeros(0, np.uint8)), off
+
+def _png(b):
+    try: return cv2.imdecode(b, cv2.IMREAD_UNCHANGED) if len(b) else None
+    except cv2.error: return None
+
+def decode_rows(flat, offsets, idx) -> np.ndarray:
+    "Rows `idx` of an `encode_rows` store (flat bytes, NumPy or memory-mapped; offsets) -> (len(idx), H, W) uint8."
+    out = [_png(np.asarray(flat[offsets[k]:offsets[k + 1]])) for k in idx]
+    if any(o is None for o in out): raise ValueError(f'rows {[k for k, o in zip(idx, out) if o is None]} do not decode (a damaged cache entry)')
+    return np.stack(out)
+
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d005
-INPUTS_VERSION = 3            # bump when what the cache stores changes: older entries are then rebuilt and removed
+INPUTS_VERSION = 4            # bump when what the cache stores changes: older entries are then rebuilt and removed
 SOURCES = ('nifti', 'model', 'estimate')
 
 def _limits(n_slices, slice_limits) -> dict:
     return {v: int((slice_limits or {}).get(v, n_slices)) for v in VERTEBRAE}
 
-def study_arrays(series, presence, n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None) -> tuple:
-    "One read of a study -> (arrays at the data's dtype, meta) for every route: `hu` (U, S, S) int16 and `jpg` (U, S, S) uint8 of the U slices some vertebra picks, `crops` (7, T, 2c+1, s, s) int16 HU; meta: each vertebra's picks (rows of `hu`/`jpg`) and the presence source."
+def study_arrays(series, presence, n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None, chunk=32) -> tuple:
+    "One read of a study -> (arrays at the data's dtype, meta) for every route: `hu` (U, S, S) int16 and `jpg` (the U slices' 8-bit grey as `encode_rows` PNG bytes) of the U slices some vertebra picks, `crops` (7, T, 2c+1, s, s) int16 HU; meta: each vertebra's picks (rows of `hu`/`jpg`), the JPG offsets, the presence source."
     lim = _limits(n_slices, slice_limits)
     present = vertebra_slices(presence)
     picks = {v: slice_picks(idx, lim[v]) if idx else [] for v, idx in present.items()}
     used = sorted(set().union(*picks.values()))                 # each slice stored once, however many picks repeat it
     row = {k: i for i, k in enumerate(used)}
-    hu = series.hu[used]
+    hu, grey = np.empty((len(used), img_size, img_size), np.int16), np.empty((len(used), img_size, img_size), np.uint8)
+    for a in range(0, len(used), chunk):                        # `chunk` full-size slices at a time, never a copy of all U
+        part = series.hu[used[a:a + chunk]]
+        hu[a:a + chunk], grey[a:a + chunk] = hu_int16(resize_inplane(part, img_size)), jpg_grey(part, img_size)
     crops = np.zeros((7, n_slices, 2 * context + 1, crop_size, crop_size), np.int16)
     for i, v in enumerate(VERTEBRAE):
         if present[v]: crops[i] = hu_int16(vertebra_crops(series, presence, v, n_slices=n_slices, size=crop_size, windows=None, context=context))
-    arrays = dict(hu=hu_int16(resize_inplane(hu, img_size)), jpg=jpg_grey(hu, img_size), crops=crops)
-    meta = dict(picks={v: [row[k] for k in p] for v, p in picks.items()}, limits=lim, source=presence.attrs.get('source', '?'))
-    return arrays, meta
+    jpg, off = encode_rows(grey)
+    meta = dict(picks={v: [row[k] for k in p] for v, p in picks.items()}, limits=lim, source=presence.attrs.get('source', '?'),
+                img_size=img_size, jpg_offsets=off.tolist())
+    return dict(hu=hu, jpg=jpg, crops=crops), meta
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d007
 def inputs_key(root, uid, n_slices=8, img_size=64, crop_size=32, context=1, slice_limits=None, localiser=None) -> dict:
@@ -238,6 +261,10 @@ class StudyStore:
     def __getitem__(self, k):
         if self._arrays is not None: return self._arrays[k]
         return np.load(_entry_files(self.base)[k], mmap_mode='r')     # opened per read: nothing of the study stays in memory
+    def rows(self, route, idx) -> np.ndarray:
+        "Rows `idx` of route `route` as stored: `hu` (n, S, S) int16, `jpg` (n, S, S) uint8 (decoded from its PNG bytes)."
+        if route == 'jpg': return decode_rows(self['jpg'], self.meta['jpg_offsets'], idx)
+        return np.asarray(self['hu'][idx])
     @property
     def nbytes(self) -> int:
         if self._arrays is not None: return sum(a.nbytes for a in self._arrays.values())
@@ -246,7 +273,7 @@ class StudyStore:
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d008
 def study_stores(root, uids, cache_dir=None, localiser=None, workers=None, bad=None, progress=None, **kw) -> list:
-    "A `StudyStore` per study of `uids` (None for one `bad` skipped): the studies not cached yet read once each, for every route, in parallel (`data.imap_items`)."
+    "A `StudyStore` per study of `uids` (None for one `bad` skipped): the studies not cached yet read once each, for every route, in parallel (`data.imap_items`), each written by the process that read it."
     bad = bad if bad is not None else BadItems('raise')
     keys = {u: inputs_key(root, u, localiser=localiser, **kw) for u in map(str, uids)}
     bases = {u: _entry(cache_dir, u, k) for u, k in keys.items()} if cache_dir is not None else {}
@@ -258,12 +285,13 @@ def study_stores(root, uids, cache_dir=None, localiser=None, workers=None, bad=N
     def build(uid):
         if os.getpid() != parent: torch.set_num_threads(1)          # a forked worker: one core each (this process keeps its threads)
         s = read_series(Path(root)/'train_images'/uid, workers=1)   # one study per worker, its slices decoded serially
-        return study_arrays(s, study_presence(root, s, loc), **kw)
+        arrays, meta = study_arrays(s, study_presence(root, s, loc), **kw)
+        if cache_dir is None: return arrays, meta
+        _write_entry(bases[uid], arrays, meta)                      # the worker writes its study: only the meta goes back
+        return None, meta
     built = {}
     for u, r in zip(todo, imap_items(build, todo, workers, 'decoding RSNA studies', progress, bad)):
-        if r is None: continue
-        if cache_dir is None: built[u] = StudyStore(None, *r)
-        else: _write_entry(bases[u], *r); built[u] = StudyStore(bases[u])
+        if r is not None: built[u] = StudyStore(bases.get(u), *r)
     skipped = {str(name) for name, _ in bad.items}
     return [built.get(u) or (StudyStore(bases[u]) if u in bases and u not in skipped and _entry_files(bases[u])['meta'].exists() else None)
             for u in keys]
@@ -286,10 +314,10 @@ class StudyInputs:
         "Study `i` as stored: crops (7, T, K, s, s) int16, or the vertebra's T slices (T, S, S) int16 / uint8."
         st = self.stores[i]
         if self.part == 'crops': return np.array(st['crops'])                 # a copy: read into memory, writable
-        p = st.meta['picks'][self.vertebra]
-        a = st[self.route]
-        if p: return np.asarray(a[p])
-        return np.full((st.meta['limits'][self.vertebra], *a.shape[1:]), -32768 if self.route == 'hu' else 0, a.dtype)   # absent: 0 in every window; black
+        p, S = st.meta['picks'][self.vertebra], st.meta['img_size']
+        if p: return st.rows(self.route, p)
+        hu = self.route == 'hu'
+        return np.full((st.meta['limits'][self.vertebra], S, S), -32768 if hu else 0, np.int16 if hu else np.uint8)   # absent: 0 in every window; black
     def convert(self, raw) -> torch.Tensor:
         "Stored arrays (one study or a batch; NumPy or torch, any device) -> the float32 model input."
         if self.part == 'crops': return hu_to_input(raw, (self.crop_window,)).squeeze(-3)     # one window: the crop's channels stay its slices
