@@ -1,4 +1,5 @@
 "ISIC 2018 segmentation: the U-Net, the fastai baseline, loss, metric, prediction, scoring and the Otsu baseline."
+import ast, json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
@@ -180,7 +181,8 @@ from medrepro.data import kfold
 from medrepro.isic2018.data import SegSet
 from medrepro.isic2018.model import Cues, cue_unet, otsu_threshold, gaussian_blur
 from medrepro.isic2018.train import train_cv
-from medrepro.isic2018.evaluate import read_cv, fold_of, cv_predict, ensemble_probs, score_grid, best_setting, nested_choice, SETTING
+from medrepro.isic2018.evaluate import read_cv, fold_of, cv_predict, ensemble_probs, score_grid, best_setting, nested_choice, SETTING, CHECKPOINT_DIRS, WIDE_THRESHOLDS
+from medrepro.report import profile_params
 
 
 def _lesion_image(h=60, w=80):
@@ -268,3 +270,27 @@ def test_nested_choice_never_scores_on_what_it_chose_on(tmp_path):
     assert sorted(nc.index) == [it.id for it in its]
     assert nc.jaccard.mean() == pytest.approx(1 / 3)                           # each fold gets the other fold's (wrong) choice
     assert g.groupby(SETTING).jaccard.mean().max() == pytest.approx(2 / 3)
+
+
+def _load_calls(nb):
+    "The source of every `load_seg_set(...)` call in notebook `nb`, up to its closing parenthesis."
+    src = '\n'.join(''.join(c['source']) for c in json.loads((Path(__file__).parents[1]/'nbs'/nb).read_text())['cells']
+                    if c['cell_type'] == 'code' and not ''.join(c['source']).lstrip().startswith('#| export'))
+    tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
+    return [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'load_seg_set']
+
+
+@pytest.mark.parametrize('nb', ['41a_isic2018.train.ipynb', '42_isic2018.evaluate.ipynb'])
+def test_training_and_scoring_pass_bad_items(nb):
+    # as notebook 40: an unreadable pair stops a smoke run (the notebooks' default) and is skipped under the paper profile
+    calls = _load_calls(nb)
+    assert calls and all('bad=' in c for c in calls), [c for c in calls if 'bad=' not in c]
+    assert profile_params('paper', nb)['bad_items'] == 'skip'
+    assert 'bad_items' not in profile_params('smoke', nb)
+
+
+def test_real_profile_candidates_are_saved_checkpoints():
+    # the real profile narrows notebook 42's choice; what it keeps must be something notebook 41a saves and 42 scores
+    p = profile_params('real', '42_isic2018.evaluate.ipynb')
+    assert p['checkpoint'] == 'cv' and set(p['checkpoints']) <= set(CHECKPOINT_DIRS) and p['checkpoints']
+    assert all(0 < t < 1 for t in p['thresholds']) and set(p['thresholds']) <= set(WIDE_THRESHOLDS)

@@ -15,9 +15,9 @@ from ..train import predict
 from .data import image_size, read_mask
 
 # %% auto #0
-__all__ = ['CHECKPOINT_DIRS', 'SETTING', 'FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion', 'keep_central',
-           'upsample', 'score_masks', 'pooled_jaccard', 'score_summary', 'read_cv', 'fold_of', 'cv_predict',
-           'ensemble_probs', 'score_grid', 'best_setting', 'nested_choice']
+__all__ = ['CHECKPOINT_DIRS', 'SETTING', 'WIDE_THRESHOLDS', 'FlipTTA', 'predict_probs', 'central_component', 'otsu_lesion',
+           'keep_central', 'upsample', 'score_masks', 'pooled_jaccard', 'score_summary', 'read_cv', 'fold_of',
+           'cv_predict', 'ensemble_probs', 'score_grid', 'best_setting', 'nested_choice']
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #c019
 class FlipTTA(nn.Module):
@@ -122,6 +122,7 @@ def ensemble_probs(folder, x, checkpoint='last', tta=True, device=None) -> np.nd
 
 # %% ../../../nbs/42_isic2018.evaluate.ipynb #8aac3a8d
 SETTING = ['checkpoint', 'post', 'threshold']    # what notebook 42 chooses by cross-validation
+WIDE_THRESHOLDS = (0.4, 0.5, 0.6)                # the widest choice compared against (with every checkpoint, post on and off)
 
 def score_grid(items, probs:dict, thresholds=(0.5,), posts=(False, True)) -> pd.DataFrame:
     "Full-resolution per-image scores of every setting: `probs` maps a checkpoint name to (N, h, w) probabilities for `items`; each mask is read once."
