@@ -13,8 +13,9 @@ from .sample import generate, generators
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
            'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
-           'check_main', 'n_workers', 'BadItems', 'imap_items', 'parallel_map', 'memmap_cache', 'RunningStats',
-           'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
+           'check_main', 'n_workers', 'BadItems', 'item_chunks', 'imap_items', 'parallel_map', 'memmap_cache',
+           'RunningStats', 'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory',
+           'preflight']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -261,8 +262,14 @@ def _guarded(fn, item):
     try: return True, fn(item)
     except BadItems.ERRORS as e: return False, e
 
-_FORKED_FN = None                                            # a forked worker finds `fn` here: lambdas and closures need no pickling
-def _guarded_forked(item): return _guarded(_FORKED_FN, item)
+def _run_chunk(fn, items):
+    "Run in a worker: `_guarded` of each item of one task, in order."
+    return [_guarded(fn, it) for it in items]
+
+_FORKED = None                          # (fn, items): a forked worker finds both here: no pickling of `fn`, only (start, stop) sent
+def _run_forked(span):
+    fn, items = _FORKED
+    return _run_chunk(fn, items[span[0]:span[1]])
 
 def _one_thread():
     "Pool initializer: each worker runs torch with one thread, so N workers use N cores, not N x cores (OpenCV's pool is left alone: resizing it in a forked child can deadlock)."
@@ -289,9 +296,20 @@ class _Progress:
     def done(self):
         if self.bar is not None: self.bar.on_iter_end()
 
+# %% ../../nbs/08_data.ipynb #ecdecb69
+def item_chunks(n, workers, groups=None, cap=64) -> list:
+    "(start, stop) runs covering range(n): about a quarter of the remaining items per worker (at most `cap`, at least 1), never splitting a run of equal `groups`."
+    out, i, w = [], 0, max(1, int(workers))
+    while i < n:
+        j = min(n, i + max(1, min(cap, (n - i) // (4 * w))))
+        if groups is not None:
+            while j < n and groups[j] == groups[j - 1]: j += 1
+        out.append((i, j)); i = j
+    return out
+
 # %% ../../nbs/08_data.ipynb #9a32db5d
-def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
-    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip')."
+def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None):
+    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip'); `chunks=True`: tasks of several items (`item_chunks`, for small results)."
     items, bad = list(items), bad if bad is not None else BadItems('raise')
     w, prog = min(n_workers(workers), max(1, len(items))), _Progress(len(items), desc, progress)
     def _out(item, ok, v):
@@ -303,23 +321,26 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
             for it in items:
                 yield _out(it, *_guarded(fn, it)); prog.step()
             return
-        global _FORKED_FN
+        global _FORKED
         fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
-        ctx, _FORKED_FN = _mp.get_context('fork' if fork else 'spawn'), fn
-        submit = (lambda ex, it: ex.submit(_guarded_forked, it)) if fork else (lambda ex, it: ex.submit(_guarded, fn, it))
+        ctx, _FORKED = _mp.get_context('fork' if fork else 'spawn'), (fn, items)
+        spans = item_chunks(len(items), w, groups) if chunks else [(i, i + 1) for i in range(len(items))]
+        submit = (lambda ex, s: ex.submit(_run_forked, s)) if fork else (lambda ex, s: ex.submit(_run_chunk, fn, items[s[0]:s[1]]))
         with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:
             queue = deque()
-            for it in items:
-                queue.append((it, submit(ex, it)))
-                if len(queue) >= 4 * w:
-                    it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
-            while queue:
-                it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
-    finally: prog.done()
+            for s in spans:
+                queue.append((s, submit(ex, s)))
+                while len(queue) >= (2 if chunks else 4) * w or (queue and s == spans[-1]):   # tasks in flight: bounded
+                    (a, b), f = queue.popleft()
+                    for it, r in zip(items[a:b], f.result()):
+                        yield _out(it, *r); prog.step()
+    finally:
+        prog.done(); _FORKED = None
 
-def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None) -> list:
+def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None) -> list:
     "`[fn(item) for item in items]` from a pool of processes (see `imap_items`)."
-    return list(imap_items(fn, items, workers, desc, progress, bad))
+    return list(imap_items(fn, items, workers, desc, progress, bad, chunks, groups))
+
 
 # %% ../../nbs/08_data.ipynb #8290cc7e
 import contextlib
@@ -357,8 +378,8 @@ def _open_mm(paths, shapes, dtypes):
     return out
 
 # %% ../../nbs/08_data.ipynb #5b2050e2
-def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None):
-    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read."
+def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None, groups=None):
+    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read; `groups`: runs of items one worker should take together (`item_chunks`)."
     items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
     one = not isinstance(item_shape, dict)
     shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
@@ -366,8 +387,8 @@ def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, versi
     names = [str(it) for it in items]
     if cache_dir is not None:
         with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
-            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
-    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
+            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
+    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
 
 def _written(out):
     "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
@@ -398,7 +419,7 @@ class _RowWriter:
         if self._n % self.every == 0: _written(self._mm)   # this worker's pages to disk and out of its memory
         return True
 
-def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
+def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
         out = {k: np.zeros((n, *s), dtypes[k]).view(_Rows) for k, s in shapes.items()}; paths = None
@@ -419,7 +440,8 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
     try:
         if paths is not None and n_workers(workers) > 1 and n > 1:   # workers write their rows into the file: no arrays through pipes
             writer = _RowWriter(fill, {k: str(f) for k, f in parts.items()}, shapes, one, tag, every)
-            for i, done in enumerate(imap_items(writer, [_Indexed(i, it) for i, it in enumerate(items)], workers, desc or tag, progress, bad)):
+            rows = [_Indexed(i, it) for i, it in enumerate(items)]            # tasks of several rows: little work for this process
+            for i, done in enumerate(imap_items(writer, rows, workers, desc or tag, progress, bad, chunks=True, groups=groups)):
                 ok[i] = done is not None
             items = []                                     # nothing left for the loop below
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
