@@ -69,6 +69,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data._RowWriter.__getstate__': ('data.html#_rowwriter.__getstate__', 'medrepro/data.py'),
                                'medrepro.data._RowWriter.__init__': ('data.html#_rowwriter.__init__', 'medrepro/data.py'),
                                'medrepro.data._Rows': ('data.html#_rows', 'medrepro/data.py'),
+                               'medrepro.data._byte_sums': ('data.html#_byte_sums', 'medrepro/data.py'),
                                'medrepro.data._checker': ('data.html#_checker', 'medrepro/data.py'),
                                'medrepro.data._count': ('data.html#_count', 'medrepro/data.py'),
                                'medrepro.data._draw': ('data.html#_draw', 'medrepro/data.py'),

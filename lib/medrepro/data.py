@@ -470,6 +470,19 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
     return out['x'] if one else out
 
 # %% ../../nbs/08_data.ipynb #89141565
+_VALUES = np.arange(256, dtype=np.int64)
+
+def _byte_sums(x, axis) -> tuple:
+    "Exact sums of the uint8 `x` and of its squares over `axis` (Python integers): a histogram per kept channel when there are few."
+    red = {a % x.ndim for a in axis}; keep = [a for a in range(x.ndim) if a not in red]
+    shape = tuple(x.shape[a] for a in keep); c = int(np.prod(shape))
+    if c <= 16:                                                                  # per-channel statistics: one bincount each
+        cols = np.moveaxis(x, keep, range(x.ndim - len(keep), x.ndim)).reshape(-1, c)
+        h = np.stack([np.bincount(cols[:, j], minlength=256) for j in range(c)])
+        s, ss = h @ _VALUES, h @ (_VALUES * _VALUES)
+    else: s, ss = x.sum(axis=tuple(red), dtype=np.uint64), (x.astype(np.uint16) ** 2).sum(axis=tuple(red), dtype=np.uint64)
+    return tuple(np.asarray(a).reshape(shape).astype(object) for a in (s, ss))
+
 class RunningStats:
     "Mean and standard deviation over the axes `axis` (e.g. `(0, 2, 3)`: per channel of NCHW batches) of any number of chunks, in float64."
     def __init__(self, axis=0):
@@ -477,10 +490,15 @@ class RunningStats:
     def update(self, x):
         "Add a chunk (a NumPy array, a memmap slice or a torch tensor, on any device)."
         if hasattr(x, 'detach'): x = x.detach().double().cpu().numpy()
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         k = int(np.prod([x.shape[a] for a in self.axis]))
         if k == 0: return self
-        m = x.mean(axis=self.axis); m2 = ((x - np.expand_dims(m, self.axis)) ** 2).sum(axis=self.axis)
+        if x.dtype in (np.uint8, np.bool_):                  # 8-bit images: exact integer sums, no float copy of the chunk
+            s, ss = _byte_sums(x.view(np.uint8), self.axis)
+            m, m2 = np.asarray(s / k, np.float64), np.asarray((k * ss - s * s) / k, np.float64)   # Python integers: exact
+        else:
+            x = np.asarray(x, dtype=np.float64)
+            m = x.mean(axis=self.axis); m2 = ((x - np.expand_dims(m, self.axis)) ** 2).sum(axis=self.axis)
         n = self.n + k; d = m - self._mean
         self._mean = self._mean + d * k / n
         self._m2 = self._m2 + m2 + d ** 2 * self.n * k / n
