@@ -18,7 +18,9 @@ notebook pays once, whatever the number of workers), and each run reports two ph
 cache building alone (the time inside `data.memmap_cache`, or inside `data.imap_items` where a study decodes through it
 directly; index building, splits and statistics are the rest). `speed-up 2 workers` is serial / parallel of the whole
 `prepare`, `cache speed-up` of the cache building alone; `CPU s` adds this process's and its workers' CPU seconds (on a
-loaded machine the wall times stretch, CPU seconds much less). The table goes to stdout (Markdown) and to
+loaded machine the wall times stretch, CPU seconds much less), and the `from CPU s (est.)` columns estimate the idle
+machine's speed-ups from them (`cpu_estimates`: perfect balance, an upper bound; a serial path that itself runs several
+threads, as torch may, makes it too high). The table goes to stdout (Markdown) and to
 build/bench/scale.csv.
 
 Extrapolation (an estimate, not a measurement): time = the serial seconds per item at 4x x the full item count / S16,
@@ -233,13 +235,13 @@ MODULES = dict(rsna=('rsna.dicom', 'rsna.preprocess'), echonet=('echonet.data',)
 
 class CachePhase:
     "Wall time spent inside `data.memmap_cache` (its builder) or `data.imap_items`, outermost calls only: the cache-building phase."
-    def __init__(self): self.s, self.depth = 0.0, 0
+    def __init__(self): self.s, self.cpu, self.depth = 0.0, 0.0, 0
     def __enter__(self):
-        if self.depth == 0: self.t = time.perf_counter()
+        if self.depth == 0: self.t, self.c = time.perf_counter(), cpu_s()
         self.depth += 1
     def __exit__(self, *exc):
         self.depth -= 1
-        if self.depth == 0: self.s += time.perf_counter() - self.t
+        if self.depth == 0: self.s, self.cpu = self.s + time.perf_counter() - self.t, self.cpu + cpu_s() - self.c   # the pool's workers are reaped inside
 
     def install(self):
         "Wrap the shared layer's cache builder and pool (before the study modules import `imap_items` by name)."
@@ -274,7 +276,7 @@ def child(study, data, cache, train_batches, which='auto'):
     r = prep(Path(data), Path(cache))
     t_prep, t_prep_end, c_prep = time.perf_counter() - t0, time.time(), cpu_s() - c0
     res = dict(adapter=which, bad=r.get('bad', 0), items=r['items'], prep_s=t_prep, prep_end=t_prep_end, digest=digest(cache, r['arrays']),
-               cache_s=phase.s if phase.s > 0 else float('nan'), import_s=t_import, cpu_s=c_prep, load=os.getloadavg()[0],
+               cache_s=phase.s if phase.s > 0 else float('nan'), import_s=t_import, cpu_s=c_prep, cache_cpu_s=phase.cpu, load=os.getloadavg()[0],
                cache_bytes=sum(f.stat().st_size for f in Path(cache).rglob('*') if f.is_file()))
     if train_batches:
         from bench_gpu import bench
@@ -326,7 +328,7 @@ def amdahl16(s2):
 def best(runs):
     "One measurement from repeated ones: the shortest of each timing, the highest RSS, `digests` of them all."
     out = dict(min(runs, key=lambda r: r['prep_s']))
-    for k in ('prep_s', 'cache_s', 'cpu_s'): out[k] = min(r[k] for r in runs)
+    for k in ('prep_s', 'cache_s', 'cpu_s', 'cache_cpu_s'): out[k] = min(r[k] for r in runs)
     for k in ('prep_peak_rss', 'peak_rss', 'load'): out[k] = max(r[k] for r in runs)
     out['digests'] = [r['digest'] for r in runs]
     return out
@@ -349,6 +351,16 @@ def run_study(study, n1, workdir, cores, train_batches, quick, which='auto', rep
     return row
 
 
+def cpu_estimates(par, ser, workers=2):
+    """Speed-ups an idle machine would show, estimated from CPU seconds (a loaded machine stretches wall times, CPU seconds much less):
+    serial = its CPU seconds; parallel = the CPU seconds outside the cache phase + the cache phase's (this process's and its
+    workers') / `workers`, i.e. perfect balance between workers and none of this process's work overlapped. An estimate, labelled so."""
+    nan = float('nan')
+    pc, sc = par.get('cache_cpu_s', nan), ser.get('cache_cpu_s', nan)
+    if not (pc > 0 and sc > 0): return dict(cpu_speedup_cache_2=nan, cpu_speedup_2=nan)
+    return dict(cpu_speedup_cache_2=sc / (pc / workers), cpu_speedup_2=ser['cpu_s'] / (par['cpu_s'] - pc + pc / workers))
+
+
 def study_row(study, one, par, ser):
     "One table row from the 1x, parallel 4x and serial 4x measurements (results of `measure`, or `best` of several)."
     ds = [d for r in (par, ser) for d in r.get('digests', [r['digest']])]
@@ -365,6 +377,7 @@ def study_row(study, one, par, ser):
                speedup_cache_2=ser.get('cache_s', float('nan')) / par.get('cache_s', float('nan')),
                cpu_s_4x=par.get('cpu_s', float('nan')), serial_cpu_s_4x=ser.get('cpu_s', float('nan')),
                import_s=par.get('import_s', float('nan')), load=max(par.get('load', 0), ser.get('load', 0)),
+               **cpu_estimates(par, ser),
                full_items=N, full_prep_h_16=ser['prep_s'] / i4 * N / amdahl16(s2) / 3600,
                full_cache_GB=par['cache_bytes'] / i4 * N / 1e9,
                # linear in items only when the 1x run had as many items in flight as workers (else the growth is the workers')
@@ -378,7 +391,8 @@ SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1
             cache_MB_1x='cache MB 1x', items_4x='items 4x', prep_s_4x='s 4x', items_s_4x='items/s 4x', rss_MB_4x='RSS MB 4x',
             rss_4x_vs_1x='RSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
             serial_cache_s_4x='cache s 4x serial', cache_s_4x='cache s 4x parallel', speedup_cache_2='cache speed-up',
-            serial_cpu_s_4x='CPU s 4x serial', cpu_s_4x='CPU s 4x parallel', load='load (max)',
+            serial_cpu_s_4x='CPU s 4x serial', cpu_s_4x='CPU s 4x parallel', cpu_speedup_cache_2='cache speed-up from CPU s (est.)',
+            cpu_speedup_2='speed-up from CPU s (est.)', load='load (max)',
             identical='identical', full_items='full items', full_prep_h_16='full prep h (16 cores, est.)',
             full_cache_GB='full cache GB (est.)', full_rss_GB='full RSS GB (if linear in items)', train_img_s='train img/s (CPU)',
             eval_img_s='eval img/s (CPU)')
@@ -386,7 +400,7 @@ SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1
 
 README_START, README_END = '<!-- bench-scale:start -->', '<!-- bench-scale:end -->'
 README_COLS = ['study', 'adapter', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 'items_s_4x', 'rss_MB_1x', 'rss_MB_4x', 'rss_4x_vs_1x',
-               'cache_MB_4x', 'serial_s_4x', 'speedup_2', 'serial_cache_s_4x', 'cache_s_4x', 'speedup_cache_2', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
+               'cache_MB_4x', 'serial_s_4x', 'speedup_2', 'serial_cache_s_4x', 'cache_s_4x', 'speedup_cache_2', 'cpu_speedup_cache_2', 'load', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
 
 
 def readme_table(csvs, readme=ROOT/'README.md'):
