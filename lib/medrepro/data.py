@@ -378,18 +378,6 @@ def _open_mm(paths, shapes, dtypes):
     return out
 
 # %% ../../nbs/08_data.ipynb #5b2050e2
-def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None, groups=None):
-    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read; `groups`: runs of items one worker should take together (`item_chunks`)."
-    items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
-    one = not isinstance(item_shape, dict)
-    shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
-    dtypes = {k: (dtype if one or not isinstance(dtype, dict) else dtype[k]) for k in shapes}
-    names = [str(it) for it in items]
-    if cache_dir is not None:
-        with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
-            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
-    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
-
 def _written(out):
     "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
     import mmap
@@ -418,6 +406,19 @@ class _RowWriter:
         self._n += 1
         if self._n % self.every == 0: _written(self._mm)   # this worker's pages to disk and out of its memory
         return True
+
+# %% ../../nbs/08_data.ipynb #048a0f0d
+def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None, groups=None):
+    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read; `groups`: runs of items one worker should take together (`item_chunks`)."
+    items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
+    one = not isinstance(item_shape, dict)
+    shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
+    dtypes = {k: (dtype if one or not isinstance(dtype, dict) else dtype[k]) for k in shapes}
+    names = [str(it) for it in items]
+    if cache_dir is not None:
+        with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
+            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
+    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
 
 def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups):
     n = len(items)
