@@ -20,8 +20,11 @@ directly; index building, splits and statistics are the rest). `speed-up 2 worke
 `prepare`, `cache speed-up` of the cache building alone; `CPU s` adds this process's and its workers' CPU seconds (on a
 loaded machine the wall times stretch, CPU seconds much less), and the `from CPU s (est.)` columns estimate the idle
 machine's speed-ups from them (`cpu_estimates`: perfect balance, an upper bound; a serial path that itself runs several
-threads, as torch may, makes it too high). The table goes to stdout (Markdown) and to
-build/bench/scale.csv.
+threads, as torch may, makes it too high).
+Measure on a quiet machine: Linux with autogroup (`/proc/sys/kernel/sched_autogroup_enabled` = 1) shares the cores
+between sessions, not processes, so while another session keeps them busy a run with 2 workers gets the same share as
+a serial one and its wall-time speed-up reads about 1, whatever the code (the header line says when autogroup is on).
+The table goes to stdout (Markdown) and to build/bench/scale.csv.
 
 Extrapolation (an estimate, not a measurement): time = the serial seconds per item at 4x x the full item count / S16,
 with S16 = the 16-worker speed-up by Amdahl's law from the measured 2-worker speed-up S2 (serial fraction
@@ -442,7 +445,9 @@ def main(argv=None):
     if bad: sys.exit(f"unknown studies {bad}; choose from {', '.join(FULL)}")
     cores, t_all = len(os.sched_getaffinity(0)), time.perf_counter()
     load0 = os.getloadavg()[0]
-    print(f'# {cores} cores, load average {load0:.1f}; library {LIB}; 1x items: '
+    try: autogroup = Path('/proc/sys/kernel/sched_autogroup_enabled').read_text().strip() == '1'
+    except OSError: autogroup = False
+    print(f'# {cores} cores, load average {load0:.1f}{" (autogroup on: other sessions take their share)" if autogroup else ""}; library {LIB}; 1x items: '
           + ', '.join(f"{s} {max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))}" for s in studies), flush=True)
     rows = []
     for s in studies:
