@@ -12,10 +12,22 @@ Each measurement runs in a fresh subprocess; a thread here samples the resident 
 its children every 50 ms (psutil), so peaks of different runs never mix. RSS counts a page that forked workers share
 with their parent (libraries, torch) once per process; the proportional set size (PSS: such a page counts 1/k in each
 of the k processes that map it) is sampled beside it every 0.25 s, and its sum over the tree is what the tree costs.
-Per study, three preparation runs:
-1x items and 4x items with `MEDREPRO_DECODE_WORKERS` = the cores, and 4x items with `MEDREPRO_DECODE_WORKERS=1`
-(serial); the serial and parallel 4x caches must hold identical arrays. The table goes to stdout (Markdown) and to
-build/bench/scale.csv.
+Per study: 1x items with
+`MEDREPRO_DECODE_WORKERS` = the cores, then at 4x items `--repeats` (default 2) serial runs (`MEDREPRO_DECODE_WORKERS=1`)
+and as many parallel runs, interleaved (serial, parallel, serial, ...), each into a fresh cache; the best (shortest) of
+each is reported, and every one of their caches must hold identical arrays (`identical`: sha1 of every array).
+The library is imported before the clock starts (the first `import torch`, fastai, scikit-learn take seconds that a
+notebook pays once, whatever the number of workers), and each run reports two phases: the whole `prepare`, and its
+cache building alone (the time inside `data.memmap_cache`, or inside `data.imap_items` where a study decodes through it
+directly; index building, splits and statistics are the rest). `speed-up 2 workers` is serial / parallel of the whole
+`prepare`, `cache speed-up` of the cache building alone; `CPU s` adds this process's and its workers' CPU seconds (on a
+loaded machine the wall times stretch, CPU seconds much less), and the `from CPU s (est.)` columns estimate the idle
+machine's speed-ups from them (`cpu_estimates`: perfect balance, an upper bound; a serial path that itself runs several
+threads, as torch may, makes it too high).
+Measure on a quiet machine: Linux with autogroup (`/proc/sys/kernel/sched_autogroup_enabled` = 1) shares the cores
+between sessions, not processes, so while another session keeps them busy a run with 2 workers gets the same share as
+a serial one and its wall-time speed-up reads about 1, whatever the code (the header line says when autogroup is on).
+The table goes to stdout (Markdown) and to build/bench/scale.csv.
 
 Extrapolation (an estimate, not a measurement): time = the serial seconds per item at 4x x the full item count / S16,
 with S16 = the 16-worker speed-up by Amdahl's law from the measured 2-worker speed-up S2 (serial fraction
@@ -33,7 +45,9 @@ from bench_gpu import paper_params, md_table      # noqa: E402
 
 FULL = dict(rsna=2019, echonet=10030, dsb=670, isic2018=2594, isic2019=25331)   # the real sets' item counts (issue 23)
 UNIT = dict(rsna='studies', echonet='videos', dsb='images', isic2018='pairs', isic2019='images')
-ITEMS = dict(rsna=1, echonet=25, dsb=40, isic2018=12, isic2019=100)           # 1x items of the default run (4x: four times)
+ITEMS = dict(rsna=2, echonet=50, dsb=40, isic2018=12, isic2019=100)           # 1x items of the default run (4x: four times)
+# RSNA's 1x is 2 studies, not 1: the pool starts only for more than one item, so with one study the parent works alone
+# and 1x vs 4x would compare one process with three (parent + 2 workers), not 1x with 4x the data.
 QUICK = dict(rsna=1, echonet=3, dsb=4, isic2018=2, isic2019=8)
 RSNA_SLICES = 352            # 711,000 slices / 2,019 studies: the real mean; slices are 512x512 (the real size)
 ECHO_FRAMES = 175            # about the real mean video length at 112x112, 50 fps (EchoNet-Dynamic)
@@ -181,7 +195,8 @@ def via_prepare(module, model):
     import importlib
     def run(data, cache):
         out = importlib.import_module(f'medrepro.{module}').prepare(data, cache)
-        return dict(items=out['items'], arrays=out.get('arrays', {}), x=out.get('x'), model=model, bad=len(out.get('bad') or []))
+        bad = out.get('bad') or []
+        return dict(items=out['items'], arrays=out.get('arrays', {}), x=out.get('x'), model=model, bad=bad if isinstance(bad, int) else len(bad))
     run.module = module
     return run
 
@@ -222,15 +237,54 @@ def digest(cache, arrays):
     return out
 
 
+MODULES = dict(rsna=('rsna.dicom', 'rsna.preprocess'), echonet=('echonet.data',), dsb=('dsb.data',), isic2018=('isic2018.data',),
+               isic2019=('isic2019.data',))
+
+
+class CachePhase:
+    "Wall time spent inside `data.memmap_cache` (its builder) or `data.imap_items`, outermost calls only: the cache-building phase."
+    def __init__(self): self.s, self.cpu, self.depth = 0.0, 0.0, 0
+    def __enter__(self):
+        if self.depth == 0: self.t, self.c = time.perf_counter(), cpu_s()
+        self.depth += 1
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if self.depth == 0: self.s, self.cpu = self.s + time.perf_counter() - self.t, self.cpu + cpu_s() - self.c   # the pool's workers are reaped inside
+
+    def install(self):
+        "Wrap the shared layer's cache builder and pool (before the study modules import `imap_items` by name)."
+        import medrepro.data as D
+        build, imap = D._memmap_build, D.imap_items
+        def _build(*a, **k):
+            with self: return build(*a, **k)
+        def _imap(*a, **k):
+            with self: yield from imap(*a, **k)
+        D._memmap_build, D.imap_items = _build, _imap
+        return self
+
+
+def cpu_s():
+    "CPU seconds of this process and of its (finished) children: user + system."
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def child(study, data, cache, train_batches, which='auto'):
-    "Prepare `study`'s data (timed), then train/evaluate a few batches; print one JSON line."
+    "Prepare `study`'s data (timed: the whole preparation and its cache building), then train/evaluate a few batches; print one JSON line."
+    import importlib
+    t0 = time.perf_counter()
     import torch
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    phase = CachePhase().install()
+    import sklearn.model_selection                      # noqa: F401  (imported lazily by the split API: not preparation work)
+    for m in MODULES[study]: importlib.import_module(f'medrepro.{m}')
     which, prep = adapter(study, which)
-    t0 = time.perf_counter()
+    t_import = time.perf_counter() - t0
+    c0, t0 = cpu_s(), time.perf_counter()
     r = prep(Path(data), Path(cache))
-    t_prep, t_prep_end = time.perf_counter() - t0, time.time()
+    t_prep, t_prep_end, c_prep = time.perf_counter() - t0, time.time(), cpu_s() - c0
     res = dict(adapter=which, bad=r.get('bad', 0), items=r['items'], prep_s=t_prep, prep_end=t_prep_end, digest=digest(cache, r['arrays']),
+               cache_s=phase.s if phase.s > 0 else float('nan'), import_s=t_import, cpu_s=c_prep, cache_cpu_s=phase.cpu, load=os.getloadavg()[0],
                cache_bytes=sum(f.stat().st_size for f in Path(cache).rglob('*') if f.is_file()))
     if train_batches:
         from bench_gpu import bench
@@ -286,23 +340,46 @@ def amdahl16(s2):
     return 1 / (f + (1 - f) / 16)
 
 
-def run_study(study, n1, workdir, cores, train_batches, quick, which='auto'):
-    "Write the 1x and 4x data, measure the three preparation runs, return one table row."
+def best(runs):
+    "One measurement from repeated ones: the shortest of each timing, the highest RSS, `digests` of them all."
+    out = dict(min(runs, key=lambda r: r['prep_s']))
+    for k in ('prep_s', 'cache_s', 'cpu_s', 'cache_cpu_s'): out[k] = min(r[k] for r in runs)
+    for k in ('prep_peak_rss', 'peak_rss', 'load'): out[k] = max(r[k] for r in runs)
+    out['digests'] = [r['digest'] for r in runs]
+    return out
+
+
+def run_study(study, n1, workdir, cores, train_batches, quick, which='auto', repeats=2):
+    "Write the 1x and 4x data, measure the 1x run and `repeats` interleaved serial and parallel 4x runs, return one table row."
     t = time.perf_counter()
     d1, d4 = workdir/'x1'/'data', workdir/'x4'/'data'
     for d, n in ((d1, n1), (d4, 4 * n1)): d.mkdir(parents=True); WRITERS[study](d, n, quick)
     t_write = time.perf_counter() - t
     one = measure(study, d1, workdir/'x1'/'cache', cores, train_batches, which)
-    par = measure(study, d4, workdir/'x4'/'cache_par', cores, 0, which)
-    ser = measure(study, d4, workdir/'x4'/'cache_ser', 1, 0, which)
-    row = study_row(study, one, par, ser)
-    row.update(write_s=t_write, study_s=time.perf_counter() - t)
+    pars, sers = [], []
+    for i in range(max(1, repeats)):                   # interleaved: a burst of load from elsewhere hits both paths alike
+        for runs, w, name in ((sers, 1, 'ser'), (pars, cores, 'par')):
+            c = workdir/'x4'/f'cache_{name}{i}'
+            runs.append(measure(study, d4, c, w, 0, which)); shutil.rmtree(c, ignore_errors=True)
+    row = study_row(study, one, best(pars), best(sers))
+    row.update(write_s=t_write, study_s=time.perf_counter() - t, repeats=max(1, repeats))
     return row
 
 
+def cpu_estimates(par, ser, workers=2):
+    """Speed-ups an idle machine would show, estimated from CPU seconds (a loaded machine stretches wall times, CPU seconds much less):
+    serial = its CPU seconds; parallel = the CPU seconds outside the cache phase + the cache phase's (this process's and its
+    workers') / `workers`, i.e. perfect balance between workers and none of this process's work overlapped. An estimate, labelled so."""
+    nan = float('nan')
+    pc, sc = par.get('cache_cpu_s', nan), ser.get('cache_cpu_s', nan)
+    if not (pc > 0 and sc > 0): return dict(cpu_speedup_cache_2=nan, cpu_speedup_2=nan)
+    return dict(cpu_speedup_cache_2=sc / (pc / workers), cpu_speedup_2=ser['cpu_s'] / (par['cpu_s'] - pc + pc / workers))
+
+
 def study_row(study, one, par, ser):
-    "One table row from the 1x, parallel 4x and serial 4x measurements (results of `measure`)."
-    same = sorted(par['digest'].values()) == sorted(ser['digest'].values()) and len(par['digest']) > 0
+    "One table row from the 1x, parallel 4x and serial 4x measurements (results of `measure`, or `best` of several)."
+    ds = [d for r in (par, ser) for d in r.get('digests', [r['digest']])]
+    same = len(ds[0]) > 0 and all(sorted(d.values()) == sorted(ds[0].values()) for d in ds)
     s2 = ser['prep_s'] / par['prep_s']
     N, i1, i4 = FULL[study], one['items'], par['items']
     slope = (par['prep_peak_rss'] - one['prep_peak_rss']) / max(1, i4 - i1)
@@ -312,6 +389,11 @@ def study_row(study, one, par, ser):
                items_4x=i4, prep_s_4x=par['prep_s'], items_s_4x=i4 / par['prep_s'], rss_MB_4x=par['prep_peak_rss'] / 1e6,
                cache_MB_4x=par['cache_bytes'] / 1e6, rss_4x_vs_1x=par['prep_peak_rss'] / one['prep_peak_rss'],
                serial_s_4x=ser['prep_s'], speedup_2=s2, identical=same,
+               cache_s_4x=par.get('cache_s', float('nan')), serial_cache_s_4x=ser.get('cache_s', float('nan')),
+               speedup_cache_2=ser.get('cache_s', float('nan')) / par.get('cache_s', float('nan')),
+               cpu_s_4x=par.get('cpu_s', float('nan')), serial_cpu_s_4x=ser.get('cpu_s', float('nan')),
+               import_s=par.get('import_s', float('nan')), load=max(par.get('load', 0), ser.get('load', 0)),
+               **cpu_estimates(par, ser),
                full_items=N, full_prep_h_16=ser['prep_s'] / i4 * N / amdahl16(s2) / 3600,
                full_cache_GB=par['cache_bytes'] / i4 * N / 1e9,
                # linear in items only when the 1x run had as many items in flight as workers (else the growth is the workers')
@@ -324,6 +406,9 @@ def study_row(study, one, par, ser):
 SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',
             cache_MB_1x='cache MB 1x', items_4x='items 4x', prep_s_4x='s 4x', items_s_4x='items/s 4x', rss_MB_4x='RSS MB 4x',
             rss_4x_vs_1x='RSS 4x/1x', pss_MB_1x='PSS MB 1x', pss_MB_4x='PSS MB 4x', pss_4x_vs_1x='PSS 4x/1x', cache_MB_4x='cache MB 4x', serial_s_4x='serial s 4x', speedup_2='speed-up 2 workers',
+            serial_cache_s_4x='cache s 4x serial', cache_s_4x='cache s 4x parallel', speedup_cache_2='cache speed-up',
+            serial_cpu_s_4x='CPU s 4x serial', cpu_s_4x='CPU s 4x parallel', cpu_speedup_cache_2='cache speed-up from CPU s (est.)',
+            cpu_speedup_2='speed-up from CPU s (est.)', load='load (max)',
             identical='identical', full_items='full items', full_prep_h_16='full prep h (16 cores, est.)',
             full_cache_GB='full cache GB (est.)', full_rss_GB='full RSS GB (if linear in items)', train_img_s='train img/s (CPU)',
             eval_img_s='eval img/s (CPU)')
@@ -331,7 +416,7 @@ SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1
 
 README_START, README_END = '<!-- bench-scale:start -->', '<!-- bench-scale:end -->'
 README_COLS = ['study', 'adapter', 'unit', 'items_1x', 'items_4x', 'prep_s_4x', 'items_s_4x', 'rss_MB_1x', 'rss_MB_4x', 'rss_4x_vs_1x',
-               'cache_MB_4x', 'speedup_2', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
+               'pss_MB_1x', 'pss_MB_4x', 'pss_4x_vs_1x', 'cache_MB_4x', 'serial_s_4x', 'speedup_2', 'serial_cache_s_4x', 'cache_s_4x', 'speedup_cache_2', 'cpu_speedup_cache_2', 'load', 'identical', 'full_items', 'full_prep_h_16', 'full_cache_GB', 'full_rss_GB']
 
 
 def readme_table(csvs, readme=ROOT/'README.md'):
@@ -353,6 +438,7 @@ def main(argv=None):
     ap.add_argument('--only', default=None, help=f"comma-separated studies from {', '.join(FULL)}")
     ap.add_argument('--quick', action='store_true', help='tiny sizes and counts, no training batches (the smoke test)')
     ap.add_argument('--scale', type=float, default=1.0, help='multiply the default 1x item counts')
+    ap.add_argument('--repeats', type=int, default=2, help='serial and parallel 4x runs each, interleaved; the best of each is reported')
     ap.add_argument('--train-batches', type=int, default=None, help='timed CPU training and evaluation batches (default 2; 0 in --quick)')
     ap.add_argument('--out', default=str(ROOT/'build'/'bench'/'scale.csv'))
     ap.add_argument('--tmp', default=None, help='where the synthetic data and caches go (default: the system temp folder)')
@@ -372,17 +458,20 @@ def main(argv=None):
     if bad: sys.exit(f"unknown studies {bad}; choose from {', '.join(FULL)}")
     cores, t_all = len(os.sched_getaffinity(0)), time.perf_counter()
     load0 = os.getloadavg()[0]
-    print(f'# {cores} cores, load average {load0:.1f}; library {LIB}; 1x items: '
+    try: autogroup = Path('/proc/sys/kernel/sched_autogroup_enabled').read_text().strip() == '1'
+    except OSError: autogroup = False
+    print(f'# {cores} cores, load average {load0:.1f}{" (autogroup on: other sessions take their share)" if autogroup else ""}; library {LIB}; 1x items: '
           + ', '.join(f"{s} {max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))}" for s in studies), flush=True)
     rows = []
     for s in studies:
         n1 = max(1, round((QUICK if a.quick else ITEMS)[s] * a.scale))
         with tempfile.TemporaryDirectory(prefix=f'bench-{s}-', dir=a.tmp) as tmp:
-            r = run_study(s, n1, Path(tmp), cores, tb, a.quick, a.adapters)
+            r = run_study(s, n1, Path(tmp), cores, tb, a.quick, a.adapters, a.repeats)
         rows.append(r)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); pd.DataFrame(rows).to_csv(a.out, index=False)   # after each study
         print(f"{s} ({r['adapter']}): {r['items_1x']} -> {r['items_4x']} {r['unit']}, prep {r['prep_s_1x']:.1f} s -> {r['prep_s_4x']:.1f} s, RSS "
-              f"{r['rss_MB_1x']:.0f} -> {r['rss_MB_4x']:.0f} MB, speed-up {r['speedup_2']:.2f}, identical {r['identical']} "
+              f"{r['rss_MB_1x']:.0f} -> {r['rss_MB_4x']:.0f} MB, speed-up {r['speedup_2']:.2f} (cache {r['serial_cache_s_4x']:.1f} -> "
+              f"{r['cache_s_4x']:.1f} s: {r['speedup_cache_2']:.2f}), identical {r['identical']}, load {r['load']:.1f} "
               f"({r['study_s']:.0f} s, of which {r['write_s']:.0f} s writing data)", flush=True)
     df = pd.DataFrame(rows)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -80,3 +80,35 @@ def test_readme_table_replaces_only_its_block(scale, tmp_path):
     scale.readme_table(csv, readme)
     text = readme.read_text()
     assert 'old table' not in text and '| dsb | today | images |' in text and text.startswith('# t\nbefore\n') and text.endswith('after\n')
+
+
+def test_cache_phase_times_outermost_calls_only(scale, monkeypatch, tmp_path):
+    import time
+    import medrepro.data as D
+    monkeypatch.setattr(D, '_memmap_build', D._memmap_build); monkeypatch.setattr(D, 'imap_items', D.imap_items)   # restored after
+    phase = scale.CachePhase().install()
+    def slow(i): time.sleep(0.05); return np.full(3, i, np.uint8)
+    t = time.perf_counter()
+    x = D.memmap_cache(tmp_path, 't', range(6), (3,), np.uint8, slow, workers=1, progress=False)   # its imap_items is nested
+    wall = time.perf_counter() - t
+    assert x[5].tolist() == [5, 5, 5] and 0.3 <= phase.s <= wall                # six decodes inside, counted once
+    s = phase.s; list(D.imap_items(slow, range(2), workers=1, progress=False))
+    assert phase.s - s >= 0.1 and phase.depth == 0
+
+
+def test_identical_needs_every_repeat(scale):
+    run = lambda d, s: dict(items=4, prep_s=s, cache_s=s / 2, cpu_s=s, cache_cpu_s=s / 2, prep_peak_rss=1e8, peak_rss=1e8, load=1.0, bad=0, adapter='prepare',
+                            cache_bytes=1e6, digest=d)
+    one = run({'a': '1'}, 1.0)
+    ser, par = scale.best([run({'a': '1'}, 2.0), run({'a': '1'}, 3.0)]), scale.best([run({'a': '1'}, 1.5), run({'a': '1'}, 1.0)])
+    row = scale.study_row('dsb', dict(one, items=1), par, ser)
+    assert row['identical'] and row['speedup_2'] == pytest.approx(2.0) and row['speedup_cache_2'] == pytest.approx(2.0)   # best of each
+    par2 = scale.best([run({'a': '1'}, 1.0), run({'a': '2'}, 1.0)])            # one parallel repeat wrote other arrays
+    assert not scale.study_row('dsb', dict(one, items=1), par2, ser)['identical']
+
+
+def test_cpu_estimates(scale):
+    ser, par = dict(cpu_s=10.0, cache_cpu_s=8.0), dict(cpu_s=10.5, cache_cpu_s=8.5)   # 2 s outside the cache, 0.5 s of pool overhead
+    est = scale.cpu_estimates(par, ser)
+    assert est['cpu_speedup_cache_2'] == pytest.approx(8 / 4.25) and est['cpu_speedup_2'] == pytest.approx(10 / (2 + 4.25))
+    assert np.isnan(scale.cpu_estimates(dict(cpu_s=1.0, cache_cpu_s=0.0), ser)['cpu_speedup_2'])   # no cache phase: no estimate

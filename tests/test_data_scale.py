@@ -2,7 +2,7 @@
 import numpy as np, pytest
 from PIL import Image
 from medrepro.core import DataError
-from medrepro.data import BadItems, memmap_cache, parallel_map, RunningStats
+from medrepro.data import BadItems, memmap_cache, parallel_map, RunningStats, item_chunks
 
 
 def _decode(path):
@@ -63,3 +63,41 @@ def test_parallel_map_order_and_running_stats():
     for chunk in np.array_split(x, 4): rs.update(chunk)
     np.testing.assert_allclose(rs.mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(rs.std, x.astype(np.float64).std(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_item_chunks_cover_in_order_and_keep_groups():
+    for n, w in ((1, 2), (7, 2), (400, 2), (1000, 16)):
+        c = item_chunks(n, w)
+        assert [i for a, b in c for i in range(a, b)] == list(range(n)) and c[-1][1] - c[-1][0] == 1
+        assert len(c) <= n and (n < 100 or len(c) < n / 3), 'few tasks for many items'
+    g = [i // 2 for i in range(41)]
+    assert all(g[a] != g[a - 1] for a, b in item_chunks(41, 2, g) if a)
+
+
+class _Memo:
+    "A fill that, like EchoNet's, decodes a group's source once per process for its consecutive items (and logs each decode)."
+    def __init__(self, log): self.log, self.last = log, None
+    def __call__(self, item):
+        g, k = item
+        if self.last != g:
+            with open(self.log, 'a') as f: f.write(f'{g}\n')
+            self.last = g
+        return np.full((2, 3), 10 * g + k, np.uint8)
+
+
+def test_groups_go_to_one_worker(tmp_path):
+    items = [(i // 2, i % 2) for i in range(40)]                                 # 20 videos of two traced frames
+    groups = [g for g, _ in items]
+    ser = memmap_cache(tmp_path/'s', 't', items, (2, 3), np.uint8, _Memo(tmp_path/'s.log'), workers=1, progress=False)
+    par = memmap_cache(tmp_path/'p', 't', items, (2, 3), np.uint8, _Memo(tmp_path/'p.log'), workers=2, progress=False, groups=groups)
+    np.testing.assert_array_equal(np.asarray(ser), np.asarray(par))
+    assert sorted((tmp_path/'p.log').read_text().split()) == sorted((tmp_path/'s.log').read_text().split()), 'each group decoded once'
+
+
+def test_chunked_bad_items_in_order(pngs, tmp_path):
+    for i in (2, 9): pngs[i].write_bytes(b'not a png')
+    bad = BadItems('skip')
+    out = parallel_map(_decode, pngs, workers=2, progress=False, bad=bad, chunks=True)
+    assert [o is None for o in out] == [i in (2, 9) for i in range(12)]
+    assert [n for n, _ in bad.items] == [str(pngs[2]), str(pngs[9])]
+    with pytest.raises(DataError, match='img02.png'): parallel_map(_decode, pngs, workers=2, progress=False, chunks=True)

@@ -13,8 +13,9 @@ from .sample import generate, generators
 # %% auto #0
 __all__ = ['PARTS', 'dataset_path', 'read_csv', 'split_items', 'kfold', 'split_labels', 'split_from_labels', 'leak_fraction',
            'loader_kwargs', 'ArraySet', 'dataloaders', 'register_check', 'check_dataset', 'require_dataset',
-           'check_main', 'n_workers', 'BadItems', 'imap_items', 'parallel_map', 'memmap_cache', 'RunningStats',
-           'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory', 'preflight']
+           'check_main', 'n_workers', 'BadItems', 'item_chunks', 'imap_items', 'parallel_map', 'memmap_cache',
+           'RunningStats', 'RowView', 'need_dataset', 'need_disk', 'weight_file', 'need_weights', 'need_gpu_memory',
+           'preflight']
 
 # %% ../../nbs/08_data.ipynb #555ae59a
 def dataset_path(name, path=None, source='sample', root=None, n=None, seed=0) -> Path:
@@ -262,8 +263,14 @@ def _guarded(fn, item):
     try: return True, fn(item)
     except BadItems.ERRORS as e: return False, e
 
-_FORKED_FN = None                                            # a forked worker finds `fn` here: lambdas and closures need no pickling
-def _guarded_forked(item): return _guarded(_FORKED_FN, item)
+def _run_chunk(fn, items):
+    "Run in a worker: `_guarded` of each item of one task, in order."
+    return [_guarded(fn, it) for it in items]
+
+_FORKED = None                          # (fn, items): a forked worker finds both here: no pickling of `fn`, only (start, stop) sent
+def _run_forked(span):
+    fn, items = _FORKED
+    return _run_chunk(fn, items[span[0]:span[1]])
 
 def _one_thread():
     "Pool initializer: each worker runs torch with one thread, so N workers use N cores, not N x cores (OpenCV's pool is left alone: resizing it in a forked child can deadlock)."
@@ -290,9 +297,20 @@ class _Progress:
     def done(self):
         if self.bar is not None: self.bar.on_iter_end()
 
+# %% ../../nbs/08_data.ipynb #ecdecb69
+def item_chunks(n, workers, groups=None, cap=64) -> list:
+    "(start, stop) runs covering range(n): about a quarter of the remaining items per worker (at most `cap`, at least 1), never splitting a run of equal `groups`."
+    out, i, w = [], 0, max(1, int(workers))
+    while i < n:
+        j = min(n, i + max(1, min(cap, (n - i) // (4 * w))))
+        if groups is not None:
+            while j < n and groups[j] == groups[j - 1]: j += 1
+        out.append((i, j)); i = j
+    return out
+
 # %% ../../nbs/08_data.ipynb #9a32db5d
-def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
-    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip')."
+def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None):
+    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip'); `chunks=True`: tasks of several items (`item_chunks`, for small results)."
     items, bad = list(items), bad if bad is not None else BadItems('raise')
     w, prog = min(n_workers(workers), max(1, len(items))), _Progress(len(items), desc, progress)
     def _out(item, ok, v):
@@ -304,25 +322,27 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None):
             for it in items:
                 yield _out(it, *_guarded(fn, it)); prog.step()
             return
-        global _FORKED_FN
+        global _FORKED
         fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
-        ctx, _FORKED_FN = _mp.get_context('fork' if fork else 'spawn'), fn
-        submit = (lambda ex, it: ex.submit(_guarded_forked, it)) if fork else (lambda ex, it: ex.submit(_guarded, fn, it))
+        ctx, _FORKED = _mp.get_context('fork' if fork else 'spawn'), (fn, items)
+        spans = item_chunks(len(items), w, groups) if chunks else [(i, i + 1) for i in range(len(items))]
+        submit = (lambda ex, s: ex.submit(_run_forked, s)) if fork else (lambda ex, s: ex.submit(_run_chunk, fn, items[s[0]:s[1]]))
         if fork: gc.collect(); gc.freeze()                      # the parent's objects out of the collector's reach: forked workers
         with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:   # then share their pages (a collection writes to every object it visits)
             queue = deque()
-            for it in items:
-                queue.append((it, submit(ex, it)))
-                if len(queue) >= 4 * w:
-                    it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
-            while queue:
-                it0, f = queue.popleft(); yield _out(it0, *f.result()); prog.step()
+            for s in spans:
+                queue.append((s, submit(ex, s)))
+                while len(queue) >= (2 if chunks else 4) * w or (queue and s == spans[-1]):   # tasks in flight: bounded
+                    (a, b), f = queue.popleft()
+                    for it, r in zip(items[a:b], f.result()):
+                        yield _out(it, *r); prog.step()
     finally:
-        gc.unfreeze(); prog.done()
+        gc.unfreeze(); prog.done(); _FORKED = None
 
-def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None) -> list:
+def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None) -> list:
     "`[fn(item) for item in items]` from a pool of processes (see `imap_items`)."
-    return list(imap_items(fn, items, workers, desc, progress, bad))
+    return list(imap_items(fn, items, workers, desc, progress, bad, chunks, groups))
+
 
 # %% ../../nbs/08_data.ipynb #8290cc7e
 import contextlib
@@ -360,18 +380,6 @@ def _open_mm(paths, shapes, dtypes):
     return out
 
 # %% ../../nbs/08_data.ipynb #5b2050e2
-def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None):
-    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read."
-    items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
-    one = not isinstance(item_shape, dict)
-    shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
-    dtypes = {k: (dtype if one or not isinstance(dtype, dict) else dtype[k]) for k in shapes}
-    names = [str(it) for it in items]
-    if cache_dir is not None:
-        with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
-            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
-    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress)
-
 def _written(out):
     "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
     import mmap
@@ -401,7 +409,20 @@ class _RowWriter:
         if self._n % self.every == 0: _written(self._mm)   # this worker's pages to disk and out of its memory
         return True
 
-def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress):
+# %% ../../nbs/08_data.ipynb #048a0f0d
+def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, version=1, workers=None, desc=None, bad=None, progress=None, groups=None):
+    "Rows `fill(item)` of one memory-mapped `.npy` per array (`item_shape`/`dtype`: one, or dicts by name), built once in `cache_dir` through `imap_items`; `.ok`: rows that were read; `groups`: runs of items one worker should take together (`item_chunks`)."
+    items, key, bad = list(items), dict(key or {}), bad if bad is not None else BadItems('raise')
+    one = not isinstance(item_shape, dict)
+    shapes = {'x': tuple(item_shape)} if one else {k: tuple(v) for k, v in item_shape.items()}
+    dtypes = {k: (dtype if one or not isinstance(dtype, dict) else dtype[k]) for k in shapes}
+    names = [str(it) for it in items]
+    if cache_dir is not None:
+        with _locked(Path(cache_dir)/f'{tag}.lock'):     # one builder per cache (data-parallel ranks, parallel studies)
+            return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
+    return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
+
+def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
         out = {k: np.zeros((n, *s), dtypes[k]).view(_Rows) for k, s in shapes.items()}; paths = None
@@ -422,7 +443,8 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
     try:
         if paths is not None and n_workers(workers) > 1 and n > 1:   # workers write their rows into the file: no arrays through pipes
             writer = _RowWriter(fill, {k: str(f) for k, f in parts.items()}, shapes, one, tag, every)
-            for i, done in enumerate(imap_items(writer, [_Indexed(i, it) for i, it in enumerate(items)], workers, desc or tag, progress, bad)):
+            rows = [_Indexed(i, it) for i, it in enumerate(items)]            # tasks of several rows: little work for this process
+            for i, done in enumerate(imap_items(writer, rows, workers, desc or tag, progress, bad, chunks=True, groups=groups)):
                 ok[i] = done is not None
             items = []                                     # nothing left for the loop below
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
@@ -451,6 +473,19 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
     return out['x'] if one else out
 
 # %% ../../nbs/08_data.ipynb #89141565
+_VALUES = np.arange(256, dtype=np.int64)
+
+def _byte_sums(x, axis) -> tuple:
+    "Exact sums of the uint8 `x` and of its squares over `axis` (Python integers): a histogram per kept channel when there are few."
+    red = {a % x.ndim for a in axis}; keep = [a for a in range(x.ndim) if a not in red]
+    shape = tuple(x.shape[a] for a in keep); c = int(np.prod(shape))
+    if c <= 16:                                                                  # per-channel statistics: one bincount each
+        cols = np.moveaxis(x, keep, range(x.ndim - len(keep), x.ndim)).reshape(-1, c)
+        h = np.stack([np.bincount(cols[:, j], minlength=256) for j in range(c)])
+        s, ss = h @ _VALUES, h @ (_VALUES * _VALUES)
+    else: s, ss = x.sum(axis=tuple(red), dtype=np.uint64), (x.astype(np.uint16) ** 2).sum(axis=tuple(red), dtype=np.uint64)
+    return tuple(np.asarray(a).reshape(shape).astype(object) for a in (s, ss))
+
 class RunningStats:
     "Mean and standard deviation over the axes `axis` (e.g. `(0, 2, 3)`: per channel of NCHW batches) of any number of chunks, in float64."
     def __init__(self, axis=0):
@@ -458,10 +493,15 @@ class RunningStats:
     def update(self, x):
         "Add a chunk (a NumPy array, a memmap slice or a torch tensor, on any device)."
         if hasattr(x, 'detach'): x = x.detach().double().cpu().numpy()
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         k = int(np.prod([x.shape[a] for a in self.axis]))
         if k == 0: return self
-        m = x.mean(axis=self.axis); m2 = ((x - np.expand_dims(m, self.axis)) ** 2).sum(axis=self.axis)
+        if x.dtype in (np.uint8, np.bool_):                  # 8-bit images: exact integer sums, no float copy of the chunk
+            s, ss = _byte_sums(x.view(np.uint8), self.axis)
+            m, m2 = np.asarray(s / k, np.float64), np.asarray((k * ss - s * s) / k, np.float64)   # Python integers: exact
+        else:
+            x = np.asarray(x, dtype=np.float64)
+            m = x.mean(axis=self.axis); m2 = ((x - np.expand_dims(m, self.axis)) ** 2).sum(axis=self.axis)
         n = self.n + k; d = m - self._mean
         self._mean = self._mean + d * k / n
         self._m2 = self._m2 + m2 + d ** 2 * self.n * k / n

@@ -19,7 +19,8 @@ from ..imaging import resize_image
 # %% auto #0
 __all__ = ['IMG_EXTS', 'LOSSY_EXTS', 'DsbItem', 'detect_layout', 'empty_masks', 'dsb_items', 'read_image', 'read_mask',
            'read_instances', 'load_item', 'check_folder', 'DsbSet', 'resize_pair', 'load_set', 'split_images',
-           'paper_split', 'paper_train_order', 'dsb_dataloaders', 'load_crops', 'instance_targets']
+           'paper_split', 'paper_train_order', 'dsb_dataloaders', 'load_crops', 'instance_targets', 'cached_pairs',
+           'prepare']
 
 # %% ../../../nbs/30_dsb.data.ipynb #c006
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -261,3 +262,36 @@ def instance_targets(lab) -> np.ndarray:
     t = (lab > 0).astype(np.uint8)
     t[find_boundaries(lab, mode='inner') & (lab > 0)] = 2
     return t
+
+# %% ../../../nbs/30_dsb.data.ipynb #9470b5a9
+import hashlib
+from functools import partial
+from ..core import file_sig
+from ..data import BadItems, memmap_cache
+from ..report import profile_params
+
+def _pair(item, size, interp, soft) -> dict:
+    "The cache's `fill`: one item's image and mask, exactly as `load_set` resizes them."
+    img, lab = load_item(item)
+    x, y = resize_pair(img, lab > 0, size, interp, soft)
+    return dict(x=x, y=y)
+
+def cached_pairs(items, size=256, interp='area', soft=False, cache_dir=None, workers=None, bad=None, progress=None) -> dict:
+    "{'x': (n, S, S, 3), 'y': (n, S, S)} uint8 memmaps (`.ok`: rows read) of `items`, decoded once in parallel into `cache_dir`."
+    items = list(items)
+    root = items[0].image.parents[2] if items and items[0].layout == 'kaggle' else (items[0].image.parents[1] if items else Path('.'))
+    where = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:6]     # one cache per data folder (ours)
+    key = dict(files=[[file_sig(it.image), file_sig(it.masks)] for it in items], interp=interp, soft=bool(soft))
+    return memmap_cache(cache_dir, f'dsb-{size}px-{where}', items, dict(x=(size, size, 3), y=(size, size)), np.uint8,
+                        partial(_pair, size=size, interp=interp, soft=bool(soft)), key=key, version=1, workers=workers,
+                        desc=f'DSB images at {size} px', bad=bad, progress=progress)
+
+def prepare(data_dir, cache_dir, params=None, workers=None, progress=False) -> dict:
+    "The paper profile's data preparation of a DSB folder (items, cache at img_size, the report's split): items, cache_bytes, bad, train, cache."
+    if params is None: params = profile_params('paper', '33_dsb.train')
+    size, seed = int(params.get('img_size', 256)), int(params.get('seed', 42))
+    bad, items = BadItems(params.get('bad_items', 'skip')), dsb_items(data_dir)
+    xy = cached_pairs(items, size, params.get('interp', 'area'), params.get('soft_masks', False), cache_dir, workers, bad, progress)
+    split = paper_split(len(items), params.get('valid_pct', 0.2), params.get('test_pct', 0.2), seed)
+    nbytes = sum(Path(a.filename).stat().st_size for a in xy.values()) if cache_dir is not None else sum(a.nbytes for a in xy.values())
+    return dict(items=len(items), cache_bytes=int(nbytes), bad=list(bad.items), train=len(split['train']), cache=xy)

@@ -20,8 +20,8 @@ from ..imaging import resize_image
 __all__ = ['FILELIST_COLS', 'TRACING_COLS', 'MASK_METHODS', 'video_name', 'read_filelist', 'tracing_row_problems',
            'read_tracings', 'read_video', 'write_video', 'reference_polygon', 'tracing_points', 'order_points',
            'fill_polygon', 'tracing_mask', 'polygon_area', 'tracing_volume', 'EchoData', 'echo_index', 'TracedFrame',
-           'traced_arrays', 'video_frames', 'traced_data', 'split_frames', 'videos_on_both_sides', 'frame_tensor',
-           'target_tensor', 'frame_sets', 'frame_batch', 'check_echonet']
+           'traced_arrays', 'video_frames', 'traced_data', 'prepare', 'split_frames', 'videos_on_both_sides',
+           'frame_tensor', 'target_tensor', 'frame_sets', 'frame_batch', 'check_echonet']
 
 # %% ../../../nbs/20_echonet.data.ipynb #c007
 FILELIST_COLS = ['FileName', 'EF', 'ESV', 'EDV', 'FrameHeight', 'FrameWidth', 'FPS', 'NumberOfFrames', 'Split']
@@ -254,7 +254,7 @@ class TracedFrame:
         s = (self.size, self.size)
         return dict(x=resize_image(vid[int(frame)], self.size), y=tracing_mask(self.coords[key], s, self.method, scale=self.size / vid.shape[2]))
 
-def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='default', on_error='raise', bad=None, workers=None) -> dict:
+def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='default', on_error='raise', bad=None, workers=None, progress=None) -> dict:
     "x (N, S, S) uint8 frames, y (N, S, S) 0/1 masks (memory-mapped), ok (N,) of every traced frame in `data.frames` order, decoded in parallel once (the shared `memmap_cache`); an unreadable video goes to `bad` (default `BadItems(on_error)`)."
     if cache_dir == 'default': cache_dir = core.cache_dir('echonet')
     bad = bad if bad is not None else BadItems(on_error)
@@ -263,7 +263,8 @@ def traced_arrays(data:EchoData, size=112, method='reference', cache_dir='defaul
     n_bad, where = len(bad), hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:6]
     out = memmap_cache(cache_dir or None, f'echonet-traced-{size}px-{method}-{where}', keys, dict(x=(size, size), y=(size, size)), np.uint8,
                        TracedFrame(data, size, method), key=dict(filelist=data.root/'FileList.csv', tracings=data.root/'VolumeTracings.csv',
-                       videos=data.root/'Videos'), version=3, workers=workers, desc=f'EchoNet traced frames at {size}px', bad=bad)
+                       videos=data.root/'Videos'), version=3, workers=workers, desc=f'EchoNet traced frames at {size}px', bad=bad,
+                       progress=progress, groups=data.frames.FileName.tolist())   # a video's frames go to one worker: decoded once
     if len(bad) > n_bad:
         vids = dict.fromkeys(str(p) for _, p in bad.items[n_bad:])
         warnings.warn(f'{data.root}: skipped {len(vids)} unreadable video(s): ' + ' | '.join(list(vids)[:5]))
@@ -287,6 +288,21 @@ def traced_data(root, size=112, method='reference', cache_dir='default', bad_ite
     if len(bad) and report is not None:
         bad.save(report); print(f'{len(bad)} bad item(s) skipped, listed in {report}')
     return data, arr, bad
+
+# %% ../../../nbs/20_echonet.data.ipynb #79c608ac
+from ..report import profile_params
+
+def prepare(data_dir, cache_dir, params=None, workers=None, progress=False) -> dict:
+    "The paper profile's data preparation of an EchoNet folder (index, traced-frame cache): items (videos), frames, cache_bytes, bad, cache."
+    if params is None: params = profile_params('paper', '22_echonet.train')
+    size, method, bad = int(params.get('img_size', 112)), params.get('mask_method', 'reference'), BadItems(params.get('bad_items', 'skip'))
+    data = echo_index(data_dir, on_error=bad.policy)
+    for name, problem in data.skipped.items(): bad.record(f'{name}.avi', problem)
+    arr = traced_arrays(data, size, method, cache_dir, bad=bad, workers=workers, progress=progress)
+    files = [Path(a.filename) for a in (arr['x'], arr['y']) if getattr(a, 'filename', None)]
+    nbytes = sum(f.stat().st_size for f in files) if files else arr['x'].nbytes + arr['y'].nbytes
+    return dict(items=int(data.frames.FileName.nunique()), frames=len(data.frames), cache_bytes=int(nbytes), bad=list(bad.items),
+                cache=dict(x=arr['x'], y=arr['y'], ok=arr['ok']))
 
 # %% ../../../nbs/20_echonet.data.ipynb #5e012e97
 def _paper_frame_split(frames, valid_pct, n_frames, seed, hold_out_test) -> dict:
