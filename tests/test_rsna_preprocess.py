@@ -66,3 +66,70 @@ def test_load_inputs_references_and_volumes(tiny_rsna, tmp_path):
     assert x.dtype == torch.float32 and np.allclose(x.numpy(), crops[2])
     vols = load_volumes(tiny_rsna, uids[:2], depth=8, size=16, windows=('bone', 'soft'))
     assert vols.shape == (2, 2, 8, 16, 16) and vols.dtype == np.float16
+
+
+def _tiny_cnn():
+    from medrepro.rsna.model import Cnn3dStandIn
+    return Cnn3dStandIn(in_ch=2, widths=(4, 8), hidden=8)
+
+
+def test_volumes_train_and_predict_exactly_as_the_stacked_array(tiny_rsna, tmp_path):
+    "The same model trained on `Volumes` (float16 as stored, float32 per batch) and on the stacked array ends with the same weights and predictions."
+    import random
+    from medrepro.data import dataloaders
+    from medrepro.train import predict
+    from medrepro.rsna.preprocess import Volumes, batch_tfms
+    uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist() * 2
+    vols = load_volumes(tiny_rsna, uids, depth=8, size=16, cache_dir=tmp_path)
+    arr = np.asarray(vols)
+    assert isinstance(vols, Volumes) and arr.shape == (6, 2, 8, 16, 16) and arr.dtype == np.float16
+    y = np.random.default_rng(0).integers(0, 2, (6, 8)).astype(np.float32)
+
+    def train(x):
+        random.seed(0); torch.manual_seed(0)
+        tf = batch_tfms(x)
+        dls = dataloaders(*float_sets(x, y, x[[0, 1]], y[:2], raw=bool(tf)), bs=2, device='cpu', drop_last=False, tfmd=True, **tf)
+        model = _tiny_cnn(); opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(2):
+            for xb, yb in dls.train:
+                assert xb.dtype == torch.float32
+                opt.zero_grad(); torch.nn.functional.binary_cross_entropy_with_logits(model(xb), yb).backward(); opt.step()
+        return model
+
+    m_ref, m_vol = train(arr), train(vols)
+    assert all(torch.equal(a, b) for a, b in zip(m_ref.state_dict().values(), m_vol.state_dict().values()))
+    assert not torch.equal(m_ref.head[-1].weight, _tiny_cnn().head[-1].weight)         # it did train
+    p_ref = predict(m_ref, arr, bs=4, device='cpu')
+    assert np.array_equal(predict(m_vol, vols, bs=4, device='cpu', prep=vols.prep), p_ref)
+    assert np.array_equal(predict(m_vol, vols, bs=4, device='cpu'), p_ref)              # the default `prep` reads slices too
+    assert np.array_equal(predict(m_vol, vols[[4, 0]], bs=1, device='cpu', prep=vols.prep), p_ref[[4, 0]])
+
+
+def test_volumes_hold_paths_and_memory_is_bounded_by_the_batch(tiny_rsna, tmp_path):
+    "Loading N studies holds N paths, not N volumes: tracemalloc's peak while loading and iterating a DataLoader is about a batch."
+    import pickle, tracemalloc
+    from pathlib import Path
+    from medrepro.data import dataloaders
+    from medrepro.rsna.preprocess import batch_tfms
+    uids = pd.read_csv(tiny_rsna/'train.csv')['StudyInstanceUID'].astype(str).tolist() * 8      # 24 studies (the files repeat)
+    kw = dict(depth=32, size=64, windows=('bone', 'soft'), cache_dir=tmp_path)
+    load_volumes(tiny_rsna, uids[:3], **kw)                                      # the caches exist (notebook 10's work, not measured)
+    one = 2 * 32 * 64 * 64 * 2                                                   # bytes of one float16 volume: 256 KiB
+    y = np.zeros((len(uids), 8), np.float32)
+
+    def peak(stacked):
+        tracemalloc.start()
+        try:
+            x = load_volumes(tiny_rsna, uids, **kw)
+            if stacked: x = np.asarray(x)
+            dls = dataloaders(*float_sets(x, y, x, y, raw=not stacked), bs=2, device='cpu', drop_last=False, tfmd=True, **({} if stacked else batch_tfms(x)))
+            n = sum(len(xb) for xb, _ in dls.train)
+            return x, n, tracemalloc.get_traced_memory()[1]
+        finally: tracemalloc.stop()
+
+    vols, n, p_ref = peak(False)
+    assert n == len(uids) and all(isinstance(s, Path) for s in vols.sources)
+    assert len(pickle.dumps(vols)) < one / 10                                    # what travels to DataLoader workers: paths
+    assert p_ref < 6 * one, f'peak {p_ref / one:.1f} volumes for batches of 2'     # measured: 4.3 (a batch of 2 read, collated, the next read)
+    _, _, p_stack = peak(True)                                                   # the stacked array: the whole set, the measure sees it
+    assert p_stack > len(uids) * one, p_stack / one

@@ -21,10 +21,11 @@ from .dicom import read_series, preprocess_series
 # %% auto #0
 __all__ = ['DEPTH_METHODS', 'ROUTES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INPUTS_VERSION', 'SOURCES', 'pick_depth', 'interp_depth',
            'slab_depth', 'positions', 'fracture_sampled', 'roundtrip_box_error', 'series_input', 'study_key',
-           'drop_stale', 'localiser_inputs', 'as_float32', 'random_flip', 'float_sets', 'load_volumes', 'hu_to_input',
-           'jpg_to_input', 'jpg_grey', 'jpg_slices', 'hu_int16', 'slice_picks', 'vertebra_sequences',
-           'vertebra_crop_stack', 'encode_rows', 'decode_rows', 'study_arrays', 'inputs_key', 'StudyStore',
-           'study_stores', 'StudyInputs', 'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes', 'prepare']
+           'drop_stale', 'localiser_inputs', 'as_float32', 'random_flip', 'float_sets', 'npz_memmap', 'Volumes',
+           'load_volumes', 'hu_to_input', 'jpg_to_input', 'jpg_grey', 'jpg_slices', 'hu_int16', 'slice_picks',
+           'vertebra_sequences', 'vertebra_crop_stack', 'encode_rows', 'decode_rows', 'study_arrays', 'inputs_key',
+           'StudyStore', 'study_stores', 'StudyInputs', 'load_inputs', 'ToInputs', 'batch_tfms', 'inputs_max_bytes',
+           'prepare']
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #04d81896
 def pick_depth(vol, n) -> np.ndarray:
@@ -108,7 +109,7 @@ def random_flip(a, tfm=as_float32) -> torch.Tensor:
     return v.flip(-1) if torch.rand(()) < .5 else v
 
 def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=False) -> tuple:
-    "(train, valid) `data.ArraySet`s of arrays as float32: training items through `augment`, validation items untouched; `raw`: `StudyInputs` give their items as stored, for `batch_tfms` to make float32 per batch (on the device)."
+    "(train, valid) `data.ArraySet`s of arrays as float32: training items through `augment`, validation items untouched; `raw`: `StudyInputs` / `Volumes` give their items as stored, for `batch_tfms` to make float32 per batch (on the device)."
     for x, y in ((x_train, y_train), (x_valid, y_valid)):
         if len(x) != len(y): raise ValueError(f'{len(x)} inputs but {len(y)} targets')
     if raw and hasattr(x_train, 'raw_rows'):
@@ -119,13 +120,85 @@ def float_sets(x_train, y_train, x_valid, y_valid, augment=random_flip, raw=Fals
             ArraySet(x_valid, y_valid, x_tfm=as_float32, y_tfm=as_float32))
 
 
-# %% ../../../nbs/13_rsna.preprocess.ipynb #3ba84063
-def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None, bad=None) -> np.ndarray:
-    "(n, C, depth, size, size) float16 volumes of the studies `uids` under `root/train_images`; `bad`: a `data.BadItems`, under 'skip' an unreadable study is left out and recorded (the rows are the studies not in `bad`)."
+# %% ../../../nbs/13_rsna.preprocess.ipynb #8df90358
+import struct, zipfile
+from ..core import DataError
+
+def npz_memmap(path, name='__array__') -> np.ndarray:
+    "Member `name` of a `.npz` file (`core.cached` writes them uncompressed) memory-mapped read-only; a compressed member is read whole."
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z: info = z.getinfo(f'{name}.npy')
+        if info.compress_type != zipfile.ZIP_STORED:
+            with np.load(path, allow_pickle=False) as z: return z[name]
+        with open(path, 'rb') as f:
+            f.seek(info.header_offset); h = f.read(30)
+            if h[:4] != b'PK\x03\x04': raise ValueError('no zip local header where the directory points')
+            f.seek(info.header_offset + 30 + sum(struct.unpack('<HH', h[26:30])))    # past the member's name and extra field
+            v = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if v == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+            offset = f.tell()
+    except FileNotFoundError: raise DataError(path, 'cache entry not found (removed since it was listed: another run with other settings?)') from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, struct.error) as e: raise DataError(path, f'not a readable .npz cache entry ({type(e).__name__}: {e})') from None
+    if dtype.hasobject: raise DataError(path, 'holds Python objects, not an array')
+    return np.memmap(path, dtype, 'r', offset, shape, order='F' if fortran else 'C')
+
+# %% ../../../nbs/13_rsna.preprocess.ipynb #7d984eeb
+class Volumes:
+    "The 3D CNN's volumes by reference: per study its cache file (memory-mapped when read) or, without a cache, its array. `x[i]`: one `(C, D, S, S)` volume; `x[a:b]`: those stacked (a batch); `x[idx]` (list / index array): a `Volumes` over those studies (no copy)."
+    def __init__(self, sources, item_shape, dtype=np.float16, uids=None):
+        self.sources, self.item_shape, self.dtype = list(sources), tuple(item_shape), np.dtype(dtype)
+        self.uids = list(uids) if uids is not None else None
+    def __len__(self): return len(self.sources)
+    @property
+    def shape(self): return (len(self), *self.item_shape)
+    @property
+    def ndim(self): return 1 + len(self.item_shape)
+    def raw(self, i) -> np.ndarray:
+        "Study `i`'s volume as stored (float16), read into memory: one volume."
+        s = self.sources[i]
+        return np.array(npz_memmap(s) if isinstance(s, (str, Path)) else s, self.dtype)
+    def convert(self, raw) -> torch.Tensor:
+        "Stored volumes (one or a batch; NumPy or torch, any device) -> float32 model input (float16 -> float32 is exact)."
+        return _tensor(raw).float()
+    def prep(self, b, device) -> torch.Tensor:
+        "`medrepro.train.predict`'s `prep`: a batch `x[a:b]` to `device` as stored, made float32 there."
+        return self.convert(torch.from_numpy(np.asarray(b)).to(device))
+    @property
+    def raw_rows(self): return _RawRows(self)
+    def _stack(self, idx) -> np.ndarray:
+        out = np.empty((len(idx), *self.item_shape), self.dtype)
+        for k, j in enumerate(idx): out[k] = self.raw(j)
+        return out
+    def __getitem__(self, i):
+        if isinstance(i, slice): return self._stack(range(*i.indices(len(self))))
+        if isinstance(i, (list, tuple, range, np.ndarray)):
+            ix = np.arange(len(self))[np.asarray(i) if len(i) else np.zeros(0, np.int64)]   # bounds, negatives and boolean masks as NumPy reads them
+            return Volumes([self.sources[j] for j in ix], self.item_shape, self.dtype, [self.uids[j] for j in ix] if self.uids is not None else None)
+        return self.raw(range(len(self))[int(i)])
+    def __array__(self, dtype=None, copy=None):
+        a = self._stack(range(len(self)))
+        return a if dtype is None else a.astype(dtype)
+    def __repr__(self): return f'Volumes({len(self)} studies, {self.item_shape} {self.dtype.name}, {"files" if all(isinstance(s, Path) for s in self.sources) else "in memory"})'
+
+def _volume_file(cache_dir, folder, shape) -> Path:
+    "The one cache entry `preprocess_series` keeps for study `folder` (it removes the others), checked to hold a `shape` float16 volume."
+    hits = sorted(Path(cache_dir).glob(f'rsna-{Path(folder).name}-' + '?' * 16 + '.npz'))
+    if len(hits) != 1: raise DataError(Path(cache_dir)/f'rsna-{Path(folder).name}-*.npz', f'{len(hits)} cache entries for this study after preprocessing, expected 1')
+    m = npz_memmap(hits[0])
+    if (m.shape, m.dtype) != (tuple(shape), np.float16): raise DataError(hits[0], f'holds {m.shape} {m.dtype}, expected {tuple(shape)} float16')
+    return hits[0]
+
+def load_volumes(root, uids, depth=32, size=64, windows=('bone', 'soft'), cache_dir=None, bad=None) -> Volumes:
+    "`Volumes` (n, C, depth, size, size) float16 of the studies `uids` under `root/train_images`, by reference to their cache files (in memory when `cache_dir` is None); `bad`: a `data.BadItems`, under 'skip' an unreadable study is left out and recorded (`.uids`: the studies kept)."
     bad = bad if bad is not None else BadItems('raise')
-    one = lambda u: preprocess_series(Path(root)/'train_images'/str(u), depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir)
-    vols = [v for v in (bad.call(one, str(u)) for u in uids) if v is not None]
-    return np.stack([np.asarray(v, np.float16) for v in vols]) if vols else np.zeros((0, len(windows), depth, size, size), np.float16)
+    def one(u):
+        folder = Path(root)/'train_images'/str(u)
+        v = np.asarray(preprocess_series(folder, depth=depth, size=size, windows=tuple(windows), cache_dir=cache_dir), np.float16)   # built and cached when missing; one volume at a time
+        return v if cache_dir is None else _volume_file(cache_dir, folder, v.shape)
+    kept = [(str(u), s) for u, s in ((u, bad.call(one, str(u))) for u in uids) if s is not None]
+    sz = (size, size) if np.isscalar(size) else tuple(size)
+    return Volumes([s for _, s in kept], (len(windows), depth, *sz), np.float16, [u for u, _ in kept])
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d002
 ROUTES = ('hu', 'jpg')       # the paper's JPG route and our HU windows, both from one read of a study
@@ -352,8 +425,8 @@ class ToInputs(ItemTransform):
     def encodes(self, b): return (self.inputs.convert(b[0]), *b[1:]) if isinstance(b, (tuple, list)) else self.inputs.convert(b)
 
 def batch_tfms(x) -> dict:
-    "`dataloaders` keywords for inputs `x`: `StudyInputs` are converted per batch on the device (`ToInputs`); arrays need nothing."
-    return dict(after_batch=ToInputs(x)) if isinstance(x, StudyInputs) else {}
+    "`dataloaders` keywords for inputs `x`: `StudyInputs` and `Volumes` are converted per batch on the device (`ToInputs`); arrays need nothing."
+    return dict(after_batch=ToInputs(x)) if isinstance(x, (StudyInputs, Volumes)) else {}
 
 # %% ../../../nbs/13_rsna.preprocess.ipynb #a1c0d012
 from ..report import profile_params
