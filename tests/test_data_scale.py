@@ -101,3 +101,24 @@ def test_chunked_bad_items_in_order(pngs, tmp_path):
     assert [o is None for o in out] == [i in (2, 9) for i in range(12)]
     assert [n for n, _ in bad.items] == [str(pngs[2]), str(pngs[9])]
     with pytest.raises(DataError, match='img02.png'): parallel_map(_decode, pngs, workers=2, progress=False, chunks=True)
+
+
+def test_parallel_cache_largest_first_keeps_rows_and_order(tmp_path):
+    "With files of very different sizes the pool takes the largest first; rows, `.ok` and the bad list stay in item order."
+    from medrepro.data import _item_bytes
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(10):                                   # noise compresses badly, flat images well: sizes differ ~100x
+        a = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) if i % 3 == 2 else np.full((40, 50, 3), i * 20, np.uint8)
+        f = tmp_path/f'img{i:02d}.png'; Image.fromarray(a).save(f); files.append(f)
+    sizes = _item_bytes(files)
+    assert max(sizes) > 10 * min(sizes) and np.argmax(sizes) != 0   # the big files are not already first
+    for i in (4, 7): files[i].write_bytes(b'not a png')
+    b1, b2 = BadItems('skip'), BadItems('skip')
+    serial = memmap_cache(tmp_path/'s', 'img', files, (40, 50, 3), np.uint8, _decode, workers=1, bad=b1, progress=False)
+    pooled = memmap_cache(tmp_path/'p', 'img', files, (40, 50, 3), np.uint8, _decode, workers=2, bad=b2, progress=False)
+    np.testing.assert_array_equal(np.asarray(serial), np.asarray(pooled))
+    np.testing.assert_array_equal(np.asarray(pooled[3]), _decode(files[3]))
+    assert pooled.ok.tolist() == [i not in (4, 7) for i in range(10)] == serial.ok.tolist()
+    assert [n for n, _ in b2.items] == [str(files[4]), str(files[7])] == [n for n, _ in b1.items]
+    assert _item_bytes([('a', 'b')]) is None               # no files named: no order to change

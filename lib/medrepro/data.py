@@ -219,7 +219,7 @@ def check_main(argv=None):
     sys.exit(1 if problems else 0)
 
 # %% ../../nbs/08_data.ipynb #6b630338
-import sys, time, shutil, json, hashlib
+import sys, time, shutil, json, hashlib, dataclasses
 from collections import deque
 
 def n_workers(workers=None) -> int:
@@ -272,6 +272,13 @@ def _run_forked(span):
     fn, items = _FORKED
     return _run_chunk(fn, items[span[0]:span[1]])
 
+def _cv_threads(n):
+    "Set OpenCV's thread count in this process (where OpenCV is already imported) and return the old one; None without OpenCV. Set in the parent before the pool forks: setting it inside a forked child deadlocked."
+    cv2 = sys.modules.get('cv2')
+    if cv2 is None: return None
+    old = cv2.getNumThreads(); cv2.setNumThreads(n)
+    return old
+
 def _one_thread():
     "Pool initializer: each worker runs torch with one thread, so N workers use N cores, not N x cores (OpenCV's pool is left alone: resizing it in a forked child can deadlock)."
     os.environ['OMP_NUM_THREADS'] = '1'
@@ -298,25 +305,31 @@ class _Progress:
         if self.bar is not None: self.bar.on_iter_end()
 
 # %% ../../nbs/08_data.ipynb #ecdecb69
-def item_chunks(n, workers, groups=None, cap=64) -> list:
-    "(start, stop) runs covering range(n): about a quarter of the remaining items per worker (at most `cap`, at least 1), never splitting a run of equal `groups`."
+def item_chunks(n, workers, groups=None, cap=64, costs=None) -> list:
+    "(start, stop) runs covering range(n): about a quarter of the remaining items (or, with `costs`, of the remaining work) per worker (at most `cap`, at least 1), never splitting a run of equal `groups`."
     out, i, w = [], 0, max(1, int(workers))
+    left = float(sum(costs)) if costs is not None else 0.0
     while i < n:
-        j = min(n, i + max(1, min(cap, (n - i) // (4 * w))))
+        if costs is None: j = min(n, i + max(1, min(cap, (n - i) // (4 * w))))
+        else:
+            j, c, goal = i + 1, costs[i], left / (4 * w)
+            while j < n and j - i < cap and c + costs[j] <= goal: c += costs[j]; j += 1
         if groups is not None:
             while j < n and groups[j] == groups[j - 1]: j += 1
+        if costs is not None: left -= sum(costs[i:j])
         out.append((i, j)); i = j
     return out
 
 # %% ../../nbs/08_data.ipynb #9a32db5d
-def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None):
-    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip'); `chunks=True`: tasks of several items (`item_chunks`, for small results)."
+def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None, costs=None):
+    "Yield `fn(item)` for each of `items`, in order, from `n_workers(workers)` processes (1: this one); `bad`: a `BadItems` (unreadable items give None under 'skip'); `chunks=True`: tasks of several items (`item_chunks`, for small results; `costs`: each item's expected work)."
     items, bad = list(items), bad if bad is not None else BadItems('raise')
     w, prog = min(n_workers(workers), max(1, len(items))), _Progress(len(items), desc, progress)
     def _out(item, ok, v):
         if ok: return v
         if bad.policy == 'raise': raise v
         bad.record(item, v if isinstance(v, DataError) else f'{item}: {type(v).__name__}: {v}')
+    cv_threads = None
     try:
         if w <= 1:
             for it in items:
@@ -325,10 +338,11 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chun
         global _FORKED
         fork = sys.platform.startswith('linux')                 # spawn (macOS, Windows) pickles `fn`: it must be importable
         ctx, _FORKED = _mp.get_context('fork' if fork else 'spawn'), (fn, items)
-        spans = item_chunks(len(items), w, groups) if chunks else [(i, i + 1) for i in range(len(items))]
+        spans = item_chunks(len(items), w, groups, costs=costs) if chunks else [(i, i + 1) for i in range(len(items))]
         submit = (lambda ex, s: ex.submit(_run_forked, s)) if fork else (lambda ex, s: ex.submit(_run_chunk, fn, items[s[0]:s[1]]))
-        if fork: gc.collect(); gc.freeze()                      # the parent's objects out of the collector's reach: forked workers
-        with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:   # then share their pages (a collection writes to every object it visits)
+        if fork: gc.freeze()                                     # the parent's objects out of the collector's reach: forked workers
+        cv_threads = _cv_threads(1)                              # then share their pages (a collection writes to every object it visits);
+        with ProcessPoolExecutor(w, mp_context=ctx, initializer=_one_thread) as ex:   # workers start with OpenCV on one thread
             queue = deque()
             for s in spans:
                 queue.append((s, submit(ex, s)))
@@ -338,6 +352,7 @@ def imap_items(fn, items, workers=None, desc=None, progress=None, bad=None, chun
                         yield _out(it, *r); prog.step()
     finally:
         gc.unfreeze(); prog.done(); _FORKED = None
+        if cv_threads is not None: _cv_threads(cv_threads)
 
 def parallel_map(fn, items, workers=None, desc=None, progress=None, bad=None, chunks=False, groups=None) -> list:
     "`[fn(item) for item in items]` from a pool of processes (see `imap_items`)."
@@ -422,6 +437,18 @@ def memmap_cache(cache_dir, tag, items, item_shape, dtype, fill, key=None, versi
             return _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
     return _memmap_build(None, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups)
 
+def _item_bytes(items):
+    "Each item's bytes on disk (the files named in it: a path, or a tuple/list/dict/dataclass holding paths), or None where none is a file."
+    def size(it):
+        if isinstance(it, (str, os.PathLike)):
+            try: return os.stat(it).st_size if os.path.isfile(it) else 0
+            except (OSError, ValueError): return 0
+        if dataclasses.is_dataclass(it) and not isinstance(it, type): it = [getattr(it, f.name) for f in dataclasses.fields(it)]
+        if isinstance(it, dict): it = list(it.values())
+        return sum(size(v) for v in it) if isinstance(it, (tuple, list)) else 0
+    out = [size(it) for it in items]
+    return out if any(out) else None
+
 def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, version, workers, desc, bad, progress, groups):
     n = len(items)
     if cache_dir is None:                                  # no cache: the same rows, in memory (small data only)
@@ -444,8 +471,13 @@ def _memmap_build(cache_dir, tag, items, names, shapes, dtypes, one, fill, key, 
         if paths is not None and n_workers(workers) > 1 and n > 1:   # workers write their rows into the file: no arrays through pipes
             writer = _RowWriter(fill, {k: str(f) for k, f in parts.items()}, shapes, one, tag, every)
             rows = [_Indexed(i, it) for i, it in enumerate(items)]            # tasks of several rows: little work for this process
-            for i, done in enumerate(imap_items(writer, rows, workers, desc or tag, progress, bad, chunks=True, groups=groups)):
-                ok[i] = done is not None
+            costs = _item_bytes(items) if groups is None else None
+            if costs is not None:                          # largest first, so no worker is left with a big file at the end
+                order = np.argsort(-np.asarray(costs), kind='stable'); rows, costs = [rows[k] for k in order], [costs[k] for k in order]
+            for r, done in zip(rows, imap_items(writer, rows, workers, desc or tag, progress, bad, chunks=True, groups=groups, costs=costs)):
+                ok[r.i] = done is not None
+            pos = {nm: k for k, nm in reversed(list(enumerate(names)))}
+            bad.items[n_bad:] = sorted(bad.items[n_bad:], key=lambda t: pos.get(t[0], n))   # listed in the items' order
             items = []                                     # nothing left for the loop below
         for i, row in enumerate(imap_items(fill, items, workers, desc or tag, progress, bad)):
             if paths is not None and i and i % every == 0: _written(out)   # every ~64 MB: to disk, and out of this process's memory
