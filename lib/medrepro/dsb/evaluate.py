@@ -198,8 +198,9 @@ def classical_instances(img, h=1.0, min_size=10) -> np.ndarray:
     return seeded_watershed(m, ndi.distance_transform_edt(m), h)
 
 def forest_prob(forest, feats) -> np.ndarray:
-    "(H, W, 3) float32 probabilities of background, interior, contour for a (H, W, F) feature image (a class the forest never saw: 0)."
+    "(H, W, 3) float32 probabilities of background, interior, contour for a (H, W, F) feature image (a class the forest never saw: 0), weighed back from the balanced sample to the classes' shares (`prior_ratio_`, notebook 33) when the forest has it."
     p = forest.predict_proba(feats.reshape(-1, feats.shape[-1]))
+    if hasattr(forest, 'prior_ratio_'): p = p * forest.prior_ratio_; p = p / p.sum(1, keepdims=True)
     out = np.zeros((p.shape[0], 3), np.float32); out[:, forest.classes_.astype(int)] = p
     return out.reshape(*feats.shape[:2], 3)
 
@@ -212,8 +213,8 @@ def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> n
     return seeded_watershed(m, p[..., 1] - p[..., 2] if seeds == 'contour' else ndi.distance_transform_edt(m), h)
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #6a15f763
-FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.1, 0.3), distance=(1.0, 2.0))   # ours: the forest's post-processing grid
-CLASSICAL_H = (1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
+FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0))   # ours: the forest's post-processing grid
+CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
 
 def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, **forest_kw) -> pd.DataFrame:
     "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."

@@ -76,9 +76,15 @@ def pixel_sample(target, n=1500, seed=0) -> np.ndarray:
     return np.concatenate([rng.choice(w, min(len(w), n // 3), replace=False) for w in parts if len(w)])
 
 def fit_forest(feats, targets, n=1500, n_trees=30, max_depth=14, min_leaf=5, seed=0):
-    "A scikit-learn random forest fitted on `pixel_sample`s of (H, W, F) feature images and their 0/1/2 targets (`instance_targets`)."
+    "A scikit-learn random forest fitted on `pixel_sample`s of (H, W, F) feature images and their 0/1/2 targets (`instance_targets`); `prior_ratio_` (per class: share among all pixels / share in the sample) undoes the balancing in `forest_prob`."
     from sklearn.ensemble import RandomForestClassifier
-    xs, ys = [], []
+    xs, ys, counts = [], [], np.zeros(3)
     for k, (f, t) in enumerate(zip(feats, targets)):
         i = pixel_sample(t, n, seed + k); xs.append(f.reshape(-1, f.shape[-1])[i]); ys.append(np.asarray(t).ravel()[i])
-    return RandomForestClassifier(n_trees, max_depth=max_depth, min_samples_leaf=min_leaf, n_jobs=1, random_state=seed).fit(np.concatenate(xs), np.concatenate(ys))
+        counts += np.bincount(np.asarray(t).ravel(), minlength=3)[:3]
+    y = np.concatenate(ys)
+    rf = RandomForestClassifier(n_trees, max_depth=max_depth, min_samples_leaf=min_leaf, n_jobs=1, random_state=seed).fit(np.concatenate(xs), y)
+    c = rf.classes_.astype(int)
+    rf.prior_ratio_ = (counts[c] / counts.sum()) / (np.bincount(y, minlength=3)[c] / len(y))
+    return rf
+
