@@ -6,16 +6,21 @@
 from __future__ import annotations
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
+from scipy import ndimage as ndi
 from ..imaging import resize_image, instance_ap, mask_instances
 from ..metrics import mask_counts, scores_from_counts, seg_scores
 from ..train import predict
 from .data import load_item
 from .eda import colour_stats
+from .model import nuclei_bright, pixel_features
+from .train import fit_forest
+from .data import instance_targets
 
 # %% auto #0
-__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'contour_instances', 'net_prob', 'predict_prob', 'paper_mask', 'paper_scores',
-           'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores', 'choose_setting', 'cv_table',
-           'comparison']
+__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'FOREST_SETTINGS', 'CLASSICAL_H', 'contour_instances', 'net_prob', 'predict_prob',
+           'paper_mask', 'paper_scores', 'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores',
+           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'forest_prob',
+           'forest_instances', 'forest_cv', 'cross_choose']
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #d5f0a002
 def contour_instances(fg, contour, threshold=0.5, contour_threshold=0.5, min_size=8) -> np.ndarray:
@@ -167,3 +172,77 @@ def comparison(results:dict, paper=PAPER_SCORES, winner=WINNER_MAP, size=256) ->
             t[f'{label}, {res}'] = [row.get(k, np.nan) for k in rows]
     t['best known'] = [np.nan] * 5 + [winner]
     return t.rename(index={'instance_ap': 'instance mAP'})
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #2a6c8582
+def seeded_watershed(mask, score, h=0.3, sigma=1.0) -> np.ndarray:
+    "Instances of a binary mask: seeds are the h-maxima of `score` (smoothed by `sigma`) inside it, grown by a watershed on -score; a mask part without a seed is one object."
+    from scipy import ndimage as ndi
+    from skimage.measure import label
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+    m = np.asarray(mask, bool)
+    if not m.any(): return np.zeros(m.shape, np.int32)
+    s = ndi.gaussian_filter(np.asarray(score, np.float64), sigma) if sigma else np.asarray(score, np.float64)
+    s = np.where(m, s, s[m].min() - 1)
+    lab = watershed(-s, label(h_maxima(s, h) & m), mask=m)
+    rest = label(m & (lab == 0))
+    return np.where(rest > 0, rest + lab.max(), lab).astype(np.int32)
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #733a3065
+def classical_instances(img, h=1.0, min_size=10) -> np.ndarray:
+    "The stronger classical baseline (ours): Otsu's mask of `nuclei_bright`, holes filled, objects under `min_size` pixels dropped, `seeded_watershed` on its distance transform."
+    from scipy import ndimage as ndi
+    from skimage.morphology import remove_small_objects
+    m = ndi.binary_fill_holes(nuclei_bright(img)[1])
+    if m.any(): m = remove_small_objects(m, max_size=min_size - 1)
+    return seeded_watershed(m, ndi.distance_transform_edt(m), h)
+
+def forest_prob(forest, feats) -> np.ndarray:
+    "(H, W, 3) float32 probabilities of background, interior, contour for a (H, W, F) feature image (a class the forest never saw: 0), weighed back from the balanced sample to the classes' shares (`prior_ratio_`, notebook 33) when the forest has it."
+    p = forest.predict_proba(feats.reshape(-1, feats.shape[-1]))
+    if hasattr(forest, 'prior_ratio_'): p = p * forest.prior_ratio_; p = p / p.sum(1, keepdims=True)
+    out = np.zeros((p.shape[0], 3), np.float32); out[:, forest.classes_.astype(int)] = p
+    return out.reshape(*feats.shape[:2], 3)
+
+def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> np.ndarray:
+    "Instances from forest probabilities (H, W, 3): mask = interior + contour > threshold; `seeded_watershed` seeded by interior - contour ('contour') or by the mask's distance transform ('distance')."
+    from skimage.morphology import remove_small_objects
+    m = p[..., 1] + p[..., 2] > threshold
+    if m.any(): m = remove_small_objects(m, max_size=min_size - 1)
+    if seeds not in ('contour', 'distance'): raise ValueError(f"unknown seeds {seeds!r}: use 'contour' or 'distance'")
+    return seeded_watershed(m, p[..., 1] - p[..., 2] if seeds == 'contour' else ndi.distance_transform_edt(m), h)
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #6a15f763
+FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0))   # ours: the forest's post-processing grid
+CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
+
+def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, **forest_kw) -> pd.DataFrame:
+    "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
+    ids = list(pairs); feats = {i: pixel_features(pairs[i][0]) for i in ids}
+    jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
+    rows = []
+    for k in sorted(set(fold_of[i] for i in ids)):
+        rf = fit_forest([feats[i] for i in ids if fold_of[i] != k], [instance_targets(pairs[i][1]) for i in ids if fold_of[i] != k], seed=seed, **forest_kw)
+        for i in [i for i in ids if fold_of[i] == k]:
+            img, lab = pairs[i]; p = forest_prob(rf, feats[i])
+            for t in settings['threshold']:
+                j = jac(p[..., 1] + p[..., 2] > t, lab)
+                rows += [dict(id=i, fold=k, method='forest', threshold=t, seeds=s, h=h, jaccard=j, instance_ap=instance_ap(lab, forest_instances(p, t, s, h))[0])
+                         for s in ('contour', 'distance') for h in settings[s]]
+            om = otsu_mask(img)
+            rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, jaccard=jac(om, lab),
+                             instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))
+            for h in classical_h:
+                ci = classical_instances(img, h)
+                rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
+    return pd.DataFrame(rows)
+
+def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h')) -> pd.DataFrame:
+    "Per method and fold: the setting (`keys`) with the best mean `by` on the other folds' images, and this fold's mean scores at it."
+    out = []
+    for (m, k), here in rows.groupby(['method', 'fold']):
+        other = rows[(rows['method'] == m) & (rows['fold'] != k)]
+        best = other.groupby(list(keys))[by].mean().idxmax() if len(other) else here.groupby(list(keys))[by].mean().idxmax()
+        sel = here[(here[list(keys)] == pd.Series(best, index=list(keys))).all(axis=1)]
+        out.append(dict(method=m, fold=k, **dict(zip(keys, best)), images=len(sel), jaccard=sel['jaccard'].mean(), instance_ap=sel['instance_ap'].mean()))
+    return pd.DataFrame(out)

@@ -5,7 +5,7 @@
 # %% ../../../nbs/32_dsb.model.ipynb #865501f8
 from __future__ import annotations
 from functools import partial
-import pandas as pd
+import numpy as np, pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -13,8 +13,9 @@ from ..core import register_model, ModelConfig
 from ..nets import n_params
 
 # %% auto #0
-__all__ = ['ConvBlock', 'Shortcut', 'Stem', 'ResidualBlock', 'ResUNet', 'keras_defaults', 'param_counts', 'layer_summary',
-           'resunet', 'unet_resnet34', 'unet_xresnet18s', 'make_model']
+__all__ = ['N_PIXEL_FEATURES', 'ConvBlock', 'Shortcut', 'Stem', 'ResidualBlock', 'ResUNet', 'keras_defaults', 'param_counts',
+           'layer_summary', 'resunet', 'unet_resnet34', 'unet_xresnet18s', 'make_model', 'nuclei_bright',
+           'pixel_features']
 
 # %% ../../../nbs/32_dsb.model.ipynb #21565790
 class ConvBlock(nn.Sequential):
@@ -134,3 +135,28 @@ def make_model(arch='resunet', img_size=256, **params) -> nn.Module:
     if arch not in ('resunet', 'unet_resnet34', 'unet_xresnet18s'): raise ValueError(f"unknown arch {arch!r}: use 'resunet', 'unet_resnet34' or 'unet_xresnet18s'")
     if arch != 'resunet': params = dict(img_size=img_size, **params)
     return ModelConfig(arch, params).build()
+
+# %% ../../../nbs/32_dsb.model.ipynb #5ab6deae
+def nuclei_bright(img) -> tuple:
+    "(grey in [0, 1] with nuclei bright, its Otsu mask): the grey image stretched between its 0.5 and 99.5 percentiles, inverted when Otsu's smaller side is the dark one."
+    from skimage.filters import threshold_otsu
+    g = np.asarray(img, np.float32)
+    g = g[..., :3].mean(-1) if g.ndim == 3 else g
+    lo, hi = np.percentile(g, (0.5, 99.5))
+    g = np.clip((g - lo) / max(hi - lo, 1e-3), 0, 1)
+    m = g > threshold_otsu(g) if g.max() > g.min() else np.zeros(g.shape, bool)
+    return (1 - g, ~m) if m.mean() > 0.5 else (g, m)
+
+# %% ../../../nbs/32_dsb.model.ipynb #b3620b40
+N_PIXEL_FEATURES = 29
+def pixel_features(img) -> np.ndarray:
+    "Per-pixel features (H, W, 29), float32: `multiscale_basic_features` of `nuclei_bright` (5 scales, 1..16 px) and of the colour spread (3 scales, no texture), the grey value, the Otsu mask, the log distance transform of the mask."
+    from scipy import ndimage as ndi
+    from skimage.feature import multiscale_basic_features
+    x = np.asarray(img)[..., :3].astype(np.float32)
+    g, m = nuclei_bright(x)
+    c = x.max(-1) - x.min(-1); c = np.clip(c / max(np.percentile(c, 99.5), 1.0), 0, 1)
+    f = [multiscale_basic_features(g, sigma_min=1, sigma_max=16, num_sigma=5),
+         multiscale_basic_features(c, sigma_min=1, sigma_max=8, num_sigma=3, texture=False),
+         np.stack([g, m.astype(np.float32), np.log1p(ndi.distance_transform_edt(m))], -1)]
+    return np.concatenate(f, -1).astype(np.float32)

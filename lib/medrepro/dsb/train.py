@@ -14,7 +14,8 @@ from ..train import fit
 from .model import make_model  # noqa: F401 (importing it registers the ResUNet and baseline builders)
 
 # %% auto #0
-__all__ = ['REPORT_RECIPE', 'RECIPE_VARIANTS', 'ContourLoss', 'FgScore', 'keras_adam', 'train_model', 'reestimate_bn']
+__all__ = ['REPORT_RECIPE', 'RECIPE_VARIANTS', 'ContourLoss', 'FgScore', 'keras_adam', 'train_model', 'reestimate_bn',
+           'pixel_sample', 'fit_forest']
 
 # %% ../../../nbs/33_dsb.train.ipynb #c4e0a002
 class ContourLoss(torch.nn.Module):
@@ -66,3 +67,24 @@ def reestimate_bn(model, x, bs=8):
         for i in range(0, len(x), bs): m(torch.from_numpy(np.ascontiguousarray(x[i:i + bs])).permute(0, 3, 1, 2).float().div(255))
     for b, mo in zip(bns, moms): b.momentum = mo
     return m.eval()
+
+# %% ../../../nbs/33_dsb.train.ipynb #093d772a
+def pixel_sample(target, n=1500, seed=0) -> np.ndarray:
+    "Flat positions of up to n // 3 random pixels of each class (0 background, 1 interior, 2 contour) present in a target image."
+    rng, t = np.random.default_rng(seed), np.asarray(target).ravel()
+    parts = [np.flatnonzero(t == c) for c in (0, 1, 2)]
+    return np.concatenate([rng.choice(w, min(len(w), n // 3), replace=False) for w in parts if len(w)])
+
+def fit_forest(feats, targets, n=1500, n_trees=30, max_depth=14, min_leaf=5, seed=0):
+    "A scikit-learn random forest fitted on `pixel_sample`s of (H, W, F) feature images and their 0/1/2 targets (`instance_targets`); `prior_ratio_` (per class: share among all pixels / share in the sample) undoes the balancing in `forest_prob`."
+    from sklearn.ensemble import RandomForestClassifier
+    xs, ys, counts = [], [], np.zeros(3)
+    for k, (f, t) in enumerate(zip(feats, targets)):
+        i = pixel_sample(t, n, seed + k); xs.append(f.reshape(-1, f.shape[-1])[i]); ys.append(np.asarray(t).ravel()[i])
+        counts += np.bincount(np.asarray(t).ravel(), minlength=3)[:3]
+    y = np.concatenate(ys)
+    rf = RandomForestClassifier(n_trees, max_depth=max_depth, min_samples_leaf=min_leaf, n_jobs=1, random_state=seed).fit(np.concatenate(xs), y)
+    c = rf.classes_.astype(int)
+    rf.prior_ratio_ = (counts[c] / counts.sum()) / (np.bincount(y, minlength=3)[c] / len(y))
+    return rf
+
