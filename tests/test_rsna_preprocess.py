@@ -102,7 +102,8 @@ def test_volumes_train_and_predict_exactly_as_the_stacked_array(tiny_rsna, tmp_p
     p_ref = predict(m_ref, arr, bs=4, device='cpu')
     assert np.array_equal(predict(m_vol, vols, bs=4, device='cpu', prep=vols.prep), p_ref)
     assert np.array_equal(predict(m_vol, vols, bs=4, device='cpu'), p_ref)              # the default `prep` reads slices too
-    assert np.array_equal(predict(m_vol, vols[[4, 0]], bs=1, device='cpu', prep=vols.prep), p_ref[[4, 0]])
+    # a subset in batches of 1: other batch shapes may take other convolution kernels, so equal up to float rounding
+    np.testing.assert_allclose(predict(m_vol, vols[[4, 0]], bs=1, device='cpu', prep=vols.prep), p_ref[[4, 0]], rtol=1e-4, atol=1e-5)
 
 
 def test_volumes_hold_paths_and_memory_is_bounded_by_the_batch(tiny_rsna, tmp_path):
