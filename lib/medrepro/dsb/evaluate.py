@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from ..imaging import resize_image, instance_ap, mask_instances
 from ..metrics import mask_counts, scores_from_counts, seg_scores
 from ..train import predict
+from ..data import imap_items
 from .data import load_item
 from .eda import colour_stats
 from .model import nuclei_bright, pixel_features
@@ -218,13 +219,15 @@ CLASSICAL_H = (0.5, 1.0, 2.0)                                                   
 
 def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, **forest_kw) -> pd.DataFrame:
     "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
-    ids = list(pairs); feats = {i: pixel_features(pairs[i][0]) for i in ids}
+    ids = list(pairs)                               # features per image on the fly: one image's (H, W, 29) at a time, never the set's
     jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
     rows = []
     for k in sorted(set(fold_of[i] for i in ids)):
-        rf = fit_forest([feats[i] for i in ids if fold_of[i] != k], [instance_targets(pairs[i][1]) for i in ids if fold_of[i] != k], seed=seed, **forest_kw)
-        for i in [i for i in ids if fold_of[i] == k]:
-            img, lab = pairs[i]; p = forest_prob(rf, feats[i])
+        train = [i for i in ids if fold_of[i] != k]
+        rf = fit_forest((pixel_features(pairs[i][0]) for i in train), (instance_targets(pairs[i][1]) for i in train), seed=seed, **forest_kw)
+        test = [i for i in ids if fold_of[i] == k]     # scored one image at a time, with progress (`data.imap_items`)
+        for i, p in zip(test, imap_items(lambda i: forest_prob(rf, pixel_features(pairs[i][0])), test, workers=1, desc=f'forest fold {k}')):
+            img, lab = pairs[i]
             for t in settings['threshold']:
                 j = jac(p[..., 1] + p[..., 2] > t, lab)
                 rows += [dict(id=i, fold=k, method='forest', threshold=t, seeds=s, h=h, jaccard=j, instance_ap=instance_ap(lab, forest_instances(p, t, s, h))[0])
