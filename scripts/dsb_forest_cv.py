@@ -43,7 +43,8 @@ def main():
     rows = forest_cv(pairs, fold, context=not a.no_context, n=a.samples, n_trees=a.trees, max_depth=a.depth).assign(modality=lambda d: d['id'].map(kind))
     tab = cross_choose(rows)
     used = cpu() - c0
-    chosen = rows.merge(tab[['method', 'fold', 'threshold', 'seeds', 'h']], on=['method', 'fold', 'threshold', 'seeds', 'h'])
+    keys = ['method', 'fold', 'threshold', 'seeds', 'h', 'min_size']
+    chosen = rows.merge(tab[keys], on=keys)
     summ = tab.groupby('method')[['jaccard', 'instance_ap']].agg(['mean', 'std'])
     summ.columns = [f'{x} {y}' for x, y in summ.columns]
     bt = chosen.pivot_table(index='modality', columns='method', values=['jaccard', 'instance_ap'], aggfunc='mean')

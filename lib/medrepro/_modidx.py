@@ -152,6 +152,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'medrepro.dsb.evaluate.cross_choose': ('dsb.evaluate.html#cross_choose', 'medrepro/dsb/evaluate.py'),
                                        'medrepro.dsb.evaluate.cv_scores': ('dsb.evaluate.html#cv_scores', 'medrepro/dsb/evaluate.py'),
                                        'medrepro.dsb.evaluate.cv_table': ('dsb.evaluate.html#cv_table', 'medrepro/dsb/evaluate.py'),
+                                       'medrepro.dsb.evaluate.drop_small': ('dsb.evaluate.html#drop_small', 'medrepro/dsb/evaluate.py'),
                                        'medrepro.dsb.evaluate.evaluate_items': ( 'dsb.evaluate.html#evaluate_items',
                                                                                  'medrepro/dsb/evaluate.py'),
                                        'medrepro.dsb.evaluate.forest_cv': ('dsb.evaluate.html#forest_cv', 'medrepro/dsb/evaluate.py'),

@@ -20,8 +20,8 @@ from .data import instance_targets
 # %% auto #0
 __all__ = ['PAPER_SCORES', 'WINNER_MAP', 'FOREST_SETTINGS', 'CLASSICAL_H', 'contour_instances', 'net_prob', 'predict_prob',
            'paper_mask', 'paper_scores', 'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores',
-           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'forest_instances',
-           'forest_cv', 'cross_choose']
+           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'drop_small',
+           'forest_instances', 'forest_cv', 'cross_choose']
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #d5f0a002
 def contour_instances(fg, contour, threshold=0.5, contour_threshold=0.5, min_size=8) -> np.ndarray:
@@ -198,16 +198,21 @@ def classical_instances(img, h=1.0, min_size=10) -> np.ndarray:
     if m.any(): m = remove_small_objects(m, max_size=min_size - 1)
     return seeded_watershed(m, ndi.distance_transform_edt(m), h)
 
+def drop_small(lab, min_size) -> np.ndarray:
+    "A label image without its objects of fewer than `min_size` pixels (set to 0)."
+    lab = np.asarray(lab)
+    return np.where(np.bincount(lab.ravel())[lab] < min_size, 0, lab) if lab.any() else lab
+
 def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> np.ndarray:
-    "Instances from forest probabilities (H, W, 3): mask = interior + contour > threshold; `seeded_watershed` seeded by interior - contour ('contour') or by the mask's distance transform ('distance')."
+    "Instances from forest probabilities (H, W, 3): mask = interior + contour > threshold, parts under `min_size` pixels dropped; `seeded_watershed` seeded by interior - contour ('contour') or by the mask's distance transform ('distance'); objects under `min_size` dropped."
     from skimage.morphology import remove_small_objects
     m = p[..., 1] + p[..., 2] > threshold
     if m.any(): m = remove_small_objects(m, max_size=min_size - 1)
     if seeds not in ('contour', 'distance'): raise ValueError(f"unknown seeds {seeds!r}: use 'contour' or 'distance'")
-    return seeded_watershed(m, p[..., 1] - p[..., 2] if seeds == 'contour' else ndi.distance_transform_edt(m), h)
+    return drop_small(seeded_watershed(m, p[..., 1] - p[..., 2] if seeds == 'contour' else ndi.distance_transform_edt(m), h), min_size)
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #6a15f763
-FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0))   # ours: the forest's post-processing grid
+FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0), min_size=(10, 30))   # ours: the forest's post-processing grid
 CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
 
 def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, context=True, **forest_kw) -> pd.DataFrame:
@@ -216,10 +221,14 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
     jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
     def forest_rows(method, p, i, k, lab):
         out = []
+        sizes = sorted(settings.get('min_size', (10,)))
         for t in settings['threshold']:
             j = jac(p[..., 1] + p[..., 2] > t, lab)
-            out += [dict(id=i, fold=k, method=method, threshold=t, seeds=s, h=h, jaccard=j, instance_ap=instance_ap(lab, forest_instances(p, t, s, h))[0])
-                    for s in ('contour', 'distance') for h in settings[s]]
+            for s in ('contour', 'distance'):
+                for h in settings[s]:
+                    inst = forest_instances(p, t, s, h, sizes[0])      # one watershed; larger min sizes drop its small objects (the same result)
+                    out += [dict(id=i, fold=k, method=method, threshold=t, seeds=s, h=h, min_size=ms, jaccard=j, instance_ap=instance_ap(lab, drop_small(inst, ms))[0])
+                            for ms in sizes]
         return out
     rows = []
     for k in sorted(set(fold_of[i] for i in ids)):
@@ -236,16 +245,16 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
             rows += forest_rows('forest', q, i, k, lab)
             if p is not None: rows += forest_rows('context', p, i, k, lab)
             om = otsu_mask(img)
-            rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, jaccard=jac(om, lab),
+            rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, min_size=-1, jaccard=jac(om, lab),
                              instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))
             for h in classical_h:
                 ci = classical_instances(img, h)
-                rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
+                rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, min_size=-1, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
     return pd.DataFrame(rows)
 
-def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h')) -> pd.DataFrame:
-    "Per method and fold: the setting (`keys`) with the best mean `by` on the other folds' images, and this fold's mean scores at it."
-    out = []
+def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h', 'min_size')) -> pd.DataFrame:
+    "Per method and fold: the setting (`keys` that `rows` has) with the best mean `by` on the other folds' images, and this fold's mean scores at it."
+    out, keys = [], [k for k in keys if k in rows]
     for (m, k), here in rows.groupby(['method', 'fold']):
         other = rows[(rows['method'] == m) & (rows['fold'] != k)]
         best = other.groupby(list(keys))[by].mean().idxmax() if len(other) else here.groupby(list(keys))[by].mean().idxmax()
