@@ -65,6 +65,19 @@ def test_forest_learns_nuclei_on_sample_images_and_scores_a_held_out_one(tmp_pat
     assert E.forest_instances(p).max() >= 1
 
 
+def test_context_forest_learns_on_sample_images_and_its_first_stage_is_the_plain_forest(tmp_path):
+    folder = generate('dsb2018', tmp_path/'dsb2018', n=7, seed=5)
+    pairs = [load_item(it) for it in dsb_items(folder)]
+    cf = T.fit_context_forest([x for x, _ in pairs[:6]], [y for _, y in pairs[:6]], n=600, n_trees=10)
+    assert cf.second.n_features_in_ == M.N_PIXEL_FEATURES + M.N_CONTEXT_FEATURES
+    plain = T.fit_forest([M.pixel_features(x) for x, _ in pairs[:6]], [D.instance_targets(y) for _, y in pairs[:6]], n=600, n_trees=10)
+    img, lab = pairs[6]
+    q, p = T.context_prob(cf, img, both=True)
+    assert np.array_equal(q, E.forest_prob(plain, M.pixel_features(img)))               # the first stage: the same forest as fit_forest's
+    fg = p[..., 1] + p[..., 2] > 0.5
+    assert (fg & (lab > 0)).sum() / (fg | (lab > 0)).sum() > 0.5 and E.forest_instances(p).max() >= 1
+
+
 def test_cross_choose_never_scores_a_fold_at_its_own_favourite():
     rows = pd.DataFrame(dict(method='m', fold=[0, 0, 1, 1, 2, 2], id=list('abcdef'), threshold=0.5, seeds='contour',
                              h=[.1, .3] * 3, jaccard=.7, instance_ap=[.9, .1, .2, .6, .3, .5]))
@@ -80,5 +93,5 @@ def test_forest_cv_on_real_images_gives_every_method_a_row_per_image(shared_data
     pairs = {it.id: load_item(it) for it in items}
     rows = E.forest_cv(pairs, {i: k % 2 for k, i in enumerate(pairs)}, settings=dict(threshold=(0.5,), contour=(0.3,), distance=(1.0,)),
                        classical_h=(1.0,), n=300, n_trees=5)
-    assert rows.groupby('method')['id'].nunique().to_dict() == dict(classical=4, forest=4, otsu=4)
+    assert rows.groupby('method')['id'].nunique().to_dict() == dict(classical=4, context=4, forest=4, otsu=4)
     assert rows[['jaccard', 'instance_ap']].apply(lambda c: c.between(0, 1)).all().all()

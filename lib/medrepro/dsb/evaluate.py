@@ -14,14 +14,14 @@ from ..data import imap_items
 from .data import load_item
 from .eda import colour_stats
 from .model import nuclei_bright, pixel_features
-from .train import fit_forest
+from .train import fit_forest, forest_prob, fit_context_forest, context_prob
 from .data import instance_targets
 
 # %% auto #0
 __all__ = ['PAPER_SCORES', 'WINNER_MAP', 'FOREST_SETTINGS', 'CLASSICAL_H', 'contour_instances', 'net_prob', 'predict_prob',
            'paper_mask', 'paper_scores', 'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores',
-           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'forest_prob',
-           'forest_instances', 'forest_cv', 'cross_choose']
+           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'forest_instances',
+           'forest_cv', 'cross_choose']
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #d5f0a002
 def contour_instances(fg, contour, threshold=0.5, contour_threshold=0.5, min_size=8) -> np.ndarray:
@@ -198,13 +198,6 @@ def classical_instances(img, h=1.0, min_size=10) -> np.ndarray:
     if m.any(): m = remove_small_objects(m, max_size=min_size - 1)
     return seeded_watershed(m, ndi.distance_transform_edt(m), h)
 
-def forest_prob(forest, feats) -> np.ndarray:
-    "(H, W, 3) float32 probabilities of background, interior, contour for a (H, W, F) feature image (a class the forest never saw: 0), weighed back from the balanced sample to the classes' shares (`prior_ratio_`, notebook 33) when the forest has it."
-    p = forest.predict_proba(feats.reshape(-1, feats.shape[-1]))
-    if hasattr(forest, 'prior_ratio_'): p = p * forest.prior_ratio_; p = p / p.sum(1, keepdims=True)
-    out = np.zeros((p.shape[0], 3), np.float32); out[:, forest.classes_.astype(int)] = p
-    return out.reshape(*feats.shape[:2], 3)
-
 def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> np.ndarray:
     "Instances from forest probabilities (H, W, 3): mask = interior + contour > threshold; `seeded_watershed` seeded by interior - contour ('contour') or by the mask's distance transform ('distance')."
     from skimage.morphology import remove_small_objects
@@ -217,21 +210,31 @@ def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> n
 FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0))   # ours: the forest's post-processing grid
 CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
 
-def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, **forest_kw) -> pd.DataFrame:
-    "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
+def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, context=True, **forest_kw) -> pd.DataFrame:
+    "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, with `context` the auto-context forest's ('context'), `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
     ids = list(pairs)                               # features per image on the fly: one image's (H, W, 29) at a time, never the set's
     jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
+    def forest_rows(method, p, i, k, lab):
+        out = []
+        for t in settings['threshold']:
+            j = jac(p[..., 1] + p[..., 2] > t, lab)
+            out += [dict(id=i, fold=k, method=method, threshold=t, seeds=s, h=h, jaccard=j, instance_ap=instance_ap(lab, forest_instances(p, t, s, h))[0])
+                    for s in ('contour', 'distance') for h in settings[s]]
+        return out
     rows = []
     for k in sorted(set(fold_of[i] for i in ids)):
         train = [i for i in ids if fold_of[i] != k]
-        rf = fit_forest((pixel_features(pairs[i][0]) for i in train), (instance_targets(pairs[i][1]) for i in train), seed=seed, **forest_kw)
+        if context:
+            cf = fit_context_forest((pairs[i][0] for i in train), (pairs[i][1] for i in train), seed=seed, **forest_kw)
+            predict = lambda i: context_prob(cf, pairs[i][0], both=True)
+        else:
+            rf = fit_forest((pixel_features(pairs[i][0]) for i in train), (instance_targets(pairs[i][1]) for i in train), seed=seed, **forest_kw)
+            predict = lambda i: (forest_prob(rf, pixel_features(pairs[i][0])), None)
         test = [i for i in ids if fold_of[i] == k]     # scored one image at a time, with progress (`data.imap_items`)
-        for i, p in zip(test, imap_items(lambda i: forest_prob(rf, pixel_features(pairs[i][0])), test, workers=1, desc=f'forest fold {k}')):
+        for i, (q, p) in zip(test, imap_items(predict, test, workers=1, desc=f'forest fold {k}')):
             img, lab = pairs[i]
-            for t in settings['threshold']:
-                j = jac(p[..., 1] + p[..., 2] > t, lab)
-                rows += [dict(id=i, fold=k, method='forest', threshold=t, seeds=s, h=h, jaccard=j, instance_ap=instance_ap(lab, forest_instances(p, t, s, h))[0])
-                         for s in ('contour', 'distance') for h in settings[s]]
+            rows += forest_rows('forest', q, i, k, lab)
+            if p is not None: rows += forest_rows('context', p, i, k, lab)
             om = otsu_mask(img)
             rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, jaccard=jac(om, lab),
                              instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))

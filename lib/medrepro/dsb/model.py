@@ -13,9 +13,9 @@ from ..core import register_model, ModelConfig
 from ..nets import n_params
 
 # %% auto #0
-__all__ = ['N_PIXEL_FEATURES', 'ConvBlock', 'Shortcut', 'Stem', 'ResidualBlock', 'ResUNet', 'keras_defaults', 'param_counts',
-           'layer_summary', 'resunet', 'unet_resnet34', 'unet_xresnet18s', 'make_model', 'nuclei_bright',
-           'pixel_features']
+__all__ = ['N_PIXEL_FEATURES', 'N_CONTEXT_FEATURES', 'ConvBlock', 'Shortcut', 'Stem', 'ResidualBlock', 'ResUNet',
+           'keras_defaults', 'param_counts', 'layer_summary', 'resunet', 'unet_resnet34', 'unet_xresnet18s',
+           'make_model', 'nuclei_bright', 'pixel_features', 'context_features']
 
 # %% ../../../nbs/32_dsb.model.ipynb #21565790
 class ConvBlock(nn.Sequential):
@@ -159,4 +159,17 @@ def pixel_features(img) -> np.ndarray:
     f = [multiscale_basic_features(g, sigma_min=1, sigma_max=16, num_sigma=5),
          multiscale_basic_features(c, sigma_min=1, sigma_max=8, num_sigma=3, texture=False),
          np.stack([g, m.astype(np.float32), np.log1p(ndi.distance_transform_edt(m))], -1)]
+    return np.concatenate(f, -1).astype(np.float32)
+
+# %% ../../../nbs/32_dsb.model.ipynb #ba4b25a4
+N_CONTEXT_FEATURES = 28
+def context_features(p) -> np.ndarray:
+    "Auto-context features (H, W, 28), float32, of forest probabilities (H, W, 3: background, interior, contour)."
+    from scipy import ndimage as ndi
+    from skimage.feature import multiscale_basic_features
+    p = np.asarray(p, np.float32)
+    fg, core = p[..., 1] + p[..., 2] > 0.5, p[..., 1] > p[..., 2]
+    f = [multiscale_basic_features(p[..., 1], sigma_min=1, sigma_max=8, num_sigma=4),
+         multiscale_basic_features(p[..., 2], sigma_min=1, sigma_max=8, num_sigma=4, texture=False),
+         np.stack([p[..., 1], p[..., 2], np.log1p(ndi.distance_transform_edt(fg)), np.log1p(ndi.distance_transform_edt(core))], -1)]
     return np.concatenate(f, -1).astype(np.float32)

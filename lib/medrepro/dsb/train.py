@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from ..nets import MaskLoss, MaskScore, pixel_counts
 from ..train import fit
 from .model import make_model  # noqa: F401 (importing it registers the ResUNet and baseline builders)
+from .model import pixel_features, context_features, N_PIXEL_FEATURES, N_CONTEXT_FEATURES
+from .data import instance_targets
 
 # %% auto #0
 __all__ = ['REPORT_RECIPE', 'RECIPE_VARIANTS', 'ContourLoss', 'FgScore', 'keras_adam', 'train_model', 'reestimate_bn',
-           'pixel_sample', 'fit_forest']
+           'pixel_sample', 'fit_forest', 'forest_prob', 'ContextForest', 'context_prob', 'fit_context_forest']
 
 # %% ../../../nbs/33_dsb.train.ipynb #c4e0a002
 class ContourLoss(torch.nn.Module):
@@ -88,3 +90,36 @@ def fit_forest(feats, targets, n=1500, n_trees=30, max_depth=14, min_leaf=5, see
     rf.prior_ratio_ = (counts[c] / counts.sum()) / (np.bincount(y, minlength=3)[c] / len(y))
     return rf
 
+
+# %% ../../../nbs/33_dsb.train.ipynb #a1f79fda
+def forest_prob(forest, feats) -> np.ndarray:
+    "(H, W, 3) float32 probabilities of background, interior, contour for a (H, W, F) feature image (a class the forest never saw: 0), weighed back from the balanced sample to the classes' shares (`prior_ratio_`) when the forest has it."
+    p = forest.predict_proba(feats.reshape(-1, feats.shape[-1]))
+    if hasattr(forest, 'prior_ratio_'): p = p * forest.prior_ratio_; p = p / p.sum(1, keepdims=True)
+    out = np.zeros((p.shape[0], 3), np.float32); out[:, forest.classes_.astype(int)] = p
+    return out.reshape(*feats.shape[:2], 3)
+
+class ContextForest:
+    "Auto-context (ours): `first` predicts from `pixel_features`; `second` from those plus `context_features` of `first`'s probabilities."
+    def __init__(self, first, second): self.first, self.second = first, second
+
+def context_prob(model:ContextForest, img, both=False):
+    "Probabilities (H, W, 3) of an RGB image by the auto-context forest; with `both`, (first forest's, second forest's)."
+    f = pixel_features(img)
+    q = forest_prob(model.first, f)
+    p = forest_prob(model.second, np.concatenate([f, context_features(q)], -1))
+    return (q, p) if both else p
+
+def fit_context_forest(images, labels, inner=2, seed=0, **forest_kw) -> ContextForest:
+    "`ContextForest` on RGB images and their instance labels: the second forest learns from the out-of-part probabilities of `inner` forests (each trained on the other parts), `first` from every image; `forest_kw` go to `fit_forest`."
+    images, labels = list(images), list(labels)
+    part = np.random.default_rng(seed).permutation(len(images)) % inner
+    feats = lambda idx: (pixel_features(images[j]) for j in idx)
+    targets = lambda idx: (instance_targets(labels[j]) for j in idx)
+    inners = [fit_forest(feats(np.flatnonzero(part != h)), targets(np.flatnonzero(part != h)), seed=seed + 1 + h, **forest_kw) for h in range(inner)]
+    def stacked():
+        for j in range(len(images)):
+            f = pixel_features(images[j])
+            yield np.concatenate([f, context_features(forest_prob(inners[part[j]], f))], -1)
+    second = fit_forest(stacked(), targets(range(len(images))), seed=seed + 1 + inner, **forest_kw)
+    return ContextForest(fit_forest(feats(range(len(images))), targets(range(len(images))), seed=seed, **forest_kw), second)
