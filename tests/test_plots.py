@@ -97,3 +97,21 @@ def test_panels_channel_first_and_bad_lengths():
     with pytest.raises(ValueError, match='1 masks for 2 images'): show_panels([img, img], [img])
     with pytest.raises(ValueError, match='3 titles for 2 images'): show_panels([img, img], [img, img], titles=['a', 'b', 'c'])
     with pytest.raises(ValueError, match='no images'): show_panels([], [])
+
+
+def test_panels_real_wide_dsb_images(shared_data):
+    "Real 520x696 RGBA DSB images (the wide ones that left white bands): every image fills its panel."
+    from PIL import Image
+    wide = []
+    for d in sorted((shared_data/'dsb2018'/'stage1_train').iterdir()):
+        if Image.open(d/'images'/f'{d.name}.png').size == (696, 520): wide.append(d)
+        if len(wide) == 2: break
+    if not wide: pytest.skip('no 520x696 image in the DSB sample')
+    ims = [np.asarray(Image.open(d/'images'/f'{d.name}.png')) for d in wide]
+    masks = [sum(np.asarray(Image.open(p)) > 0 for p in (d/'masks').glob('*.png')) > 0 for d in wide]
+    fig = show_panels(ims, masks, masks, titles=[d.name[:8] for d in wide])
+    fig.draw_without_rendering()
+    W, H = fig.get_size_inches()
+    for ax in fig.axes:
+        assert ax.get_position().height == pytest.approx(ax.get_position(original=True).height, rel=1e-3)
+    assert H / W < len(wide) * (520 / 696) / 4 + .3 * len(wide) / W   # the images' own aspect over four panels, plus title bands (square boxes: 0.5)
