@@ -46,3 +46,72 @@ def test_compare_table_difference():
     assert np.isnan(t.loc['extra', 'paper']) and np.isnan(t.loc['jaccard', 'ours'])
     fig = plot_table(t, title='x')
     assert fig.axes
+
+
+def _panels(shapes, **kw):
+    rng = np.random.default_rng(0)
+    ims = [rng.random(s) for s in shapes]
+    gray = [im if im.ndim == 2 else im.mean(-1 if im.shape[-1] == 3 else 0) for im in ims]
+    fig = show_panels(ims, [g > .7 for g in gray], [g > .6 for g in gray], titles=[f'{s}' for s in shapes], **kw)
+    fig.draw_without_rendering()                       # imshow's aspect is applied here: a box that does not fit shrinks
+    return fig, np.array(fig.axes).reshape(len(shapes), -1)
+
+
+@pytest.mark.parametrize('shapes', [[(52, 70)] * 3, [(40, 40)] * 2, [(70, 30)] * 2, [(52, 70), (40, 40), (70, 30), (96, 128, 3)]],
+                         ids=['wide', 'square', 'tall', 'mixed'])
+@pytest.mark.parametrize('kw', [{}, dict(errors=False, size=1.6)], ids=['default', 'small'])
+def test_panels_rows_fit_their_images(shapes, kw):
+    fig, axs = _panels(shapes, **kw)
+    W, H = fig.get_size_inches()
+    for ax in axs.flat:                                # the drawn image fills its cell: no white band above, below or beside
+        drawn, cell = ax.get_position(), ax.get_position(original=True)
+        assert drawn.height == pytest.approx(cell.height, rel=1e-3) and drawn.width == pytest.approx(cell.width, rel=1e-3)
+    aspects = [s[0] / s[1] for s in shapes]
+    image_h = sum(ax.get_position().height for ax in axs[:, 0]) * H
+    assert image_h == pytest.approx(axs[0, 0].get_position().width * W * sum(aspects), rel=1e-3)
+    assert H - image_h < .3 * len(shapes)            # what is not image: a title band per row
+
+
+def test_panels_titles_clear_the_row_above():
+    fig, axs = _panels([(52, 70), (70, 30)])
+    r = fig.canvas.get_renderer(); H = fig.get_size_inches()[1] * fig.dpi
+    for i, row in enumerate(axs):
+        ceiling = H if i == 0 else axs[i - 1, 0].get_window_extent(r).y0
+        for ax in row:
+            box = ax.title.get_window_extent(r)
+            assert ax.get_window_extent(r).y1 <= box.y0 and box.y1 <= ceiling
+
+
+def test_panels_multiline_titles_get_room():
+    img = np.zeros((30, 40)); m = img > 0
+    fig = show_panels([img, img], [m, m], titles=['first\nsecond line', 'x\ny'])
+    fig.draw_without_rendering(); r = fig.canvas.get_renderer()
+    assert fig.axes[0].title.get_window_extent(r).y1 <= fig.get_size_inches()[1] * fig.dpi
+    assert fig.axes[2].title.get_window_extent(r).y1 <= fig.axes[0].get_window_extent(r).y0
+
+
+def test_panels_channel_first_and_bad_lengths():
+    fig, axs = _panels([(3, 30, 60)])                 # a channel-first RGB image is shown 30 high, 60 wide
+    assert axs[0, 0].get_position().height * fig.get_size_inches()[1] == pytest.approx(axs[0, 0].get_position().width * fig.get_size_inches()[0] / 2, rel=1e-3)
+    img = np.zeros((8, 8))
+    with pytest.raises(ValueError, match='1 masks for 2 images'): show_panels([img, img], [img])
+    with pytest.raises(ValueError, match='3 titles for 2 images'): show_panels([img, img], [img, img], titles=['a', 'b', 'c'])
+    with pytest.raises(ValueError, match='no images'): show_panels([], [])
+
+
+def test_panels_real_wide_dsb_images(shared_data):
+    "Real 520x696 RGBA DSB images (the wide ones that left white bands): every image fills its panel."
+    from PIL import Image
+    wide = []
+    for d in sorted((shared_data/'dsb2018'/'stage1_train').iterdir()):
+        if Image.open(d/'images'/f'{d.name}.png').size == (696, 520): wide.append(d)
+        if len(wide) == 2: break
+    if not wide: pytest.skip('no 520x696 image in the DSB sample')
+    ims = [np.asarray(Image.open(d/'images'/f'{d.name}.png')) for d in wide]
+    masks = [sum(np.asarray(Image.open(p)) > 0 for p in (d/'masks').glob('*.png')) > 0 for d in wide]
+    fig = show_panels(ims, masks, masks, titles=[d.name[:8] for d in wide])
+    fig.draw_without_rendering()
+    W, H = fig.get_size_inches()
+    for ax in fig.axes:
+        assert ax.get_position().height == pytest.approx(ax.get_position(original=True).height, rel=1e-3)
+    assert H / W < len(wide) * (520 / 696) / 4 + .3 * len(wide) / W   # the images' own aspect over four panels, plus title bands (square boxes: 0.5)

@@ -74,16 +74,40 @@ def plot_learning_curves(src, title=None, metrics=None):
     return fig
 
 # %% ../../nbs/03_plots.ipynb #c011
-def _show_img(ax, img):
+def _as_image(img):
+    "An image as (H, W) or (H, W, C): channel-first arrays are moved last, a single channel dropped."
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3): img = img.transpose(1, 2, 0)
     if img.ndim == 3 and img.shape[-1] == 1: img = img[..., 0]
+    return img
+
+def _show_img(ax, img):
+    img = _as_image(img)
     ax.imshow(img, cmap='gray' if img.ndim == 2 else None); ax.axis('off')
 
+def _panel_axes(aspects, ncols, size, title_lines=1, fontsize=8, margin=.04, col_gap=.08, row_gap=.04):
+    "A figure whose rows are as tall as their images (height / width `aspects`) at a panel width of about `size` inches."
+    W = size * ncols
+    pw = (W - 2 * margin - (ncols - 1) * col_gap) / ncols                  # the width every panel gets
+    band = (title_lines * 1.1 * fontsize + matplotlib.rcParams['axes.titlepad']) / 72   # one row of titles, in inches
+    heights = [pw * a for a in aspects]
+    top = margin + band
+    H = top + sum(heights) + (len(aspects) - 1) * (band + row_gap) + margin
+    fig = plt.figure(figsize=(W, H))
+    gs = fig.add_gridspec(len(aspects), ncols, height_ratios=aspects, left=margin / W, right=1 - margin / W,
+                          top=1 - top / H, bottom=margin / H, wspace=col_gap / pw, hspace=(band + row_gap) / np.mean(heights))
+    return fig, gs.subplots(squeeze=False)
+
+# %% ../../nbs/03_plots.ipynb #866c0c01
 def show_panels(images, masks, preds=None, titles=None, errors=True, size=2.4):
-    "Rows of image | true mask | predicted mask | errors (FP red, FN blue)."
+    "Rows of image | true mask | predicted mask | errors (FP red, FN blue); each panel `size` inches wide, each row as tall as its image."
     n = len(images); ncols = 2 + (preds is not None) + (preds is not None and errors)
-    fig, axs = plt.subplots(n, ncols, figsize=(size * ncols, size * n), squeeze=False)
+    if n == 0: raise ValueError('show_panels: no images to show')
+    for name, xs in [('masks', masks), ('preds', preds), ('titles', titles)]:
+        if xs is not None and len(xs) != n: raise ValueError(f'show_panels: {len(xs)} {name} for {n} images')
+    shapes = [_as_image(im).shape for im in images]
+    lines = max([str(t).count('\n') + 1 for t in titles] if titles else [1])
+    fig, axs = _panel_axes([h / w for h, w, *_ in shapes], ncols, size, title_lines=lines)
     for i in range(n):
         row = axs[i]
         _show_img(row[0], images[i]); row[0].set_title(titles[i] if titles else 'image', fontsize=8)
@@ -94,7 +118,6 @@ def show_panels(images, masks, preds=None, titles=None, errors=True, size=2.4):
             if errors:
                 err = np.zeros(p.shape + (4,)); err[p & ~t] = (1, 0, 0, .8); err[~p & t] = (0, .3, 1, .8)
                 _show_img(row[3], images[i]); row[3].imshow(err); row[3].set_title('FP red / FN blue', fontsize=8)
-    fig.tight_layout()
     return fig
 
 # %% ../../nbs/03_plots.ipynb #c014
