@@ -183,3 +183,13 @@ def test_no_usable_frame_and_an_empty_table(sample, tmp_path):
         assert isinstance(old, tuple) and (on_error == 'raise' or old[2] == 'no usable traced frames')
     tr.iloc[:0].to_csv(root/'VolumeTracings.csv', index=False)            # a header and no rows
     for on_error in ('raise', 'skip'): assert_same(root, on_error)
+
+
+def test_bench_script_runs_and_finds_them_identical(capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1]/'scripts'/'bench_echo_index.py'
+    spec = importlib.util.spec_from_file_location('bench_echo_index', path)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    out = mod.main(['--videos', '40', '--repeat', '1'])                  # no timing asserted: the two agree, and it says so
+    assert (out['videos'], out['rows'], out['same']) == (40, 40 * 42, True) and 'identical: True' in capsys.readouterr().out
