@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tests'))                     # the frozen reference implementation lives beside its test
 from medrepro.data import dataset_path
 from medrepro.echonet.data import echo_index
+import echonet_index_reference as ref                      # noqa: E402
 
 
 def write_folder(src, dest, n):
@@ -58,7 +59,6 @@ def main(argv=None):
         t_new, new = timed(echo_index, root, a.repeat)
         print(f'echo_index, whole arrays       : {t_new:7.2f} s  ({1e3 * t_new / a.videos:.3f} ms a video, best of {a.repeat})')
         if a.skip_old: return dict(videos=a.videos, rows=rows, new_s=t_new)
-        import echonet_index_reference as ref
         t_old, old = timed(ref.echo_index, root, 1)
         same = new.frames.equals(old.frames) and new.tracings.equals(old.tracings) and new.skipped == old.skipped
         print(f'echo_index, per-video loops    : {t_old:7.2f} s  ({1e3 * t_old / a.videos:.3f} ms a video, one call)')
