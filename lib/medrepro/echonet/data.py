@@ -42,7 +42,8 @@ def _read_csv(path, cols, what) -> pd.DataFrame:
             row = int(np.flatnonzero(v.isna().to_numpy())[0]) + 2
             raise DataError(path, f'column {c} is not numeric on line {row} ({df[c].iloc[row - 2]!r})')
         df[c] = v
-    df['FileName'] = df['FileName'].map(video_name)
+    codes, names = pd.factorize(df['FileName'], use_na_sentinel=False)      # video_name once per video, not per row
+    df['FileName'] = pd.Series(names).map(video_name).iloc[codes].set_axis(df.index)
     return df
 
 # %% ../../../nbs/20_echonet.data.ipynb #n001
@@ -61,11 +62,12 @@ def tracing_row_problems(df) -> pd.Series:
     xy = df[['X1', 'Y1', 'X2', 'Y2']].to_numpy(float)
     fin = np.isfinite(xy)
     frame = df['Frame'].to_numpy(float)
-    out = []
-    for i in range(len(df)):
+    whole = np.isfinite(frame) & (frame == np.round(frame))
+    out = np.full(len(df), '', object)
+    for i in np.flatnonzero(~fin.all(1) | ~whole):                     # the checks on whole columns; words only for bad rows
         p = [f'{k} = {xy[i, j]} is not finite' for j, k in enumerate(('X1', 'Y1', 'X2', 'Y2')) if not fin[i, j]]
-        if not np.isfinite(frame[i]) or frame[i] != np.round(frame[i]): p.append(f'Frame = {frame[i]} is not a whole number')
-        out.append('; '.join(p))
+        if not whole[i]: p.append(f'Frame = {frame[i]} is not a whole number')
+        out[i] = '; '.join(p)
     return pd.Series(out, index=df.index, dtype=object)
 
 def read_tracings(path, on_error='raise') -> pd.DataFrame:
@@ -117,9 +119,10 @@ def write_video(path, frames, fps=50.0) -> Path:
 
 # %% ../../../nbs/20_echonet.data.ipynb #c013
 def reference_polygon(tracing) -> np.ndarray:
-    "echonet/dynamic's polygon: (X1, Y1) of rows 2..n, then (X2, Y2) of rows n..2 (row 1 is the long axis)."
+    "echonet/dynamic's polygon: (X1, Y1) of rows 2..n, then (X2, Y2) of rows n..2 (row 1 is the long axis); of one tracing (n, 4) or of a batch (..., n, 4)."
     t = np.asarray(tracing, float)
-    return np.stack([np.r_[t[1:, 0], t[:0:-1, 2]], np.r_[t[1:, 1], t[:0:-1, 3]]], 1)
+    side = lambda a, b: np.concatenate([t[..., 1:, a], t[..., :0:-1, b]], -1)
+    return np.stack([side(0, 2), side(1, 3)], -1)
 
 def tracing_points(tracing, axis=True) -> np.ndarray:
     "Every (x, y) point of a tracing, row by row (the long axis too when `axis`)."
@@ -154,10 +157,20 @@ def tracing_mask(tracing, shape=(112, 112), method='reference', axis=True, scale
     if method == 'reference': return fill_polygon(reference_polygon(tracing), shape, scale, rint=True)
     return fill_polygon(order_points(tracing_points(tracing, axis), method), shape, scale)
 
-def polygon_area(poly) -> float:
-    "Shoelace area of a polygon of (x, y) points."
-    x, y = np.asarray(poly, float).T
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+def _fixed_order_sum(p) -> np.ndarray:
+    "Sum over the last axis in one fixed order: terms 1+3, 5+7, ... into one running sum, 2+4, 6+8, ... into another, the last m % 4 terms into the first, then the two added."
+    m = p.shape[-1]; m4 = m - m % 4
+    s1, s2 = np.zeros(p.shape[:-1]), np.zeros(p.shape[:-1])
+    for i in range(0, m4, 4): s1, s2 = s1 + (p[..., i] + p[..., i + 2]), s2 + (p[..., i + 1] + p[..., i + 3])
+    for i in range(m4, m): s1 = s1 + p[..., i]
+    return s1 + s2
+
+def polygon_area(poly):
+    "Shoelace area of a polygon of (x, y) points (m, 2) (a float), or of each polygon of a batch (..., m, 2) (an array)."
+    p = np.asarray(poly, float)
+    x, y = p[..., 0], p[..., 1]
+    a = np.abs(_fixed_order_sum(x * np.roll(y, -1, -1)) - _fixed_order_sum(y * np.roll(x, -1, -1))) / 2
+    return float(a) if p.ndim == 2 else a
 
 # %% ../../../nbs/20_echonet.data.ipynb #c017
 def tracing_volume(tracing) -> float:
@@ -189,23 +202,64 @@ class EchoData:
     def video_path(self, name) -> Path: return self.root/'Videos'/f'{name}.avi'
     def __len__(self): return len(self.frames)
 
+# %% ../../../nbs/20_echonet.data.ipynb #314b92d0
+def _traced_frames(tr) -> dict:
+    "The tracings as arrays sorted by video name, then frame (a frame's rows in file order): per row (`xy`, file `line`, `row_video`) and per traced frame (`first` row, `rows`, `video`, `frame`); `names[video]` is the video's name."
+    vcode, names = pd.factorize(tr['FileName'], sort=True)           # a video's number is the rank of its name
+    frame = tr['Frame'].to_numpy(np.int64)
+    order = np.lexsort((frame, vcode))                                # stable: a frame's rows keep their file order
+    v, f = vcode[order], frame[order]
+    first = np.flatnonzero(np.r_[len(v) > 0, (v[1:] != v[:-1]) | (f[1:] != f[:-1])])   # where each traced frame starts
+    return dict(names=np.asarray(names, object), row_video=v, xy=tr[['X1', 'Y1', 'X2', 'Y2']].to_numpy(float)[order],
+                line=tr.index.to_numpy()[order] + 2, first=first, rows=np.diff(np.r_[first, len(v)]), video=v[first], frame=f[first])
+
+def _video_problems(root, fli, t) -> dict:
+    "Video number -> its problems, for each bad video in name order: not in FileList.csv, or no AVI in Videos/, then per traced frame: beyond the video, under 3 chords, points outside the frame. Checked on whole columns."
+    if not len(t['first']): return {}
+    names, fv, ff, rows, first, xy, rv = (t[k] for k in ('names', 'video', 'frame', 'rows', 'first', 'xy', 'row_video'))
+    pos = fli.index.get_indexer(names); in_fl = pos >= 0
+    n, w, h = (np.r_[fli[k].to_numpy(np.int64), 0][pos] for k in ('NumberOfFrames', 'FrameWidth', 'FrameHeight'))   # 0 when not listed
+    vdir = root/'Videos'
+    has_avi = np.array([bool(ok) and (vdir/f'{nm}.avi').is_file() for nm, ok in zip(names, in_fl)], bool)
+    beyond, few = (ff < 0) | (ff >= n[fv]), rows - 1 < 3
+    xs, ys = xy[:, [0, 2]], xy[:, [1, 3]]
+    out = ((xs < -1) | (xs > w[rv, None] + 1) | (ys < -1) | (ys > h[rv, None] + 1)).any(1)   # one pixel of slack
+    n_out = np.add.reduceat(out.astype(np.int64), first)
+    first_out = np.minimum.reduceat(np.where(out, np.arange(len(out)), len(out)), first)
+    bad = ~in_fl | ~has_avi | (np.bincount(fv, beyond | few | (n_out > 0), len(names)) > 0)
+    frames_of = np.searchsorted(fv, np.arange(len(names) + 1))        # video k's traced frames: frames_of[k] .. frames_of[k + 1] - 1
+    problems = {}
+    for k in np.flatnonzero(bad):                                     # words only for the bad videos
+        nm = names[k]
+        if not in_fl[k]: problems[int(k)] = [f'{nm}.avi is traced in VolumeTracings.csv but missing from FileList.csv']; continue
+        errs = [] if has_avi[k] else [f'{nm}.avi is missing from Videos/']
+        for g in range(frames_of[k], frames_of[k + 1]):
+            if beyond[g]: errs.append(f'{nm}.avi frame {ff[g]} is beyond the video (NumberOfFrames {n[k]})')
+            if few[g]: errs.append(f'{nm}.avi frame {ff[g]} has {rows[g] - 1} chord(s); at least 3 are needed')
+            if n_out[g]:
+                x1, y1, x2, y2 = xy[first_out[g]]
+                errs.append(f'{nm}.avi frame {ff[g]}: line {t["line"][first_out[g]]} ({x1:g}, {y1:g}, {x2:g}, {y2:g}) and {n_out[g] - 1} more row(s) '
+                            f'lie outside the {w[k]}x{h[k]} frame')
+        problems[int(k)] = errs
+    return problems
+
 # %% ../../../nbs/20_echonet.data.ipynb #a8f03a23
-def _check_video(root, fl, name, groups):
-    "Problems of one traced video (a list of strings; empty when fine)."
-    errs = []
-    if name not in fl.index: return [f'{name}.avi is traced in VolumeTracings.csv but missing from FileList.csv']
-    if not (root/'Videos'/f'{name}.avi').is_file(): errs.append(f'{name}.avi is missing from Videos/')
-    n, w, h = (int(fl.at[name, k]) for k in ('NumberOfFrames', 'FrameWidth', 'FrameHeight'))
-    for f, g in groups:
-        if f < 0 or f >= n: errs.append(f'{name}.avi frame {f} is beyond the video (NumberOfFrames {n})')
-        if len(g) - 1 < 3: errs.append(f'{name}.avi frame {f} has {len(g) - 1} chord(s); at least 3 are needed')
-        xs, ys = g[['X1', 'X2']].to_numpy(float), g[['Y1', 'Y2']].to_numpy(float)
-        out = ((xs < -1) | (xs > w + 1) | (ys < -1) | (ys > h + 1)).any(1)
-        if out.any():
-            i = int(np.flatnonzero(out)[0]); r = g.iloc[i]
-            errs.append(f'{name}.avi frame {f}: line {g.index[i] + 2} ({r.X1:g}, {r.Y1:g}, {r.X2:g}, {r.Y2:g}) and {int(out.sum()) - 1} more row(s) '
-                        f'lie outside the {w}x{h} frame')
-    return errs
+def _frame_table(t, keep, fli) -> pd.DataFrame:
+    "One row per kept traced frame (`keep`, in `t`'s order): the area of its reference polygon, its phase (ED: the first frame of its video with the largest area, ES: with the smallest, else other), chords, and its video's FileList columns."
+    g = np.flatnonzero(keep)
+    rows, area = t['rows'][g], np.zeros(len(g))
+    for r in np.unique(rows):                                          # one batch of polygons per row count (the real set: 21)
+        sel = rows == r
+        area[sel] = polygon_area(reference_polygon(t['xy'][t['first'][g[sel]][:, None] + np.arange(r)]))
+    v, at = t['video'][g], np.arange(len(g))
+    start = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])               # each video's first frame
+    k = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(v)]))
+    first_at = lambda hit: np.minimum.reduceat(np.where(hit, at, len(at)), start)[k] == at   # the first frame of its video where `hit`
+    ed, es = first_at(area == np.maximum.reduceat(area, start)[k]), first_at(area == np.minimum.reduceat(area, start)[k])
+    pos = fli.index.get_indexer(t['names'][v])
+    return pd.DataFrame(dict(FileName=t['names'][v], Frame=t['frame'][g], Phase=np.array(['other', 'ES', 'ED'], object)[np.where(ed, 2, es.astype(int))],
+                             Area=area, Chords=rows - 1, Split=fli['Split'].to_numpy(object)[pos], EF=fli['EF'].to_numpy(float)[pos],
+                             NumberOfFrames=fli['NumberOfFrames'].to_numpy(np.int64)[pos]))
 
 def echo_index(root, on_error='raise') -> EchoData:
     "Read and join FileList.csv, VolumeTracings.csv and Videos/; `on_error='skip'` drops bad videos with one warning."
@@ -214,26 +268,18 @@ def echo_index(root, on_error='raise') -> EchoData:
     fl = read_filelist(root/'FileList.csv')
     tr = read_tracings(root/'VolumeTracings.csv', on_error)
     if not (root/'Videos').is_dir(): raise DataError(root/'Videos', 'video folder missing')
-    fli = fl.set_index('FileName')
-    rows, skipped = [], dict(tr.attrs.get('skipped', {}))
-    for name, vg in tr.groupby('FileName', sort=True):
-        groups = list(vg.groupby('Frame', sort=True))
-        errs = _check_video(root, fli, name, groups)
-        if errs:
-            if on_error != 'skip':
-                where = root/'Videos'/f'{name}.avi' if 'missing from Videos' in errs[0] else root/'VolumeTracings.csv'
-                raise DataError(where, '; '.join(errs))
-            skipped[name] = '; '.join(errs); continue
-        areas = {f: polygon_area(reference_polygon(g[['X1', 'Y1', 'X2', 'Y2']].to_numpy(float))) for f, g in groups}
-        ed, es = max(areas, key=areas.get), min(areas, key=areas.get)
-        for f, g in groups:
-            rows.append(dict(FileName=name, Frame=int(f), Phase='ED' if f == ed else 'ES' if f == es else 'other',
-                             Area=areas[f], Chords=len(g) - 1, Split=fli.at[name, 'Split'], EF=float(fli.at[name, 'EF']),
-                             NumberOfFrames=int(fli.at[name, 'NumberOfFrames'])))
+    fli, t = fl.set_index('FileName'), _traced_frames(tr)
+    problems, skipped = _video_problems(root, fli, t), dict(tr.attrs.get('skipped', {}))
+    for k, errs in problems.items():                                   # in name order: 'raise' stops at the first bad video
+        name = t['names'][k]
+        if on_error != 'skip':
+            where = root/'Videos'/f'{name}.avi' if 'missing from Videos' in errs[0] else root/'VolumeTracings.csv'
+            raise DataError(where, '; '.join(errs))
+        skipped[name] = '; '.join(errs)
     if skipped: warnings.warn(f'{root}: skipped {len(skipped)} video(s): ' + ' | '.join(skipped.values()))
-    frames = pd.DataFrame(rows, columns=['FileName', 'Frame', 'Phase', 'Area', 'Chords', 'Split', 'EF', 'NumberOfFrames'])
-    if frames.empty: raise DataError(root/'VolumeTracings.csv', 'no usable traced frames')
-    return EchoData(root, fl, tr[~tr.FileName.isin(list(skipped))].reset_index(drop=True), frames, skipped)
+    keep = ~np.isin(t['video'], list(problems))
+    if not keep.any(): raise DataError(root/'VolumeTracings.csv', 'no usable traced frames')
+    return EchoData(root, fl, tr[~tr.FileName.isin(list(skipped))].reset_index(drop=True), _frame_table(t, keep, fli), skipped)
 
 # %% ../../../nbs/20_echonet.data.ipynb #c030
 class TracedFrame:
