@@ -1,5 +1,5 @@
 """EchoNet index at the real set's size: `echo_index` (whole arrays) against the per-video pandas loops it replaced
-(tests/echonet_index_reference.py), in the same run, on the same synthetic folder; the two results must be identical.
+(tests/echonet_index_reference.py), in the same run, on the same synthetic folder; the two results must be identical (areas up to rounding in the last bits).
 
 The folder repeats the sample set's FileList rows and tracings under new names, to the real set's 10,030 videos (about
 421,000 tracing rows: two traced frames of 21 rows each); each video is a hard link to a sample video (a copy where
@@ -60,9 +60,11 @@ def main(argv=None):
         print(f'echo_index, whole arrays       : {t_new:7.2f} s  ({1e3 * t_new / a.videos:.3f} ms a video, best of {a.repeat})')
         if a.skip_old: return dict(videos=a.videos, rows=rows, new_s=t_new)
         t_old, old = timed(ref.echo_index, root, 1)
-        same = new.frames.equals(old.frames) and new.tracings.equals(old.tracings) and new.skipped == old.skipped
+        nf, of = new.frames, old.frames                 # Area up to rounding (another summation order), everything else exactly
+        same = (nf.drop(columns='Area').equals(of.drop(columns='Area')) and np.allclose(nf.Area, of.Area, rtol=1e-12, atol=1e-8)
+                and new.tracings.equals(old.tracings) and new.skipped == old.skipped)
         print(f'echo_index, per-video loops    : {t_old:7.2f} s  ({1e3 * t_old / a.videos:.3f} ms a video, one call)')
-        print(f'speed-up {t_old / t_new:.0f}x; frames, tracings and skipped identical: {same}')
+        print(f'speed-up {t_old / t_new:.0f}x; frames (areas up to rounding), tracings and skipped identical: {same}')
         return dict(videos=a.videos, rows=rows, new_s=t_new, old_s=t_old, same=same)
 
 

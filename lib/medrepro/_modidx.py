@@ -229,8 +229,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data.TracedFrame.__init__': ( 'echonet.data.html#tracedframe.__init__',
                                                                                        'medrepro/echonet/data.py'),
-                                       'medrepro.echonet.data._fixed_order_sum': ( 'echonet.data.html#_fixed_order_sum',
-                                                                                   'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data._frame_table': ('echonet.data.html#_frame_table', 'medrepro/echonet/data.py'),
                                        'medrepro.echonet.data._paper_frame_split': ( 'echonet.data.html#_paper_frame_split',
                                                                                      'medrepro/echonet/data.py'),

@@ -157,19 +157,11 @@ def tracing_mask(tracing, shape=(112, 112), method='reference', axis=True, scale
     if method == 'reference': return fill_polygon(reference_polygon(tracing), shape, scale, rint=True)
     return fill_polygon(order_points(tracing_points(tracing, axis), method), shape, scale)
 
-def _fixed_order_sum(p) -> np.ndarray:
-    "Sum over the last axis in one fixed order: terms 1+3, 5+7, ... into one running sum, 2+4, 6+8, ... into another, the last m % 4 terms into the first, then the two added."
-    m = p.shape[-1]; m4 = m - m % 4
-    s1, s2 = np.zeros(p.shape[:-1]), np.zeros(p.shape[:-1])
-    for i in range(0, m4, 4): s1, s2 = s1 + (p[..., i] + p[..., i + 2]), s2 + (p[..., i + 1] + p[..., i + 3])
-    for i in range(m4, m): s1 = s1 + p[..., i]
-    return s1 + s2
-
 def polygon_area(poly):
     "Shoelace area of a polygon of (x, y) points (m, 2) (a float), or of each polygon of a batch (..., m, 2) (an array)."
     p = np.asarray(poly, float)
     x, y = p[..., 0], p[..., 1]
-    a = np.abs(_fixed_order_sum(x * np.roll(y, -1, -1)) - _fixed_order_sum(y * np.roll(x, -1, -1))) / 2
+    a = np.abs((x * np.roll(y, -1, -1)).sum(-1) - (y * np.roll(x, -1, -1)).sum(-1)) / 2
     return float(a) if p.ndim == 2 else a
 
 # %% ../../../nbs/20_echonet.data.ipynb #c017
