@@ -1,7 +1,7 @@
 import matplotlib
 matplotlib.use('Agg')
 import numpy as np, pandas as pd, pytest
-from medrepro.plots import plot_confusion, plot_confusion_grid, history, plot_learning_curves, show_panels, compare_table, plot_table
+from medrepro.plots import plot_confusion, plot_confusion_grid, history, plot_learning_curves, show_panels, panel_axes, compare_table, plot_table
 
 
 def test_confusion_counts_are_drawn():
@@ -115,3 +115,47 @@ def test_panels_real_wide_dsb_images(shared_data):
     for ax in fig.axes:
         assert ax.get_position().height == pytest.approx(ax.get_position(original=True).height, rel=1e-3)
     assert H / W < len(wide) * (520 / 696) / 4 + .3 * len(wide) / W   # the images' own aspect over four panels, plus title bands (square boxes: 0.5)
+
+
+def _row_of(ims, size=2.4, **kw):
+    "One row of different images drawn with panel_axes, each column as wide as its image at one height."
+    inv = np.array([im.shape[1] / im.shape[0] for im in ims])
+    fig, axs = panel_axes([1 / inv.mean()], len(ims), size, widths=inv, **kw)
+    for ax, im in zip(axs[0], ims): ax.imshow(im); ax.set_title('t', fontsize=8); ax.axis('off')
+    fig.draw_without_rendering()
+    return fig, axs[0]
+
+
+def test_panel_axes_widths_fit_a_row_of_different_images():
+    fig, axs = _row_of([np.zeros((30, 40)), np.zeros((20, 40)), np.zeros((40, 40)), np.zeros((60, 30))])
+    heights = [ax.get_position().height for ax in axs]
+    assert heights == pytest.approx([heights[0]] * 4, rel=1e-6)          # one height for the row
+    for ax in axs:                                                        # and no band around any image
+        assert ax.get_position().width == pytest.approx(ax.get_position(original=True).width, rel=1e-3)
+        assert ax.get_position().height == pytest.approx(ax.get_position(original=True).height, rel=1e-3)
+    fig, axs = panel_axes([.75, .75], 3, 2.4)                            # without widths: equal columns, as before
+    assert len({round(ax.get_position().width, 9) for ax in axs.flat}) == 1
+
+
+def test_panel_axes_suptitle_has_room():
+    fig, axs = _row_of([np.zeros((30, 40)), np.zeros((30, 45))], suptitle='first line\nsecond line', suptitle_size=12)
+    r = fig.canvas.get_renderer(); sup = fig._suptitle.get_window_extent(r)
+    assert sup.y1 <= fig.get_size_inches()[1] * fig.dpi                  # inside the figure
+    assert all(sup.y0 >= ax.title.get_window_extent(r).y1 for ax in axs) # and above the panels' titles
+    no_title, _ = _row_of([np.zeros((30, 40)), np.zeros((30, 45))])
+    assert fig.get_size_inches()[1] > no_title.get_size_inches()[1] + 2 * 12 / 72   # the room is added, not taken from the images
+
+
+def test_panel_axes_real_isic_row(shared_data):
+    "Real ISIC 2018 images of different sizes (4:3, 3:2) side by side: every one fills its panel."
+    from medrepro.isic2018.data import seg_items, read_pair, image_size
+    items = seg_items(shared_data/'isic2018')
+    by_aspect = {}
+    for it in items:
+        w, h = image_size(it.image); by_aspect.setdefault(round(h / w, 2), it)
+    if len(by_aspect) < 2: pytest.skip('fewer than two aspect ratios in the ISIC sample')
+    ims = [read_pair(it, max_side=128)[0] for it in list(by_aspect.values())[:4]]
+    fig, axs = _row_of(ims, size=3.25)
+    for ax in axs:
+        assert ax.get_position().height == pytest.approx(ax.get_position(original=True).height, rel=1e-3)
+        assert ax.get_position().width == pytest.approx(ax.get_position(original=True).width, rel=1e-3)

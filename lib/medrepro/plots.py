@@ -13,8 +13,8 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix
 
 # %% auto #0
-__all__ = ['plot_confusion', 'plot_confusion_grid', 'history', 'plot_learning_curves', 'show_panels', 'compare_table',
-           'plot_table', 'plot_roc_pr', 'plot_calibration']
+__all__ = ['plot_confusion', 'plot_confusion_grid', 'history', 'plot_learning_curves', 'panel_axes', 'show_panels',
+           'compare_table', 'plot_table', 'plot_roc_pr', 'plot_calibration']
 
 # %% ../../nbs/03_plots.ipynb #c004
 def plot_confusion(y_true=None, y_pred=None, labels=None, cm=None, normalize=None, title=None, ax=None, cmap='Blues'):
@@ -85,17 +85,19 @@ def _show_img(ax, img):
     img = _as_image(img)
     ax.imshow(img, cmap='gray' if img.ndim == 2 else None); ax.axis('off')
 
-def _panel_axes(aspects, ncols, size, title_lines=1, fontsize=8, margin=.04, col_gap=.08, row_gap=.04):
-    "A figure whose rows are as tall as their images (height / width `aspects`) at a panel width of about `size` inches."
+def panel_axes(aspects, ncols, size, title_lines=1, fontsize=8, margin=.04, col_gap=.08, row_gap=.04, widths=None, suptitle=None, suptitle_size=10):
+    "A figure whose rows are as tall as their images (height / width `aspects`) at a mean panel width of about `size` inches; `widths`: relative column widths."
     W = size * ncols
-    pw = (W - 2 * margin - (ncols - 1) * col_gap) / ncols                  # the width every panel gets
+    pw = (W - 2 * margin - (ncols - 1) * col_gap) / ncols                  # the mean width of a panel
     band = (title_lines * 1.1 * fontsize + matplotlib.rcParams['axes.titlepad']) / 72   # one row of titles, in inches
+    head = 0 if suptitle is None else (str(suptitle).count('\n') + 1) * 1.25 * suptitle_size / 72 + .04   # the figure title
     heights = [pw * a for a in aspects]
-    top = margin + band
+    top = margin + head + band
     H = top + sum(heights) + (len(aspects) - 1) * (band + row_gap) + margin
     fig = plt.figure(figsize=(W, H))
-    gs = fig.add_gridspec(len(aspects), ncols, height_ratios=aspects, left=margin / W, right=1 - margin / W,
+    gs = fig.add_gridspec(len(aspects), ncols, height_ratios=aspects, width_ratios=widths, left=margin / W, right=1 - margin / W,
                           top=1 - top / H, bottom=margin / H, wspace=col_gap / pw, hspace=(band + row_gap) / np.mean(heights))
+    if suptitle is not None: fig.suptitle(suptitle, y=1 - margin / H, va='top', fontsize=suptitle_size)
     return fig, gs.subplots(squeeze=False)
 
 # %% ../../nbs/03_plots.ipynb #866c0c01
@@ -107,7 +109,7 @@ def show_panels(images, masks, preds=None, titles=None, errors=True, size=2.4):
         if xs is not None and len(xs) != n: raise ValueError(f'show_panels: {len(xs)} {name} for {n} images')
     shapes = [_as_image(im).shape for im in images]
     lines = max([str(t).count('\n') + 1 for t in titles] if titles else [1])
-    fig, axs = _panel_axes([h / w for h, w, *_ in shapes], ncols, size, title_lines=lines)
+    fig, axs = panel_axes([h / w for h, w, *_ in shapes], ncols, size, title_lines=lines)
     for i in range(n):
         row = axs[i]
         _show_img(row[0], images[i]); row[0].set_title(titles[i] if titles else 'image', fontsize=8)
