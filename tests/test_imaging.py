@@ -104,3 +104,15 @@ def test_mask_instances_splits_touching_discs():
     speck = np.zeros((10, 10), bool); speck[2, 2] = True
     assert im.mask_instances(speck, 'cc', min_size=4).max() == 0
     with pytest.raises(ValueError, match='unknown method'): im.mask_instances(two, 'magic')
+
+
+def test_read_rgb_drafts_wide_jpegs_at_their_shape(tmp_path, monkeypatch):
+    "A 3:2 photo with max_side half its width decodes at half size in the JPEG decoder (a square draft box would decode it whole)."
+    from PIL import JpegImagePlugin
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (800, 1200, 3), dtype=np.uint8)).save(tmp_path/'wide.jpg')
+    seen, draft = [], JpegImagePlugin.JpegImageFile.draft
+    def spy(self, mode, size): r = draft(self, mode, size); seen.append(self.size); return r
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, 'draft', spy)
+    a = im.read_rgb(tmp_path/'wide.jpg', max_side=600)
+    assert seen == [(600, 400)] and a.shape == (400, 600, 3)
+    assert im.read_rgb(tmp_path/'wide.jpg', max_side=500).shape == (333, 500, 3) and seen[-1] == (600, 400)

@@ -70,7 +70,8 @@ def seg_items(path, part='all') -> list:
 # %% ../../../nbs/40_isic2018.data.ipynb #223461bc
 def mask_values(a, path='mask') -> np.ndarray:
     "A mask array as boolean lesion pixels by its values: 0/1, 0/255 or any two values (the higher is lesion); DataError otherwise."
-    v = np.unique(a)
+    a = np.asarray(a)
+    v = np.flatnonzero(np.bincount(a.ravel(), minlength=256)) if a.dtype == np.uint8 else np.unique(a)   # counts: no sort of 12 Mpx
     if len(v) == 2: return a == v[1]
     if len(v) == 1 and v[0] in (0, 1, 255): return np.full(a.shape, bool(v[0]))   # all background, or all lesion
     shown = ', '.join(str(int(x)) for x in v[:6]) + (', ...' if len(v) > 6 else '')
