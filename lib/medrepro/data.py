@@ -396,11 +396,10 @@ def _open_mm(paths, shapes, dtypes):
 
 # %% ../../nbs/08_data.ipynb #5b2050e2
 def _written(out):
-    "Flush memmaps being written and hand their pages back (the file keeps them): memory stays a chunk's, not the cache's."
+    "Hand the pages of memmaps being written back (memory stays a chunk's, not the cache's); the kernel writes them out, the builder's one `flush` makes the file whole before it is renamed."
     import mmap
-    for a in out.values():
-        a.flush()
-        m = getattr(a, '_mmap', None)
+    for a in out.values():                  # no msync here: unmapping a dirty shared page marks it dirty in the page cache, nothing is lost,
+        m = getattr(a, '_mmap', None)       # and a synchronous flush per chunk in each worker left a core waiting on the disk
         if isinstance(m, mmap.mmap): m.madvise(mmap.MADV_DONTNEED)
 
 class _Indexed:
