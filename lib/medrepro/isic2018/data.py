@@ -131,7 +131,7 @@ def load_seg_set(items, size=(768, 1024), cache_dir=None, workers=None, bad=None
     h, w = (int(s) for s in size)
     key = dict(files=[[file_sig(it.image), file_sig(it.mask)] for it in items], size=[h, w])
     xy = memmap_cache(cache_dir, f'isic2018-{h}x{w}', items, {'x': (h, w, 3), 'y': (h, w)}, np.uint8,
-                      partial(decode_pair, size=(h, w)), key=key, version=2, workers=workers,
+                      partial(decode_pair, size=(h, w)), key=key, version=3, workers=workers,
                       desc=f'ISIC 2018 pairs at {h}x{w}', bad=bad, progress=progress)
     ok = xy['x'].ok
     if ok.all(): return SegSet(list(items), xy['x'], xy['y'])

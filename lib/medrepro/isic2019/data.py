@@ -82,7 +82,7 @@ def load_images(paths, size=256, decode_size=256, cache_dir=None, workers=None, 
     paths = [Path(p) for p in paths]
     key = dict(files=[_sig(p) for p in paths], decode_size=int(decode_size))
     return memmap_cache(cache_dir, f'isic2019-{decode_size}-{size}px', paths, (size, size, 3), np.uint8,
-                        partial(decode_image, size=size, decode_size=decode_size), key=key, version=2, workers=workers,
+                        partial(decode_image, size=size, decode_size=decode_size), key=key, version=3, workers=workers,
                         desc=f'ISIC 2019 images at {size} px', bad=bad, progress=progress)
 
 # %% ../../../nbs/43_isic2019.data.ipynb #a43rv02
