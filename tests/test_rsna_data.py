@@ -429,3 +429,16 @@ def test_notebook_parameters_are_validated(nb, bad, match):
     ok = {}; exec(src[0], ok); exec(src[1], ok)                      # the defaults pass
     ns = {}; exec(src[0], ns); ns.update(bad)
     with pytest.raises(ValueError, match=match): exec(src[1], ns)
+
+
+def test_label_counts_any_label_dtype():
+    "Voxels per label, slice by slice: a uint8 volume counted as it is, other dtypes clipped to 0..255 first (same counts)."
+    from medrepro.rsna.data import _label_counts
+    v = np.random.default_rng(0).integers(0, 9, (5, 7, 6)).astype(np.uint8)
+    want = np.bincount(v.ravel(), minlength=256)
+    np.testing.assert_array_equal(_label_counts(v), want)
+    np.testing.assert_array_equal(_label_counts(v.astype(np.int16)), want)
+    w = v.astype(np.int16); w[0, 0, 0], w[1, 0, 0] = -3, 300          # out of range: clipped to 0 and 255
+    got = _label_counts(w)
+    np.testing.assert_array_equal(got, np.bincount(np.clip(w, 0, 255).ravel(), minlength=256))
+    assert got[255] == 1 and got.sum() == v.size

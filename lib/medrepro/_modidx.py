@@ -711,6 +711,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'medrepro.rsna.data._load_seg': ('rsna.data.html#_load_seg', 'medrepro/rsna/data.py'),
                                     'medrepro.rsna.data._sample_grid': ('rsna.data.html#_sample_grid', 'medrepro/rsna/data.py'),
                                     'medrepro.rsna.data._take': ('rsna.data.html#_take', 'medrepro/rsna/data.py'),
+                                    'medrepro.rsna.data._u8': ('rsna.data.html#_u8', 'medrepro/rsna/data.py'),
                                     'medrepro.rsna.data.bone_boxes': ('rsna.data.html#bone_boxes', 'medrepro/rsna/data.py'),
                                     'medrepro.rsna.data.box_slices': ('rsna.data.html#box_slices', 'medrepro/rsna/data.py'),
                                     'medrepro.rsna.data.check_folder': ('rsna.data.html#check_folder', 'medrepro/rsna/data.py'),

@@ -135,10 +135,14 @@ def _ct_to_voxel(series: CTSeries, A) -> tuple:
     return o, M[:3, :3] @ (series.orientation[3:]*series.spacing[1]), M[:3, :3] @ (series.orientation[:3]*series.spacing[2])
 
 # %% ../../../nbs/11_rsna.data.ipynb #9f7c5b20
+def _u8(sl) -> np.ndarray:
+    "A label slice as uint8 (values clipped to 0..255); a uint8 slice as it is (no pass over it)."
+    return sl if sl.dtype == np.uint8 else np.clip(sl, 0, 255).astype(np.uint8)
+
 def _label_counts(vol) -> np.ndarray:
     "Voxels per label 0..255 of a label volume, slice by slice (no int64 copy of the whole volume)."
     c = np.zeros(256, np.int64)
-    for sl in vol: c += np.bincount(np.clip(sl, 0, 255).astype(np.uint8, copy=False).ravel(), minlength=256)
+    for sl in vol: c += np.bincount(_u8(sl).ravel(), minlength=256)
     return c
 
 def _take(arr, ix, axis):
@@ -222,7 +226,7 @@ def vertebra_presence(seg_path, series: CTSeries, labels=None) -> pd.DataFrame:
     lab = seg_to_series(seg_path, series) if labels is None else labels
     pres, union = np.zeros((len(series), 7), int), {}
     for k, sl in enumerate(lab):                      # slice by slice: no whole-volume mask per vertebra
-        sl = np.clip(sl, 0, 255).astype(np.uint8, copy=False)
+        sl = _u8(sl)
         for i in np.nonzero(np.bincount(sl.ravel(), minlength=8)[1:8])[0]:
             pres[k, i] = 1
             if i in union: union[i] |= sl == i + 1
