@@ -142,6 +142,8 @@ def _u8(sl) -> np.ndarray:
 def _label_counts(vol) -> np.ndarray:
     "Voxels per label 0..255 of a label volume, slice by slice (no int64 copy of the whole volume)."
     c = np.zeros(256, np.int64)
+    vol = np.asanyarray(vol)
+    if vol.ndim > 1 and vol.flags.f_contiguous and not vol.flags.c_contiguous: vol = vol.T   # NIfTI's order: contiguous slices, counts the same
     for sl in vol: c += np.bincount(_u8(sl).ravel(), minlength=256)
     return c
 
