@@ -438,7 +438,7 @@ def test_label_counts_any_label_dtype():
     want = np.bincount(v.ravel(), minlength=256)
     np.testing.assert_array_equal(_label_counts(v), want)
     np.testing.assert_array_equal(_label_counts(v.astype(np.int16)), want)
-    np.testing.assert_array_equal(_label_counts(np.asfortranarray(v)), want)   # NIfTI's order
+    np.testing.assert_array_equal(_label_counts(np.asfortranarray(v)), want)   # NIfTI's order, read along its contiguous axis: the same counts
     w = v.astype(np.int16); w[0, 0, 0], w[1, 0, 0] = -3, 300          # out of range: clipped to 0 and 255
     got = _label_counts(w)
     np.testing.assert_array_equal(got, np.bincount(np.clip(w, 0, 255).ravel(), minlength=256))

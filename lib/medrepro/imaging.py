@@ -92,15 +92,13 @@ def crop_box(arr, box, fill=0) -> np.ndarray:
     return out
 
 # %% ../../nbs/06_imaging.ipynb #057e20e8
-import math
-
 def read_rgb(path, max_side=None) -> np.ndarray:
     "An image file as RGB uint8 `(H, W, 3)`; with `max_side`, shrunk (JPEG draft decoding) so its longer side is at most that."
     path = Path(path)
     try:
         with Image.open(path) as im:
             if max_side and im.format == 'JPEG':       # the box has the image's shape: a square one never reduces a 3:2 photo
-                r = max_side / max(im.size); im.draft('RGB', (math.ceil(im.size[0] * r), math.ceil(im.size[1] * r)))
+                r = max_side / max(im.size); im.draft('RGB', tuple(int(np.ceil(s * r)) for s in im.size))
             im = im.convert('RGB')
     except Exception as e: raise DataError(path, f'unreadable image ({type(e).__name__}: {e})') from None
     a = np.asarray(im)
