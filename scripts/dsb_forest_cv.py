@@ -3,7 +3,7 @@
 Notebook 34's section "A pixel forest and a stronger classical baseline" runs the same code on the folder it scores;
 this script runs it alone on the real images (no network needed) and writes the same tables:
 
-    PYTHONPATH=lib .venv/bin/python scripts/dsb_forest_cv.py [--data ../shared/data/dsb2018] [--folds 3] [--n-max N] [--trees 30 --samples 1500 --depth 14 --out-suffix _big] [--no-context]
+    PYTHONPATH=lib .venv/bin/python scripts/dsb_forest_cv.py [--data ../shared/data/dsb2018] [--folds 3] [--n-max N] [--trees 30 --samples 1500 --depth 14 --out-suffix _big] [--no-context] [--no-objects]
 
 Writes reports/dsb/evaluate/forest_cv_scores.csv (every image x setting), forest_cv.csv (per fold, at the setting the
 other folds chose), forest_cv_summary.csv and forest_by_type.csv, and prints the CPU time (resource.getrusage).
@@ -29,6 +29,7 @@ def main():
     ap.add_argument('--samples', type=int, default=1500, help='pixels sampled per training image (a third per class)')
     ap.add_argument('--depth', type=int, default=14)
     ap.add_argument('--no-context', action='store_true', help='skip the auto-context forest (about two thirds of the CPU time)')
+    ap.add_argument('--no-objects', action='store_true', help='skip the object model that picks among candidate nuclei (method objects)')
     ap.add_argument('--out-suffix', default='', help='appended to the table names (a variant beside the default run)')
     a = ap.parse_args()
     c0 = cpu()
@@ -40,7 +41,7 @@ def main():
     strata = pd.Series([kind[i] for i in pairs]); strata[strata.map(strata.value_counts()) < a.folds] = 'rare'
     if (strata == 'rare').sum() < a.folds: strata[strata == 'rare'] = strata.value_counts().index[0]
     fold = {i: k for k, f in enumerate(kfold(len(pairs), a.folds, 42, strata=strata)) for i in np.array(list(pairs))[f['test']]}
-    rows = forest_cv(pairs, fold, context=not a.no_context, n=a.samples, n_trees=a.trees, max_depth=a.depth).assign(modality=lambda d: d['id'].map(kind))
+    rows = forest_cv(pairs, fold, context=not a.no_context, objects=not a.no_objects, n=a.samples, n_trees=a.trees, max_depth=a.depth).assign(modality=lambda d: d['id'].map(kind))
     tab = cross_choose(rows)
     used = cpu() - c0
     keys = ['method', 'fold', 'threshold', 'seeds', 'h', 'min_size']

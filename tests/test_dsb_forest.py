@@ -93,5 +93,49 @@ def test_forest_cv_on_real_images_gives_every_method_a_row_per_image(shared_data
     pairs = {it.id: load_item(it) for it in items}
     rows = E.forest_cv(pairs, {i: k % 2 for k, i in enumerate(pairs)}, settings=dict(threshold=(0.5,), contour=(0.3,), distance=(1.0,)),
                        classical_h=(1.0,), n=300, n_trees=5)
-    assert rows.groupby('method')['id'].nunique().to_dict() == dict(classical=4, context=4, forest=4, otsu=4)
+    assert rows.groupby('method')['id'].nunique().to_dict() == dict(classical=4, context=4, forest=4, objects=4, otsu=4)
     assert rows[['jaccard', 'instance_ap']].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def _candidates(lab, p=None, settings=((0.5, 0.1), (0.5, 5.0))):
+    "Forest-like probabilities of a label image (interior 1, a faint contour where labels meet) and its candidates."
+    from skimage.segmentation import find_boundaries
+    if p is None:
+        touch = find_boundaries(lab, mode='inner') & (ndi.grey_dilation(lab, 3) != ndi.grey_erosion(np.where(lab > 0, lab, 99), 3)) & (lab > 0)
+        p = np.zeros((*lab.shape, 3), np.float32); p[..., 0] = lab == 0; p[..., 1] = (lab > 0) & ~touch; p[..., 2] = touch
+    labs = E.candidate_labels(p, settings)
+    return p, labs, E.candidate_features(_rgb(lab), p, labs, settings)
+
+
+def test_candidates_of_touching_discs_split_or_merge_by_setting_and_their_iou_says_which_is_right():
+    lab = _discs()
+    p, labs, f = _candidates(lab)
+    assert [l.max() for l in labs] == [2, 1]
+    assert len(f) == 3 and f['setting'].tolist() == [0, 0, 1] and np.isfinite(f[E.CANDIDATE_FEATURES].to_numpy(float)).all()
+    iou = E.candidate_iou(lab, labs)
+    assert (iou[:2] > 0.9).all() and 0.3 < iou[2] < 0.6            # the halves are the nuclei; the merged pair is neither
+    assert f.loc[2, 'rel_area'] > f.loc[0, 'rel_area']              # the merged pair is bigger than the image's typical nucleus
+
+
+def test_select_candidates_keeps_the_best_predicted_without_overlap_and_nothing_below_tau():
+    lab = _discs()
+    _, labs, f = _candidates(lab)
+    two = E.select_candidates(labs, f, [0.9, 0.8, 0.7])
+    assert instance_ap(lab, two)[0] > 0.9
+    one = E.select_candidates(labs, f, [0.6, 0.6, 0.9])
+    assert one.max() == 1 and (one > 0).sum() == (labs[1] > 0).sum()
+    assert E.select_candidates(labs, f, [0.49, 0.3, 0.2]).max() == 0
+    assert E.select_candidates(labs, f, [0.49, 0.3, 0.2], tau=0.4).max() == 1      # tau is the line
+    assert E.select_candidates(labs, f, [0.9, 0.8, 0.7], max_overlap=1.0, min_size=1).max() == 2   # the pair's free pixels: none left
+
+
+def test_forest_cv_fits_each_folds_object_model_on_the_other_folds_only(monkeypatch):
+    pairs = {f'im{k}': (_rgb(_discs(centres=((24, 22 + k), (24, 45 + k)))), _discs(centres=((24, 22 + k), (24, 45 + k)))) for k in range(6)}
+    fold_of = {f'im{k}': k % 3 for k in range(6)}
+    seen, fit = [], E.fit_object_model
+    monkeypatch.setattr(E, 'fit_object_model', lambda table, seed=0: seen.append(sorted(set(table['id']))) or fit(table, seed))
+    rows = E.forest_cv(pairs, fold_of, settings=dict(threshold=(0.5,), contour=(0.3,), distance=(1.0,)), classical_h=(1.0,), context=False, n=300, n_trees=5)
+    obj = rows[rows['method'] == 'objects']
+    assert sorted(obj['id']) == sorted(pairs) and (obj['instance_ap'] > 0.5).all()
+    assert len(seen) == 3
+    for k, ids in enumerate(seen): assert not set(ids) & {i for i, f in fold_of.items() if f == k}    # fold k never trains its own model

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from scipy import ndimage as ndi
-from ..imaging import resize_image, instance_ap, mask_instances
+from ..imaging import resize_image, instance_ap, mask_instances, iou_matrix
 from ..metrics import mask_counts, scores_from_counts, seg_scores
 from ..train import predict
 from ..data import imap_items
@@ -18,10 +18,11 @@ from .train import fit_forest, forest_prob, fit_context_forest, context_prob
 from .data import instance_targets
 
 # %% auto #0
-__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'FOREST_SETTINGS', 'CLASSICAL_H', 'contour_instances', 'net_prob', 'predict_prob',
-           'paper_mask', 'paper_scores', 'prob_maps', 'instances_of', 'evaluate_items', 'otsu_mask', 'cv_scores',
-           'choose_setting', 'cv_table', 'comparison', 'seeded_watershed', 'classical_instances', 'drop_small',
-           'forest_instances', 'forest_cv', 'cross_choose']
+__all__ = ['PAPER_SCORES', 'WINNER_MAP', 'CANDIDATE_SETTINGS', 'CANDIDATE_FEATURES', 'FOREST_SETTINGS', 'CLASSICAL_H',
+           'contour_instances', 'net_prob', 'predict_prob', 'paper_mask', 'paper_scores', 'prob_maps', 'instances_of',
+           'evaluate_items', 'otsu_mask', 'cv_scores', 'choose_setting', 'cv_table', 'comparison', 'seeded_watershed',
+           'classical_instances', 'drop_small', 'forest_instances', 'candidate_labels', 'candidate_features',
+           'candidate_iou', 'fit_object_model', 'select_candidates', 'forest_cv', 'cross_choose']
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #d5f0a002
 def contour_instances(fg, contour, threshold=0.5, contour_threshold=0.5, min_size=8) -> np.ndarray:
@@ -211,12 +212,104 @@ def forest_instances(p, threshold=0.5, seeds='contour', h=0.3, min_size=10) -> n
     if seeds not in ('contour', 'distance'): raise ValueError(f"unknown seeds {seeds!r}: use 'contour' or 'distance'")
     return drop_small(seeded_watershed(m, p[..., 1] - p[..., 2] if seeds == 'contour' else ndi.distance_transform_edt(m), h), min_size)
 
+# %% ../../../nbs/34_dsb.evaluate.ipynb #19159d32
+CANDIDATE_SETTINGS = tuple((t, h) for t in (0.3, 0.5, 0.7) for h in (0.1, 0.3, 0.6))   # ours: (mask threshold, seed h) of each candidate set
+
+def candidate_labels(p, settings=CANDIDATE_SETTINGS, min_size=10) -> list:
+    "The candidate nuclei of forest probabilities (H, W, 3): one int32 label image (labels 1..n) per (threshold, h) of `settings`, by `forest_instances` with contour seeds."
+    from skimage.segmentation import relabel_sequential
+    return [relabel_sequential(forest_instances(p, t, 'contour', h, min_size))[0].astype(np.int32) for t, h in settings]
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #c6b213a4
+CANDIDATE_FEATURES = ['t', 'h', 'log_area', 'rel_area', 'fg_in', 'pi_in', 'pc_in', 'g_in', 'g_sd', 'fg_edge', 'compact', 'g_edge', 'fg_ring', 'g_ring',
+                      'pc_ring', 'ring_frac', 'contrast', 'solidity', 'ecc', 'extent', 'border', 'stab_mean', 'stab_n', 'stab_min',
+                      'img_log_med_area', 'img_n', 'img_g_mean', 'img_fg_mean', 'img_spread', 'img_log_size']
+
+def _label_means(lab, v, n) -> tuple:
+    "(mean of `v` over each label 1..n, pixel count of each)."
+    c = np.bincount(lab.ravel(), minlength=n + 1)
+    return (np.bincount(lab.ravel(), weights=np.ravel(v), minlength=n + 1) / np.maximum(c, 1))[1:], c[1:]
+
+def candidate_features(img, p, labs, settings=CANDIDATE_SETTINGS) -> pd.DataFrame:
+    "One row per candidate of `labs` (`candidate_labels` of forest probabilities `p` for RGB `img`): setting index, label, and `CANDIDATE_FEATURES`."
+    from skimage.measure import regionprops_table
+    from skimage.segmentation import expand_labels, find_boundaries
+    g = nuclei_bright(img)[0]
+    fg, pi, pc = p[..., 1] + p[..., 2], p[..., 1], p[..., 2]
+    H, W = g.shape
+    mid = labs[min(range(len(settings)), key=lambda s: abs(settings[s][0] - 0.5) + abs(settings[s][1] - 0.3))]   # the middle setting
+    ra = np.bincount(mid.ravel())[1:]
+    med = float(np.median(ra)) if len(ra) else 0.0
+    x = np.asarray(img)[..., :3]
+    image = dict(img_log_med_area=np.log1p(med), img_n=np.log1p(len(ra)), img_g_mean=float(g.mean()), img_fg_mean=float(fg.mean()),
+                 img_spread=float((x.max(-1).astype(np.int16) - x.min(-1)).mean()), img_log_size=float(np.log(H * W)))
+    parts = []
+    for s, lab in enumerate(labs):
+        n = int(lab.max())
+        if n == 0: continue
+        a = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        f = dict(setting=np.full(n, s), obj=np.arange(1, n + 1), t=np.full(n, settings[s][0]), h=np.full(n, settings[s][1]),
+                 log_area=np.log(a), rel_area=np.log(a / max(med, 1.0)))
+        for name, v in (('fg', fg), ('pi', pi), ('pc', pc), ('g', g)): f[f'{name}_in'] = _label_means(lab, v, n)[0]
+        f['g_sd'] = np.sqrt(np.maximum(_label_means(lab, g * g, n)[0] - f['g_in'] ** 2, 0))
+        edge = np.where(find_boundaries(lab, mode='inner'), lab, 0)
+        f['fg_edge'], per = _label_means(edge, fg, n); f['compact'] = per ** 2 / a; f['g_edge'] = _label_means(edge, g, n)[0]
+        ring = np.where(lab == 0, expand_labels(lab, 2), 0)
+        f['fg_ring'], rc = _label_means(ring, fg, n); f['g_ring'] = _label_means(ring, g, n)[0]; f['pc_ring'] = _label_means(ring, pc, n)[0]
+        f['ring_frac'] = rc / a; f['contrast'] = f['g_in'] - f['g_ring']
+        rp = regionprops_table(lab, properties=('solidity', 'eccentricity', 'extent', 'bbox'))
+        f['solidity'], f['ecc'], f['extent'] = rp['solidity'], rp['eccentricity'], rp['extent']
+        f['border'] = ((rp['bbox-0'] == 0) | (rp['bbox-1'] == 0) | (rp['bbox-2'] == H) | (rp['bbox-3'] == W)).astype(float)
+        st = []
+        for s2, l2 in enumerate(labs):
+            if s2 == s: continue
+            iou = iou_matrix(l2, lab)
+            st.append(iou.max(0) if iou.shape[0] else np.zeros(n))
+        st = np.array(st).reshape(-1, n)
+        f['stab_mean'], f['stab_n'], f['stab_min'] = (st.mean(0), (st > 0.8).sum(0), st.min(0)) if len(st) else (np.ones(n), np.zeros(n), np.ones(n))
+        parts.append(pd.DataFrame(f))
+    cols = ['setting', 'obj'] + CANDIDATE_FEATURES
+    if not parts: return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True).assign(**image)[cols]
+
+def candidate_iou(lab, labs) -> np.ndarray:
+    "Each candidate's best IoU with a true nucleus of `lab` (0 where it meets none), in `candidate_features`' row order."
+    out = []
+    for l in labs:
+        if l.max() == 0: continue
+        iou = iou_matrix(lab, l)
+        out.append(iou.max(0) if iou.shape[0] else np.zeros(int(l.max())))
+    return np.concatenate(out) if out else np.zeros(0)
+
+# %% ../../../nbs/34_dsb.evaluate.ipynb #6286a3a3
+def fit_object_model(table:pd.DataFrame, seed=0):
+    "A gradient-boosted regression of the `iou` column of `candidate_features` rows on `CANDIDATE_FEATURES`."
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    return HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, random_state=seed).fit(
+        table[CANDIDATE_FEATURES].to_numpy(float), table['iou'].to_numpy(float))
+
+def select_candidates(labs, table:pd.DataFrame, pred, tau=0.5, max_overlap=0.2, min_size=10) -> np.ndarray:
+    "Instance labels of one image from its candidates (`labs`; `table` their `setting` / `obj` rows, `pred` their predicted IoU): greedy by `pred`, kept if `pred` >= `tau` and at most `max_overlap` of the candidate is taken; its free pixels form the nucleus (at least `min_size`)."
+    out = np.zeros(labs[0].shape if labs else (0, 0), np.int32)
+    boxes = [ndi.find_objects(l) for l in labs]
+    pred, sets, objs, n = np.asarray(pred, float), table['setting'].to_numpy(int), table['obj'].to_numpy(int), 0
+    for r in np.argsort(-pred, kind='stable'):
+        if pred[r] < tau: break
+        b = boxes[sets[r]][objs[r] - 1]
+        m = labs[sets[r]][b] == objs[r]; o = out[b]
+        if (o[m] > 0).mean() > max_overlap: continue
+        free = m & (o == 0)
+        if free.sum() < min_size: continue
+        n += 1; o[free] = n
+    return out
+
 # %% ../../../nbs/34_dsb.evaluate.ipynb #6a15f763
 FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0), min_size=(10, 30))   # ours: the forest's post-processing grid
 CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
 
-def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, context=True, **forest_kw) -> pd.DataFrame:
-    "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, with `context` the auto-context forest's ('context'), `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
+def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, context=True, objects=True, tau=0.5, **forest_kw) -> pd.DataFrame:
+    "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, with `context` the auto-context forest's ('context'), with `objects` the candidates of the last forest chosen by an object model fitted on the other folds' candidates ('objects'), `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
+    import tempfile
     ids = list(pairs)                               # features per image on the fly: one image's (H, W, 29) at a time, never the set's
     jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
     def forest_rows(method, p, i, k, lab):
@@ -230,7 +323,7 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
                     out += [dict(id=i, fold=k, method=method, threshold=t, seeds=s, h=h, min_size=ms, jaccard=j, instance_ap=instance_ap(lab, drop_small(inst, ms))[0])
                             for ms in sizes]
         return out
-    rows = []
+    rows, cands, tmp = [], [], tempfile.TemporaryDirectory(prefix='medrepro-candidates-')   # each image's candidates wait on disk for the object model
     for k in sorted(set(fold_of[i] for i in ids)):
         train = [i for i in ids if fold_of[i] != k]
         if context:
@@ -244,13 +337,33 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
             img, lab = pairs[i]
             rows += forest_rows('forest', q, i, k, lab)
             if p is not None: rows += forest_rows('context', p, i, k, lab)
+            if objects:
+                labs = candidate_labels(q if p is None else p)
+                np.savez_compressed(f'{tmp.name}/{len(cands)}.npz', *[l.astype(np.uint16 if l.max() < 65536 else np.int32) for l in labs])
+                cands.append(candidate_features(img, q if p is None else p, labs).assign(id=i, fold=k, iou=candidate_iou(lab, labs), file=len(cands)))
             om = otsu_mask(img)
             rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, min_size=-1, jaccard=jac(om, lab),
                              instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))
             for h in classical_h:
                 ci = classical_instances(img, h)
                 rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, min_size=-1, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
+    if cands: rows += _object_rows(pd.concat(cands, ignore_index=True), pairs, tmp.name, tau, seed)
+    tmp.cleanup()
     return pd.DataFrame(rows)
+
+def _object_rows(table, pairs, folder, tau, seed) -> list:
+    "forest_cv's 'objects' rows: per fold, the object model fitted on the other folds' candidates picks this fold's nuclei."
+    out = []
+    for k, here in table.groupby('fold'):
+        other = table[table['fold'] != k]
+        if not len(other): continue                  # one fold: nothing to learn from without its own images
+        pred = fit_object_model(other, seed).predict(here[CANDIDATE_FEATURES].to_numpy(float))
+        for (i, f), w in here.groupby(['id', 'file']).indices.items():
+            z = np.load(f'{folder}/{f}.npz'); labs = [z[n].astype(np.int32) for n in z.files]
+            lab = pairs[i][1]; sel = select_candidates(labs, here.iloc[w], pred[w], tau)
+            out.append(dict(id=i, fold=k, method='objects', threshold=tau, seeds='objects', h=-1.0, min_size=10,
+                            jaccard=float(seg_scores([sel > 0], [lab > 0])['jaccard'].iloc[0]), instance_ap=instance_ap(lab, sel)[0]))
+    return out
 
 def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h', 'min_size')) -> pd.DataFrame:
     "Per method and fold: the setting (`keys` that `rows` has) with the best mean `by` on the other folds' images, and this fold's mean scores at it."
