@@ -222,7 +222,7 @@ def candidate_labels(p, settings=CANDIDATE_SETTINGS, min_size=10) -> list:
 
 # %% ../../../nbs/34_dsb.evaluate.ipynb #c6b213a4
 CANDIDATE_FEATURES = ['t', 'h', 'log_area', 'rel_area', 'fg_in', 'pi_in', 'pc_in', 'g_in', 'g_sd', 'fg_edge', 'compact', 'g_edge', 'fg_ring', 'g_ring',
-                      'pc_ring', 'ring_frac', 'contrast', 'solidity', 'ecc', 'extent', 'border', 'stab_mean', 'stab_n', 'stab_min',
+                      'pc_ring', 'ring_frac', 'contrast', 'solidity', 'ecc', 'extent', 'border',
                       'img_log_med_area', 'img_n', 'img_g_mean', 'img_fg_mean', 'img_spread', 'img_log_size']
 
 def _label_means(lab, v, n) -> tuple:
@@ -260,13 +260,6 @@ def candidate_features(img, p, labs, settings=CANDIDATE_SETTINGS) -> pd.DataFram
         rp = regionprops_table(lab, properties=('solidity', 'eccentricity', 'extent', 'bbox'))
         f['solidity'], f['ecc'], f['extent'] = rp['solidity'], rp['eccentricity'], rp['extent']
         f['border'] = ((rp['bbox-0'] == 0) | (rp['bbox-1'] == 0) | (rp['bbox-2'] == H) | (rp['bbox-3'] == W)).astype(float)
-        st = []
-        for s2, l2 in enumerate(labs):
-            if s2 == s: continue
-            iou = iou_matrix(l2, lab)
-            st.append(iou.max(0) if iou.shape[0] else np.zeros(n))
-        st = np.array(st).reshape(-1, n)
-        f['stab_mean'], f['stab_n'], f['stab_min'] = (st.mean(0), (st > 0.8).sum(0), st.min(0)) if len(st) else (np.ones(n), np.zeros(n), np.ones(n))
         parts.append(pd.DataFrame(f))
     cols = ['setting', 'obj'] + CANDIDATE_FEATURES
     if not parts: return pd.DataFrame(columns=cols)
