@@ -132,10 +132,11 @@ def test_select_candidates_keeps_the_best_predicted_without_overlap_and_nothing_
 def test_forest_cv_fits_each_folds_object_model_on_the_other_folds_only(monkeypatch):
     pairs = {f'im{k}': (_rgb(_discs(centres=((24, 22 + k), (24, 45 + k)))), _discs(centres=((24, 22 + k), (24, 45 + k)))) for k in range(6)}
     fold_of = {f'im{k}': k % 3 for k in range(6)}
+    pairs['blank'] = (_rgb(np.zeros((48, 72), np.int32)), np.zeros((48, 72), np.int32)); fold_of['blank'] = 0   # no nucleus, maybe no candidate
     seen, fit = [], E.fit_object_model
     monkeypatch.setattr(E, 'fit_object_model', lambda table, seed=0: seen.append(sorted(set(table['id']))) or fit(table, seed))
     rows = E.forest_cv(pairs, fold_of, settings=dict(threshold=(0.5,), contour=(0.3,), distance=(1.0,)), classical_h=(1.0,), context=False, n=300, n_trees=5)
     obj = rows[rows['method'] == 'objects']
-    assert sorted(obj['id']) == sorted(pairs) and (obj['instance_ap'] > 0.5).all()
+    assert sorted(obj['id']) == sorted(pairs) and (obj['instance_ap'] > 0.5).all()      # every image scored, the blank one too
     assert len(seen) == 3
     for k, ids in enumerate(seen): assert not set(ids) & {i for i, f in fold_of.items() if f == k}    # fold k never trains its own model

@@ -316,7 +316,7 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
                     out += [dict(id=i, fold=k, method=method, threshold=t, seeds=s, h=h, min_size=ms, jaccard=j, instance_ap=instance_ap(lab, drop_small(inst, ms))[0])
                             for ms in sizes]
         return out
-    rows, cands, tmp = [], [], tempfile.TemporaryDirectory(prefix='medrepro-candidates-')   # each image's candidates wait on disk for the object model
+    rows, cands, scored, tmp = [], [], [], tempfile.TemporaryDirectory(prefix='medrepro-candidates-')   # each image's candidates wait on disk for the object model
     for k in sorted(set(fold_of[i] for i in ids)):
         train = [i for i in ids if fold_of[i] != k]
         if context:
@@ -332,30 +332,33 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
             if p is not None: rows += forest_rows('context', p, i, k, lab)
             if objects:
                 labs = candidate_labels(q if p is None else p)
-                np.savez_compressed(f'{tmp.name}/{len(cands)}.npz', *[l.astype(np.uint16 if l.max() < 65536 else np.int32) for l in labs])
-                cands.append(candidate_features(img, q if p is None else p, labs).assign(id=i, fold=k, iou=candidate_iou(lab, labs), file=len(cands)))
+                np.savez_compressed(f'{tmp.name}/{len(scored)}.npz', *[l.astype(np.uint16 if l.max() < 65536 else np.int32) for l in labs])
+                cands.append(candidate_features(img, q if p is None else p, labs).assign(id=i, fold=k, iou=candidate_iou(lab, labs), file=len(scored)))
+                scored.append((i, k))
             om = otsu_mask(img)
             rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, min_size=-1, jaccard=jac(om, lab),
                              instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))
             for h in classical_h:
                 ci = classical_instances(img, h)
                 rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, min_size=-1, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
-    if cands: rows += _object_rows(pd.concat(cands, ignore_index=True), pairs, tmp.name, tau, seed)
+    if scored: rows += _object_rows(pd.concat(cands, ignore_index=True), scored, pairs, tmp.name, tau, seed)
     tmp.cleanup()
     return pd.DataFrame(rows)
 
-def _object_rows(table, pairs, folder, tau, seed) -> list:
-    "forest_cv's 'objects' rows: per fold, the object model fitted on the other folds' candidates picks this fold's nuclei."
-    out = []
-    for k, here in table.groupby('fold'):
-        other = table[table['fold'] != k]
-        if not len(other): continue                  # one fold: nothing to learn from without its own images
-        pred = fit_object_model(other, seed).predict(here[CANDIDATE_FEATURES].to_numpy(float))
-        for (i, f), w in here.groupby(['id', 'file']).indices.items():
-            z = np.load(f'{folder}/{f}.npz'); labs = [z[n].astype(np.int32) for n in z.files]
-            lab = pairs[i][1]; sel = select_candidates(labs, here.iloc[w], pred[w], tau)
-            out.append(dict(id=i, fold=k, method='objects', threshold=tau, seeds='objects', h=-1.0, min_size=10,
-                            jaccard=float(seg_scores([sel > 0], [lab > 0])['jaccard'].iloc[0]), instance_ap=instance_ap(lab, sel)[0]))
+def _object_rows(table, scored, pairs, folder, tau, seed) -> list:
+    "forest_cv's 'objects' rows for the (id, fold) of `scored` (file f: the f-th): per fold, the object model fitted on the other folds' candidates picks the nuclei; an image without candidates scores an empty prediction."
+    out, models = [], {}
+    for f, (i, k) in enumerate(scored):
+        if k not in models:
+            other = table[table['fold'] != k]
+            models[k] = fit_object_model(other, seed) if len(other) else None      # one fold: nothing to learn from without its own images
+        if models[k] is None: continue
+        here = table[table['file'] == f]
+        z = np.load(f'{folder}/{f}.npz'); labs = [z[n].astype(np.int32) for n in z.files]
+        pred = models[k].predict(here[CANDIDATE_FEATURES].to_numpy(float)) if len(here) else np.zeros(0)
+        lab = pairs[i][1]; sel = select_candidates(labs, here, pred, tau)
+        out.append(dict(id=i, fold=k, method='objects', threshold=tau, seeds='objects', h=-1.0, min_size=10,
+                        jaccard=float(seg_scores([sel > 0], [lab > 0])['jaccard'].iloc[0]), instance_ap=instance_ap(lab, sel)[0]))
     return out
 
 def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h', 'min_size')) -> pd.DataFrame:
