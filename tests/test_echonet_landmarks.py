@@ -149,9 +149,9 @@ def test_smoke_training_beats_mean_landmark_baseline(tmp_path):
     np.testing.assert_allclose(contours[0].max(), 32 / 112 * frame_contours(data, sel[:1], 112)[0].max())
     ds = landmark_set(arr['x'][sel], arr['y'][sel], contours, k=3, radius=3, band=1, sigma=1.0)
     base = landmark_scores(np.repeat(ds['pts'][tr].mean(0, keepdims=True), len(va), 0), ds['pts'][va], ds['masks'][va])
-    seed_everything(42)
+    seed_everything(42)   # 45 epochs: at 30, seed 42 passed in CI but on an AVX-512 machine (different float rounding) ran poorly (error 3.5 px against 4.0, F1 0.415 < 0.438); at 45, seeds 42, 0, 1 all pass there
     learn = fit(dataloaders(*frame_sets(ds['x'], ds['y'], dict(train=tr, valid=va)), bs=8, valid_bs=16, device='cpu'), echonet_unet(1, 3, [8, 16, 32]),
-                landmark_loss('spatial_ce'), 30, 3e-3, metrics=[LandmarkErr('spatial_ce')], out_dir=tmp_path, quiet=True,
+                landmark_loss('spatial_ce'), 45, 3e-3, metrics=[LandmarkErr('spatial_ce')], out_dir=tmp_path, quiet=True,
                 monitor='landmark_err', comp=np.less, lr_patience=None, es_patience=None)
     got = landmark_scores(predict_points(learn.model, ds['x'][va], 'spatial_ce'), ds['pts'][va], ds['masks'][va])
     assert got.landmark_err_px.mean() < 0.9 * base.landmark_err_px.mean()   # at least 10 % better (the per-patient looks of issue 27 made the sample harder)
