@@ -226,9 +226,11 @@ CANDIDATE_FEATURES = ['t', 'h', 'log_area', 'rel_area', 'fg_in', 'pi_in', 'pc_in
                       'img_log_med_area', 'img_n', 'img_g_mean', 'img_fg_mean', 'img_spread', 'img_log_size']
 
 def _label_means(lab, v, n) -> tuple:
-    "(mean of `v` over each label 1..n, pixel count of each)."
-    c = np.bincount(lab.ravel(), minlength=n + 1)
-    return (np.bincount(lab.ravel(), weights=np.ravel(v), minlength=n + 1) / np.maximum(c, 1))[1:], c[1:]
+    "(mean of `v` over each label 1..n by scipy's `ndimage.mean`, 0 for a label without pixels; pixel count of each)."
+    c = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    m, has = np.zeros(n), np.flatnonzero(c) + 1
+    if len(has): m[has - 1] = ndi.mean(v, lab, has)
+    return m, c
 
 def candidate_features(img, p, labs, settings=CANDIDATE_SETTINGS) -> pd.DataFrame:
     "One row per candidate of `labs` (`candidate_labels` of forest probabilities `p` for RGB `img`): setting index, label, and `CANDIDATE_FEATURES`."
@@ -300,16 +302,19 @@ def select_candidates(labs, table:pd.DataFrame, pred, tau=0.5, max_overlap=0.2, 
 FOREST_SETTINGS = dict(threshold=(0.4, 0.5), contour=(0.3, 0.5), distance=(1.0, 2.0), min_size=(10, 30))   # ours: the forest's post-processing grid
 CLASSICAL_H = (0.5, 1.0, 2.0)                                                                # ours: the classical baseline's seed h grid
 
+def _jaccard(pred, lab) -> float:
+    "Jaccard of a prediction (mask or labels: > 0) against the nuclei of a label image (an empty pair: 1, `seg_scores`' rule)."
+    return float(seg_scores([np.asarray(pred) > 0], [np.asarray(lab) > 0])['jaccard'].iloc[0])
+
 def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CLASSICAL_H, seed=0, context=True, objects=True, tau=0.5, **forest_kw) -> pd.DataFrame:
     "Out-of-fold rows (id, fold, method, threshold, seeds, h, jaccard, instance_ap) of {id: (image, labels)}: the forest of each fold at every setting, with `context` the auto-context forest's ('context'), with `objects` the candidates of the last forest chosen by an object model fitted on the other folds' candidates ('objects'), `otsu_mask` + distance watershed ('otsu'), `classical_instances` at each h ('classical')."
     import tempfile
     ids = list(pairs)                               # features per image on the fly: one image's (H, W, 29) at a time, never the set's
-    jac = lambda m, lab: float(seg_scores([m], [lab > 0])['jaccard'].iloc[0])
     def forest_rows(method, p, i, k, lab):
         out = []
         sizes = sorted(settings.get('min_size', (10,)))
         for t in settings['threshold']:
-            j = jac(p[..., 1] + p[..., 2] > t, lab)
+            j = _jaccard(p[..., 1] + p[..., 2] > t, lab)
             for s in ('contour', 'distance'):
                 for h in settings[s]:
                     inst = forest_instances(p, t, s, h, sizes[0])      # one watershed; larger min sizes drop its small objects (the same result)
@@ -331,35 +336,33 @@ def forest_cv(pairs:dict, fold_of:dict, settings=FOREST_SETTINGS, classical_h=CL
             rows += forest_rows('forest', q, i, k, lab)
             if p is not None: rows += forest_rows('context', p, i, k, lab)
             if objects:
-                labs = candidate_labels(q if p is None else p)
+                last = q if p is None else p                 # the last forest's probabilities
+                labs = candidate_labels(last)
                 np.savez_compressed(f'{tmp.name}/{len(scored)}.npz', *[l.astype(np.uint16 if l.max() < 65536 else np.int32) for l in labs])
-                cands.append(candidate_features(img, q if p is None else p, labs).assign(id=i, fold=k, iou=candidate_iou(lab, labs), file=len(scored)))
+                cands.append(candidate_features(img, last, labs).assign(id=i, fold=k, iou=candidate_iou(lab, labs), file=len(scored)))
                 scored.append((i, k))
             om = otsu_mask(img)
-            rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, min_size=-1, jaccard=jac(om, lab),
+            rows.append(dict(id=i, fold=k, method='otsu', threshold=-1.0, seeds='distance', h=-1.0, min_size=-1, jaccard=_jaccard(om, lab),
                              instance_ap=instance_ap(lab, mask_instances(om, 'watershed', min_distance=8))[0]))
             for h in classical_h:
                 ci = classical_instances(img, h)
-                rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, min_size=-1, jaccard=jac(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
+                rows.append(dict(id=i, fold=k, method='classical', threshold=-1.0, seeds='distance', h=h, min_size=-1, jaccard=_jaccard(ci > 0, lab), instance_ap=instance_ap(lab, ci)[0]))
     if scored: rows += _object_rows(pd.concat(cands, ignore_index=True), scored, pairs, tmp.name, tau, seed)
     tmp.cleanup()
     return pd.DataFrame(rows)
 
 def _object_rows(table, scored, pairs, folder, tau, seed) -> list:
     "forest_cv's 'objects' rows for the (id, fold) of `scored` (file f: the f-th): per fold, the object model fitted on the other folds' candidates picks the nuclei; an image without candidates scores an empty prediction."
-    out, models = [], {}
-    for f, (i, k) in enumerate(scored):
-        if k not in models:
-            other = table[table['fold'] != k]
-            models[k] = fit_object_model(other, seed) if len(other) else None      # one fold: nothing to learn from without its own images
-        if models[k] is None: continue
+    models = {k: fit_object_model(table[table['fold'] != k], seed) for k in sorted({k for _, k in scored}) if (table['fold'] != k).any()}
+    todo = [(f, i, k) for f, (i, k) in enumerate(scored) if k in models]     # one fold: nothing to learn from without its own images
+    def score(job):
+        f, i, k = job
         here = table[table['file'] == f]
         z = np.load(f'{folder}/{f}.npz'); labs = [z[n].astype(np.int32) for n in z.files]
         pred = models[k].predict(here[CANDIDATE_FEATURES].to_numpy(float)) if len(here) else np.zeros(0)
-        lab = pairs[i][1]; sel = select_candidates(labs, here, pred, tau)
-        out.append(dict(id=i, fold=k, method='objects', threshold=tau, seeds='objects', h=-1.0, min_size=10,
-                        jaccard=float(seg_scores([sel > 0], [lab > 0])['jaccard'].iloc[0]), instance_ap=instance_ap(lab, sel)[0]))
-    return out
+        sel, lab = select_candidates(labs, here, pred, tau), pairs[i][1]
+        return dict(id=i, fold=k, method='objects', threshold=tau, seeds='objects', h=-1.0, min_size=10, jaccard=_jaccard(sel, lab), instance_ap=instance_ap(lab, sel)[0])
+    return list(imap_items(score, todo, workers=1, desc='object model'))
 
 def cross_choose(rows:pd.DataFrame, by='instance_ap', keys=('threshold', 'seeds', 'h', 'min_size')) -> pd.DataFrame:
     "Per method and fold: the setting (`keys` that `rows` has) with the best mean `by` on the other folds' images, and this fold's mean scores at it."
