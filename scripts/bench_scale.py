@@ -9,11 +9,13 @@ batches of the paper-sized network on the CPU; then an extrapolation to the full
     .venv/bin/python scripts/bench_scale.py --readme build/bench/scale.csv   # put saved runs' tables (a,b.csv) into README.md
 
 Each measurement runs in a fresh subprocess; a thread here samples the resident memory (RSS) of that process and all
-its children every 50 ms (psutil), so peaks of different runs never mix. RSS counts a page that forked workers share
+its children every 50 ms, so peaks of different runs never mix. RSS counts a page that forked workers share
 with their parent (libraries, torch) once per process; the proportional set size (PSS: such a page counts 1/k in each
 of the k processes that map it) is sampled beside it every 0.25 s, and its sum over the tree is what the tree costs.
-Per study: 1x items with
-`MEDREPRO_DECODE_WORKERS` = the cores, then at 4x items `--repeats` (default 2) serial runs (`MEDREPRO_DECODE_WORKERS=1`)
+Reading PSS makes the kernel walk every mapping of every process (about 15 ms a sample for an RSNA tree): CPU that a run
+with one worker per core loses and a serial run, with a core to spare, does not. So the timed runs sample RSS only.
+Per study: 1x items with `MEDREPRO_DECODE_WORKERS` = the cores (RSS and PSS), one memory run at 4x items with as many
+workers (RSS and PSS, not timed), then at 4x items `--repeats` (default 2) serial runs (`MEDREPRO_DECODE_WORKERS=1`)
 and as many parallel runs, interleaved (serial, parallel, serial, ...), each into a fresh cache; the best (shortest) of
 each is reported, and every one of their caches must hold identical arrays (`identical`: sha1 of every array).
 The library is imported before the clock starts (the first `import torch`, fastai, scikit-learn take seconds that a
@@ -302,35 +304,54 @@ def child(study, data, cache, train_batches, which='auto'):
 LIB = str(ROOT/'lib')        # the library measured (--lib)
 
 
-def measure(study, data, cache, workers, train_batches=0, which='auto'):
-    "Run `child` in a fresh process with MEDREPRO_DECODE_WORKERS=`workers`; its result with the peak RSS of its process tree."
+def tree_pids(pid) -> list:
+    "`pid` and its descendants, from /proc's per-thread `children` lists (cheap: psutil's `children(recursive=True)` reads every process on the machine)."
+    out = [pid]
+    try: tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError: return out
+    for t in tasks:
+        try: kids = Path(f'/proc/{pid}/task/{t}/children').read_text().split()
+        except OSError: continue
+        for k in kids: out += tree_pids(int(k))
+    return out
+
+
+def measure(study, data, cache, workers, train_batches=0, which='auto', pss=True):
+    """Run `child` in a fresh process with MEDREPRO_DECODE_WORKERS=`workers`; its result with the peak RSS of its process tree
+    (and its peak PSS with `pss=True`). The sampler shares the machine with the run: RSS costs it little (a /proc read per
+    process every 50 ms), PSS much more (the kernel walks every mapping for smaps), and a run with one worker per core pays
+    for that CPU while a serial run does not. So timed runs sample RSS only; `sampler_cpu_s` says what the sampler took."""
     import psutil
     env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=LIB, MEDREPRO_BATCH='1')
     cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches), '--adapters', which]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples, pss, done = [], [], threading.Event()
+    samples, pss_s, done, cpu = [], [], threading.Event(), [0.0]
     def _pss(q):
         try: return q.memory_full_info().pss
         except psutil.Error: return 0
+    def _proc(pid, cache={}):
+        if pid not in cache: cache[pid] = psutil.Process(pid)
+        return cache[pid]
     def sample():
-        p, next_pss = psutil.Process(proc.pid), 0.0
+        next_pss = 0.0
         while not done.is_set():
             try:
-                qs = [q for q in [p, *p.children(recursive=True)] if q.is_running()]
+                qs = [_proc(q) for q in tree_pids(proc.pid)]
                 rss = sum(q.memory_info().rss for q in qs)
                 samples.append((time.time(), rss))
-                if time.time() >= next_pss:     # PSS (a page shared by k processes counts 1/k in each) reads smaps: every 0.25 s
-                    pss.append((time.time(), sum(map(_pss, qs)))); next_pss = time.time() + 0.25
+                if pss and time.time() >= next_pss:     # PSS (a page shared by k processes counts 1/k in each) reads smaps: every 0.25 s
+                    pss_s.append((time.time(), sum(map(_pss, qs)))); next_pss = time.time() + 0.25
             except psutil.Error: pass
             done.wait(0.05)
+        cpu[0] = time.thread_time()
     th = threading.Thread(target=sample, daemon=True); th.start()
     out, err = proc.communicate(); done.set(); th.join()
     if proc.returncode: raise RuntimeError(f'{study} ({data}, {workers} workers) failed:\n{err[-3000:]}')
     res = json.loads([l for l in out.splitlines() if l.startswith('RESULT ')][-1][7:])
-    res['workers'] = workers
+    res['workers'], res['sampler_cpu_s'] = workers, cpu[0]
     res['prep_peak_rss'] = max([r for t, r in samples if t <= res['prep_end']] or [0])
     res['peak_rss'] = max([r for t, r in samples] or [0])
-    res['prep_peak_pss'] = max([r for t, r in pss if t <= res['prep_end']] or [0])
+    res['prep_peak_pss'] = max([r for t, r in pss_s if t <= res['prep_end']] or [0])
     return res
 
 
@@ -356,12 +377,17 @@ def run_study(study, n1, workdir, cores, train_batches, quick, which='auto', rep
     for d, n in ((d1, n1), (d4, 4 * n1)): d.mkdir(parents=True); WRITERS[study](d, n, quick)
     t_write = time.perf_counter() - t
     one = measure(study, d1, workdir/'x1'/'cache', cores, train_batches, which)
+    mem = measure(study, d4, workdir/'x4'/'cache_mem', cores, 0, which)      # memory (RSS and PSS) at 4x; not timed
+    shutil.rmtree(workdir/'x4'/'cache_mem', ignore_errors=True)
     pars, sers = [], []
     for i in range(max(1, repeats)):                   # interleaved: a burst of load from elsewhere hits both paths alike
         for runs, w, name in ((sers, 1, 'ser'), (pars, cores, 'par')):
             c = workdir/'x4'/f'cache_{name}{i}'
-            runs.append(measure(study, d4, c, w, 0, which)); shutil.rmtree(c, ignore_errors=True)
-    row = study_row(study, one, best(pars), best(sers))
+            runs.append(measure(study, d4, c, w, 0, which, pss=False)); shutil.rmtree(c, ignore_errors=True)
+    par = best(pars)
+    par.update(prep_peak_rss=max(par['prep_peak_rss'], mem['prep_peak_rss']), prep_peak_pss=mem['prep_peak_pss'],
+               digests=par['digests'] + [mem['digest']], sampler_cpu_s=max(r['sampler_cpu_s'] for r in pars))
+    row = study_row(study, one, par, best(sers))
     row.update(write_s=t_write, study_s=time.perf_counter() - t, repeats=max(1, repeats))
     return row
 
@@ -400,7 +426,8 @@ def study_row(study, one, par, ser):
                full_rss_GB=(par['prep_peak_rss'] + slope * (N - i4)) / 1e9 if i1 >= par.get('workers', 1) else float('nan'),
                model=one.get('model', ''), train_input=one.get('train_input', ''), train_bs=one.get('train_bs', ''),
                train_img_s=one.get('train_img_s', float('nan')), eval_img_s=one.get('eval_img_s', float('nan')),
-               peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'])
+               peak_rss_MB_with_train=one['peak_rss'] / 1e6, bad_4x=par['bad'],
+               sampler_cpu_s_4x=par.get('sampler_cpu_s', float('nan')), sampler_cpu_s_4x_serial=ser.get('sampler_cpu_s', float('nan')))
 
 
 SHOW = dict(study='study', adapter='preparation', unit='item', items_1x='items 1x', prep_s_1x='s 1x', items_s_1x='items/s 1x', rss_MB_1x='RSS MB 1x',

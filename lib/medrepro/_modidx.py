@@ -86,6 +86,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data._run_chunk': ('data.html#_run_chunk', 'medrepro/data.py'),
                                'medrepro.data._run_forked': ('data.html#_run_forked', 'medrepro/data.py'),
                                'medrepro.data._stratify': ('data.html#_stratify', 'medrepro/data.py'),
+                               'medrepro.data._trim_heap': ('data.html#_trim_heap', 'medrepro/data.py'),
                                'medrepro.data._written': ('data.html#_written', 'medrepro/data.py'),
                                'medrepro.data.check_dataset': ('data.html#check_dataset', 'medrepro/data.py'),
                                'medrepro.data.check_main': ('data.html#check_main', 'medrepro/data.py'),

@@ -263,9 +263,19 @@ def _guarded(fn, item):
     try: return True, fn(item)
     except BadItems.ERRORS as e: return False, e
 
+import ctypes, ctypes.util
+try: _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library('c')).malloc_trim if sys.platform.startswith('linux') else None
+except (OSError, AttributeError, TypeError): _MALLOC_TRIM = None      # not glibc (musl, macOS, Windows): nothing to trim
+
+def _trim_heap() -> bool:
+    "Hand the heap's free pages back to the system (glibc's `malloc_trim`); False where there is no such call."
+    if _MALLOC_TRIM is None: return False
+    _MALLOC_TRIM(0); return True
+
 def _run_chunk(fn, items):
-    "Run in a worker: `_guarded` of each item of one task, in order."
-    return [_guarded(fn, it) for it in items]
+    "Run in a worker: `_guarded` of each item of one task, in order; then the heap the task freed goes back to the system (`_trim_heap`)."
+    out = [_guarded(fn, it) for it in items]
+    _trim_heap(); return out
 
 _FORKED = None                          # (fn, items): a forked worker finds both here: no pickling of `fn`, only (start, stop) sent
 def _run_forked(span):
