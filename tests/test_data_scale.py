@@ -145,3 +145,11 @@ def test_worker_memory_does_not_creep_between_tasks():
     for pid, rss in parallel_map(_fragment, range(6), workers=2): seen.setdefault(pid, []).append(rss)
     assert any(len(v) > 1 for v in seen.values())
     for v in seen.values(): assert max(v[1:], default=v[0]) - v[0] < 40 * 2**20, [r / 2**20 for r in v]
+
+
+def test_byte_sums_exact_past_float32_counts():
+    "OpenCV counts in float32 (exact to 2**24): a bin holding more than that must still sum exactly."
+    from medrepro.data import _byte_sums
+    n = 2**24 + 3                                                  # as float32, 2**24 + 3 rounds to 2**24 + 4
+    s, ss = _byte_sums(np.full((n, 1), 255, np.uint8), (0,))
+    assert s[0] == 255 * n and ss[0] == 255**2 * n

@@ -75,6 +75,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'medrepro.data._cv_threads': ('data.html#_cv_threads', 'medrepro/data.py'),
                                'medrepro.data._draw': ('data.html#_draw', 'medrepro/data.py'),
                                'medrepro.data._guarded': ('data.html#_guarded', 'medrepro/data.py'),
+                               'medrepro.data._histograms': ('data.html#_histograms', 'medrepro/data.py'),
                                'medrepro.data._item_bytes': ('data.html#_item_bytes', 'medrepro/data.py'),
                                'medrepro.data._locked': ('data.html#_locked', 'medrepro/data.py'),
                                'medrepro.data._memmap_build': ('data.html#_memmap_build', 'medrepro/data.py'),
