@@ -307,7 +307,11 @@ LIB = str(ROOT/'lib')        # the library measured (--lib)
 
 
 def tree_pids(pid) -> list:
-    "`pid` and its descendants, from /proc's per-thread `children` lists (cheap: psutil's `children(recursive=True)` reads every process on the machine)."
+    "`pid` and its descendants, from Linux's per-thread `children` lists in /proc (cheap: psutil's `children(recursive=True)`, used elsewhere, reads every process on the machine)."
+    if not Path(f'/proc/{pid}/task').is_dir():
+        import psutil
+        try: return [pid] + [q.pid for q in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error: return [pid]
     out = [pid]
     try: tasks = os.listdir(f'/proc/{pid}/task')
     except OSError: return out
@@ -327,13 +331,13 @@ def measure(study, data, cache, workers, train_batches=0, which='auto', pss=True
     env = dict(os.environ, MEDREPRO_DECODE_WORKERS=str(workers), PYTHONPATH=LIB, MEDREPRO_BATCH='1')
     cmd = [sys.executable, __file__, '--child', study, str(data), str(cache), '--train-batches', str(train_batches), '--adapters', which]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples, pss_s, done, cpu = [], [], threading.Event(), [0.0]
+    samples, pss_s, done, cpu, procs = [], [], threading.Event(), [0.0], {}
     def _pss(q):
         try: return q.memory_full_info().pss
         except psutil.Error: return 0
-    def _proc(pid, cache={}):
-        if pid not in cache: cache[pid] = psutil.Process(pid)
-        return cache[pid]
+    def _proc(pid):
+        if pid not in procs: procs[pid] = psutil.Process(pid)
+        return procs[pid]
     def sample():
         next_pss = 0.0
         while not done.is_set():
